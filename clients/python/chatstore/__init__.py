@@ -1,0 +1,53 @@
+"""chatstore: the typed Python client of the chatstore session store.
+
+    from chatstore import ChatStoreClient, Message, Role
+
+The generated protobuf and gRPC code lives in `chatstore.v1`.
+"""
+
+from chatstore._client import DEFAULT_TARGET, DEFAULT_TIMEOUT_SECONDS, UNSET, ChatStoreClient
+from chatstore._errors import (
+    Aborted,
+    AlreadyExists,
+    ChatStoreError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    RpcError,
+    Unauthenticated,
+    Unavailable,
+)
+from chatstore._pagers import AsyncPager, Page
+from chatstore.v1 import Message, Role, Session, ToolCall
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "UNSET",
+    "Aborted",
+    "AlreadyExists",
+    "AsyncPager",
+    "ChatStoreClient",
+    "ChatStoreError",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "FieldViolation",
+    "Internal",
+    "InvalidArgument",
+    "Message",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "Role",
+    "RpcError",
+    "Session",
+    "ToolCall",
+    "Unauthenticated",
+    "Unavailable",
+]

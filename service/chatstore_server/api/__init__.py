@@ -1,0 +1,1 @@
+"""The gRPC API: servicer, validation, protobuf conversion, error mapping. No SQL here."""

@@ -1,0 +1,118 @@
+"""API errors as rich `google.rpc.Status` values (AIP-193).
+
+Every error a client sees is built here: a status code, a developer-facing message,
+an `ErrorInfo` (reason in UPPER_SNAKE, domain "chatstore", metadata such as the
+session id) and, for bad input, a `BadRequest` listing each wrong field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from chatstore_server.store import AlreadyExistsError, NotFoundError, StoreError, UnavailableError
+
+DOMAIN = "chatstore"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One wrong field: its path in the request (`messages[2].content`) and what is wrong."""
+
+    field: str
+    description: str
+
+
+@dataclass(eq=False)
+class ApiError(Exception):
+    """An error to return to the client as it is."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    violations: Sequence[FieldViolation] = ()
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.message)
+
+    def to_status(self) -> grpc.Status:
+        """The `grpc.Status` to abort with, details in `grpc-status-details-bin`."""
+        details = [
+            error_details_pb2.ErrorInfo(
+                reason=self.reason, domain=DOMAIN, metadata=dict(self.metadata)
+            )
+        ]
+        if self.violations:
+            details.append(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in self.violations
+                    ]
+                )
+            )
+        packed = []
+        for detail in details:
+            holder = any_pb2.Any()
+            holder.Pack(detail)
+            packed.append(holder)
+        status = status_pb2.Status(
+            code=getattr(code_pb2, self.code.name), message=self.message, details=packed
+        )
+        result: grpc.Status = rpc_status.to_status(status)
+        return result
+
+
+def invalid_argument(violations: Sequence[FieldViolation]) -> ApiError:
+    """INVALID_ARGUMENT naming every wrong field, in the message and in `BadRequest`."""
+    summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return ApiError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"invalid request: {summary}",
+        reason="INVALID_FIELD",
+        metadata={"fields": ",".join(v.field for v in violations)},
+        violations=violations,
+    )
+
+
+def internal(request_id: str) -> ApiError:
+    """INTERNAL with nothing of the cause: the log has it, under `request_id`."""
+    return ApiError(
+        grpc.StatusCode.INTERNAL,
+        f"internal error (request id {request_id})",
+        reason="INTERNAL",
+        metadata={"request_id": request_id},
+    )
+
+
+def from_store_error(error: StoreError) -> ApiError:
+    """Map a store error to the API error the client should see."""
+    if isinstance(error, NotFoundError):
+        return ApiError(
+            grpc.StatusCode.NOT_FOUND,
+            str(error),
+            reason=f"{error.resource.upper()}_NOT_FOUND",
+            metadata={f"{error.resource}_id": error.key},
+        )
+    if isinstance(error, AlreadyExistsError):
+        return ApiError(
+            grpc.StatusCode.ALREADY_EXISTS,
+            str(error),
+            reason=f"{error.resource.upper()}_ALREADY_EXISTS",
+            metadata={f"{error.resource}_id": error.key},
+        )
+    if isinstance(error, UnavailableError):
+        return ApiError(
+            grpc.StatusCode.UNAVAILABLE,
+            "the database is unavailable; retry with backoff",
+            reason="DATABASE_UNAVAILABLE",
+        )
+    raise TypeError(f"unmapped store error {type(error).__name__}") from error

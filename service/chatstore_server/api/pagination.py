@@ -1,0 +1,71 @@
+"""Opaque page tokens for keyset pagination (AIP-158).
+
+A token holds the position after the last item of a page and a fingerprint of the
+request it continues (method, tenant, filters). Reusing it with a different request
+is INVALID_ARGUMENT, as is a token that was not issued by this server. Tokens carry
+no secrets: the tenant always comes from the request, never from the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from chatstore_server.api.errors import FieldViolation, invalid_argument
+
+_VERSION = 1
+_FIELD = "page_token"
+
+
+def _fingerprint(binding: Sequence[Any]) -> str:
+    canonical = json.dumps(list(binding), separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def encode(binding: Sequence[Any], position: Sequence[Any]) -> str:
+    """A token for the page after `position`, valid only for requests matching `binding`.
+
+    Args:
+        binding: JSON-able values that identify the listing (method, tenant, filters).
+        position: JSON-able keyset values of the last item returned.
+    """
+    body = {"v": _VERSION, "b": _fingerprint(binding), "p": list(position)}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode(token: str, binding: Sequence[Any]) -> list[Any]:
+    """The position in `token`.
+
+    Raises:
+        ApiError: INVALID_ARGUMENT if the token is malformed or was issued for a
+            request that does not match `binding`.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        body = json.loads(raw)
+        valid = (
+            isinstance(body, dict)
+            and body.get("v") == _VERSION
+            and isinstance(body.get("p"), list)
+            and isinstance(body.get("b"), str)
+        )
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        raise invalid_argument([FieldViolation(_FIELD, "malformed page token")])
+    if body["b"] != _fingerprint(binding):
+        raise invalid_argument(
+            [FieldViolation(_FIELD, "the token was issued for a request with other parameters")]
+        )
+    position: list[Any] = body["p"]
+    return position
+
+
+def bad_position() -> Exception:
+    """The error for a token whose position does not have the expected shape."""
+    return invalid_argument([FieldViolation(_FIELD, "malformed page token")])

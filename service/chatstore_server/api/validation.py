@@ -1,0 +1,84 @@
+"""Request validation: every wrong field is collected, then reported at once.
+
+A request that fails validation is rejected before the store is touched, so bad
+input never writes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from uuid import UUID
+
+from google.protobuf import timestamp_pb2
+
+from chatstore_server.api.errors import FieldViolation, invalid_argument
+from chatstore_server.store.schema import TENANT_ID_MAX_CHARS
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31 UTC.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+
+
+class Checker:
+    """Collects field violations; `done()` raises them all as one INVALID_ARGUMENT."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def fail(self, field: str, description: str) -> None:
+        """Record that `field` is wrong."""
+        self.violations.append(FieldViolation(field, description))
+
+    def done(self) -> None:
+        """Raise `ApiError` (INVALID_ARGUMENT) if any field was wrong."""
+        if self.violations:
+            raise invalid_argument(self.violations)
+
+    def tenant_id(self, value: str, field: str = "tenant_id") -> str:
+        """A tenant id: 1 to 128 printable characters."""
+        if not value:
+            self.fail(field, "required")
+        elif len(value) > TENANT_ID_MAX_CHARS:
+            self.fail(field, f"at most {TENANT_ID_MAX_CHARS} characters")
+        elif not value.isprintable():
+            self.fail(field, "must not contain control characters")
+        return value
+
+    def uuid(self, value: str, field: str) -> UUID:
+        """A required UUID in 8-4-4-4-12 hex form (any case); returns the nil UUID if wrong."""
+        if not value:
+            self.fail(field, "required")
+        return self.optional_uuid(value, field) or UUID(int=0)
+
+    def optional_uuid(self, value: str, field: str) -> UUID | None:
+        """A UUID in 8-4-4-4-12 hex form, or None when `value` is empty."""
+        if not value:
+            return None
+        if _UUID.fullmatch(value) is None:
+            self.fail(field, "must be a UUID such as 123e4567-e89b-42d3-a456-426614174000")
+            return None
+        return UUID(value)
+
+    def text(self, value: str, field: str, *, max_chars: int, required: bool = False) -> str:
+        """A string of at most `max_chars` characters (non-empty if `required`)."""
+        if required and not value:
+            self.fail(field, "required")
+        elif len(value) > max_chars:
+            self.fail(field, f"at most {max_chars:,} characters (got {len(value):,})")
+        return value
+
+    def page_size(self, value: int, *, default: int, maximum: int) -> int:
+        """AIP-158: 0 means `default`, above `maximum` is lowered, negative is wrong."""
+        if value < 0:
+            self.fail("page_size", "must not be negative")
+            return default
+        return min(value or default, maximum)
+
+    def timestamp(self, value: timestamp_pb2.Timestamp, field: str) -> datetime:
+        """A Timestamp within 0001-01-01..9999-12-31, as an aware UTC datetime."""
+        if not _MIN_SECONDS <= value.seconds <= _MAX_SECONDS or not 0 <= value.nanos < 10**9:
+            self.fail(field, "must be between 0001-01-01 and 9999-12-31 UTC")
+            return datetime.now(UTC)
+        return value.ToDatetime(tzinfo=UTC)

@@ -1,0 +1,42 @@
+"""Server settings: one validated model, read from flags, `CHATSTORE_*` environment
+variables and defaults, in that order of precedence."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chatstore_server.api.limits import Limits
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Each field is also `CHATSTORE_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATSTORE_", extra="forbid", frozen=True)
+
+    listen: str = Field(
+        "127.0.0.1:50051", description="host:port to serve gRPC on; port 0 picks a free one"
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///chatstore.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
+    )
+    log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="how long in-flight calls may take to finish at shutdown"
+    )
+    max_content_chars: int = Field(
+        100_000, ge=1, description="longest message content, in characters"
+    )
+    db_pool_size: int = Field(10, ge=1, description="database connections kept open")
+    db_pool_timeout_seconds: float = Field(
+        5.0, gt=0, description="how long a call waits for a free database connection"
+    )
+
+    def limits(self) -> Limits:
+        """The request limits the API enforces."""
+        return Limits(max_content_chars=self.max_content_chars)

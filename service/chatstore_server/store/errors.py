@@ -1,0 +1,104 @@
+"""The store's errors, and the one place where driver errors become them.
+
+    StoreError
+    ├── NotFoundError        the row does not exist (in the caller's tenant)
+    ├── AlreadyExistsError   a unique key is taken (same on SQLite and PostgreSQL)
+    └── UnavailableError     the database cannot be reached or is busy; worth a retry
+
+Every other driver error propagates unchanged: it is a bug, not a condition the caller
+can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+
+from sqlalchemy import exc as sa_exc
+
+# SQLSTATE class 08 (connection exception), 53 (insufficient resources), 57P (operator
+# intervention, e.g. shutdown), 40001/40P01 (serialization failure, deadlock).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01")
+_UNIQUE_VIOLATION_SQLSTATE = "23505"
+_SQLITE_UNIQUE_ERRORS = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+
+
+class StoreError(Exception):
+    """Root of the store's errors."""
+
+
+class _KeyedError(StoreError):
+    def __init__(self, resource: str, key: str, message: str) -> None:
+        super().__init__(message)
+        self.resource = resource  # "session", "message"
+        self.key = key  # the id that was looked for or taken
+
+
+class NotFoundError(_KeyedError):
+    """The row does not exist, or not in the caller's tenant."""
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__(resource, str(key), f"{resource} {key} not found")
+
+
+class AlreadyExistsError(_KeyedError):
+    """A unique key (an id) is already taken."""
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__(resource, str(key), f"{resource} {key} already exists")
+
+
+class UnavailableError(StoreError):
+    """The database cannot be reached, or is too busy to answer now."""
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _is_unique_violation(error: sa_exc.IntegrityError) -> bool:
+    if _sqlstate(error.orig) == _UNIQUE_VIOLATION_SQLSTATE:
+        return True
+    if isinstance(error.orig, sqlite3.IntegrityError):
+        return getattr(error.orig, "sqlite_errorname", "") in _SQLITE_UNIQUE_ERRORS
+    return False
+
+
+def _is_unavailable(error: sa_exc.DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    if isinstance(error, sa_exc.InterfaceError):
+        return True
+    state = _sqlstate(error.orig)
+    if state is not None:
+        return state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    # SQLite: SQLITE_BUSY / SQLITE_LOCKED after busy_timeout, or an unopenable file.
+    return isinstance(error, sa_exc.OperationalError)
+
+
+@contextlib.contextmanager
+def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
+    """Turn driver errors raised inside the block into `StoreError`s.
+
+    Args:
+        resource: What a unique violation would be about ("session", "message").
+        key: Its key, for the message.
+
+    Raises:
+        AlreadyExistsError: A unique constraint was violated.
+        UnavailableError: The database is unreachable, shutting down or busy.
+    """
+    try:
+        yield
+    except sa_exc.IntegrityError as error:
+        if _is_unique_violation(error):
+            raise AlreadyExistsError(resource, key) from error
+        raise
+    except sa_exc.DBAPIError as error:
+        if _is_unavailable(error):
+            raise UnavailableError("the database is unavailable") from error
+        raise
+    except (OSError, TimeoutError) as error:
+        raise UnavailableError("the database is unavailable") from error

@@ -1,0 +1,36 @@
+"""The README's client example runs, as written, against a real server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_examples() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_readme_has_a_python_example() -> None:
+    assert len(python_examples()) == 1
+
+
+async def test_readme_example_runs_against_a_real_server(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(python_examples()[0], str(README), "exec"), namespace)
+    main = cast(Callable[[str], Awaitable[None]], namespace["main"])
+
+    await main(target)
+
+    assert capsys.readouterr().out.splitlines() == [
+        "1 ROLE_USER Find me a train to Rome.",
+        "2 ROLE_ASSISTANT Leaving when?",
+        "SESSION_NOT_FOUND",
+    ]

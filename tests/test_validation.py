@@ -1,0 +1,133 @@
+"""Bad input: INVALID_ARGUMENT naming the field, and nothing written."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2
+
+from chatstore import ChatStoreClient, InvalidArgument, Message, Role
+from chatstore.v1 import (
+    CreateSessionRequest,
+    Session,
+    UpdateSessionRequest,
+    session_service_pb2_grpc,
+)
+from tests.conftest import TENANT, snapshot
+
+Call = Callable[[ChatStoreClient, str], Awaitable[object]]
+
+
+async def _append(client: ChatStoreClient, session_id: str, message: Message) -> object:
+    return await client.append_messages(session_id, [Message(role=Role.ROLE_USER), message])
+
+
+CASES: dict[str, tuple[Call, str]] = {
+    "malformed session id": (lambda c, _: c.get_session("not-a-uuid"), "session_id"),
+    "malformed id in append": (
+        lambda c, _: c.append_messages("1234", [Message(role=Role.ROLE_USER)]),
+        "session_id",
+    ),
+    "tenant with a control character": (
+        lambda c, _: c.create_session(tenant_id="a\x00b"),
+        "tenant_id",
+    ),
+    "tenant too long": (lambda c, _: c.create_session(tenant_id="t" * 129), "tenant_id"),
+    "title over 200 characters": (lambda c, _: c.create_session(title="x" * 201), "session.title"),
+    "title update over 200 characters": (
+        lambda c, s: c.update_session(s, title="x" * 201),
+        "session.title",
+    ),
+    "malformed client session id": (
+        lambda c, _: c.create_session(session_id="123"),
+        "session_id",
+    ),
+    "content over the limit": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, content="x" * 100_001)),
+        "messages[1].content",
+    ),
+    "unspecified role": (
+        lambda c, s: _append(c, s, Message(content="no role")),
+        "messages[1].role",
+    ),
+    "unknown role": (
+        lambda c, s: _append(c, s, Message(role=99, content="?")),  # type: ignore[arg-type]
+        "messages[1].role",
+    ),
+    "negative token count": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, token_count=-1)),
+        "messages[1].token_count",
+    ),
+    "malformed message id": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, id="x")),
+        "messages[1].id",
+    ),
+    "empty batch": (lambda c, s: c.append_messages(s, []), "messages"),
+    "batch over the limit": (
+        lambda c, s: c.append_messages(s, [Message(role=Role.ROLE_USER)] * 1001),
+        "messages",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_bad_input_is_invalid_argument_and_writes_nothing(
+    client: ChatStoreClient, database_url: str, case: str
+) -> None:
+    call, field = CASES[case]
+    session = await client.create_session(title="existing")
+    before = await snapshot(database_url)
+
+    with pytest.raises(InvalidArgument) as caught:
+        await call(client, session.id)
+
+    assert field in [v.field for v in caught.value.field_violations]
+    assert field in caught.value.message
+    assert caught.value.reason == "INVALID_FIELD"
+    assert await snapshot(database_url) == before
+
+
+async def test_empty_tenant_is_invalid(target: str) -> None:
+    async with ChatStoreClient(target) as no_tenant:
+        with pytest.raises(ValueError, match="tenant_id"):
+            await no_tenant.get_session(str(uuid.uuid4()))
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = session_service_pb2_grpc.SessionServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateSession(CreateSessionRequest())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tenant_id" in (caught.value.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("paths", "field", "description"),
+    [
+        (["nickname"], "update_mask.paths[0]", "not a field"),
+        (["title", "message_count"], "update_mask.paths[1]", "output only"),
+        (["*", "title"], "update_mask", "only path"),
+    ],
+)
+async def test_bad_update_mask_is_invalid(
+    target: str, database_url: str, paths: list[str], field: str, description: str
+) -> None:
+    async with ChatStoreClient(target, tenant_id=TENANT) as client:
+        session = await client.create_session(title="keep")
+    before = await snapshot(database_url)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = session_service_pb2_grpc.SessionServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.UpdateSession(
+                UpdateSessionRequest(
+                    tenant_id=TENANT,
+                    session=Session(id=session.id, title="changed"),
+                    update_mask=field_mask_pb2.FieldMask(paths=paths),
+                )
+            )
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (caught.value.details() or "")
+    assert description in (caught.value.details() or "")
+    assert await snapshot(database_url) == before
