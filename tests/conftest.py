@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatstore import ChatStoreClient
+from chatstore import ChatStoreClient, PeerKind, SessionKey
+from chatstore.v1 import session_service_pb2_grpc
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 
@@ -57,9 +59,27 @@ async def snapshot(database_url: str) -> dict[str, list[tuple[object, ...]]]:
             return {
                 table: [
                     tuple(row)
-                    for row in await conn.execute(text(f"SELECT * FROM {table} ORDER BY id"))
+                    for row in await conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}"))
                 ]
-                for table in ("sessions", "messages")
+                for table, order in (
+                    ("sessions", "id"),
+                    ("messages", "id"),
+                    ("session_labels", "session_id, key"),
+                )
             }
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def stub(target: str) -> AsyncIterator[session_service_pb2_grpc.SessionServiceAsyncStub]:
+    """The raw generated stub, for requests the typed client would not send."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        yield session_service_pb2_grpc.SessionServiceStub(channel)
+
+
+def key(peer_id: str = "u1", *, channel: str = "discord") -> SessionKey:
+    """A routing key for tests."""
+    return SessionKey(
+        channel=channel, account_id="bot-1", peer_kind=PeerKind.PEER_KIND_DM, peer_id=peer_id
+    )

@@ -145,12 +145,12 @@ async def test_duplicate_message_id_writes_nothing(
     assert await snapshot(database_url) == before
 
 
-async def test_delete_session_deletes_its_messages(
+async def test_purging_a_session_deletes_its_messages(
     client: ChatStoreClient, database_url: str
 ) -> None:
-    session = await client.create_session()
+    session = await client.create_session(labels={"team": "a"})
     await client.append_messages(session.id, [user("a"), user("b")])
 
-    await client.delete_session(session.id)
+    await client.delete_session(session.id, purge=True)
 
-    assert await snapshot(database_url) == {"sessions": [], "messages": []}
+    assert await snapshot(database_url) == {"sessions": [], "messages": [], "session_labels": []}

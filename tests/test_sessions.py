@@ -59,6 +59,7 @@ async def test_session_of_another_tenant_is_not_found(client: ChatStoreClient) -
     with pytest.raises(NotFound):
         await client.delete_session(theirs.id)
     assert [s.id async for s in client.list_sessions()] == []
+    assert (await client.get_session(theirs.id, tenant_id="other")).title == "private"
 
 
 async def test_list_pages_through_every_session_newest_first(client: ChatStoreClient) -> None:
@@ -175,13 +176,13 @@ async def test_update_without_mask_changes_the_populated_fields(target: str) -> 
     assert (updated.title, updated.agent_id) == ("new", "a1")
 
 
-async def test_delete_removes_the_session(client: ChatStoreClient) -> None:
+async def test_purge_removes_the_session(client: ChatStoreClient) -> None:
     created = await client.create_session(title="doomed")
 
-    deleted = await client.delete_session(created.id)
+    purged = await client.delete_session(created.id, purge=True)
 
-    assert deleted.id == created.id
+    assert purged.id == created.id
     with pytest.raises(NotFound):
         await client.get_session(created.id)
     with pytest.raises(NotFound):
-        await client.delete_session(created.id)
+        await client.delete_session(created.id, purge=True)

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from chatstore import ChatStoreClient, InvalidArgument, Message, Role
+from chatstore import ChatStoreClient, InvalidArgument, Message, Role, TokenUsage
 from chatstore.v1 import (
     CreateSessionRequest,
     Session,
@@ -66,6 +66,34 @@ CASES: dict[str, tuple[Call, str]] = {
         "messages[1].id",
     ),
     "empty batch": (lambda c, s: c.append_messages(s, []), "messages"),
+    "empty label key": (lambda c, _: c.create_session(labels={"": "v"}), "session.labels"),
+    "label key too long": (
+        lambda c, _: c.create_session(labels={"k" * 64: "v"}),
+        "session.labels['" + "k" * 64 + "']",
+    ),
+    "label key with capitals": (
+        lambda c, _: c.create_session(labels={"Team": "v"}),
+        "session.labels['Team']",
+    ),
+    "label value too long": (
+        lambda c, s: c.update_session(s, labels={"k": "v" * 256}),
+        "session.labels['k']",
+    ),
+    "unknown retention": (
+        lambda c, _: c.create_session(retention=9),  # type: ignore[arg-type]
+        "session.retention",
+    ),
+    "unknown access mode": (
+        lambda c, s: c.update_session(s, access_mode=5),  # type: ignore[arg-type]
+        "session.access_mode",
+    ),
+    "malformed etag": (lambda c, s: c.update_session(s, title="x", etag="v1"), "etag"),
+    "malformed etag on pin": (lambda c, s: c.pin_session(s, etag="abc"), "etag"),
+    "model too long": (lambda c, _: c.create_session(model="m" * 129), "session.model"),
+    "negative token usage": (
+        lambda c, s: c.update_session(s, token_usage=TokenUsage(input_tokens=-1)),
+        "session.token_usage.input_tokens",
+    ),
     "batch over the limit": (
         lambda c, s: c.append_messages(s, [Message(role=Role.ROLE_USER)] * 1001),
         "messages",
@@ -108,6 +136,10 @@ async def test_empty_tenant_is_invalid(target: str) -> None:
         (["nickname"], "update_mask.paths[0]", "not a field"),
         (["title", "message_count"], "update_mask.paths[1]", "output only"),
         (["*", "title"], "update_mask", "only path"),
+        (["key"], "update_mask.paths[0]", "cannot be changed"),
+        (["etag"], "update_mask.paths[0]", "output only"),
+        (["status"], "update_mask.paths[0]", "output only"),
+        (["delete_time"], "update_mask.paths[0]", "output only"),
     ],
 )
 async def test_bad_update_mask_is_invalid(

@@ -3,12 +3,14 @@ variables and defaults, in that order of precedence."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatstore_server.api.limits import Limits
+from chatstore_server.store import SessionPolicy
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -36,6 +38,27 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(
         5.0, gt=0, description="how long a call waits for a free database connection"
     )
+
+    ephemeral_ttl_seconds: float = Field(
+        86_400, gt=0, description="an EPHEMERAL session expires this long after its last write"
+    )
+    deleted_retention_seconds: float = Field(
+        30 * 86_400, ge=0, description="a soft-deleted session is purged this long after deletion"
+    )
+    idle_after_seconds: float = Field(
+        1_800, gt=0, description="a session with no write for this long becomes IDLE"
+    )
+    sweep_interval_seconds: float = Field(
+        60, gt=0, description="how often the sweeper purges expired sessions and marks idle ones"
+    )
+
+    def policy(self) -> SessionPolicy:
+        """The session lifecycle periods."""
+        return SessionPolicy(
+            ephemeral_ttl=timedelta(seconds=self.ephemeral_ttl_seconds),
+            deleted_retention=timedelta(seconds=self.deleted_retention_seconds),
+            idle_after=timedelta(seconds=self.idle_after_seconds),
+        )
 
     def limits(self) -> Limits:
         """The request limits the API enforces."""

@@ -14,7 +14,15 @@ from chatstore.v1 import session_service_pb2, session_service_pb2_grpc
 from chatstore_server.api.interceptors import ErrorInterceptor
 from chatstore_server.api.servicer import SessionServicer
 from chatstore_server.config import Settings
-from chatstore_server.store import Database, MessageRepository, SessionRepository, upgrade
+from chatstore_server.store import (
+    Database,
+    MessageRepository,
+    SessionPolicy,
+    SessionRepository,
+    StoreError,
+    sweep,
+    upgrade,
+)
 
 logger = logging.getLogger("chatstore_server")
 
@@ -30,10 +38,12 @@ class ChatStoreServer:
         health: health.aio.HealthServicer,
         database: Database,
         port: int,
+        sweeper: asyncio.Task[None],
     ) -> None:
         self._server = server
         self._health = health
         self._database = database
+        self._sweeper = sweeper
         self.port = port
         """The port actually bound (useful when `listen` asked for port 0)."""
 
@@ -57,9 +67,12 @@ class ChatStoreServer:
                 # A second server must fail to bind a port in use, not share it silently.
                 options=[("grpc.so_reuseport", 0)],
             )
+            policy = settings.policy()
             session_service_pb2_grpc.add_SessionServiceServicer_to_server(
                 SessionServicer(
-                    SessionRepository(database), MessageRepository(database), settings.limits()
+                    SessionRepository(database, policy),
+                    MessageRepository(database, policy),
+                    settings.limits(),
                 ),
                 server,
             )
@@ -78,18 +91,36 @@ class ChatStoreServer:
         logger.info(
             "serving on %s (port %d), database %s", settings.listen, port, database.engine.url
         )
-        return cls(server, health_servicer, database, port)
+        sweeper = asyncio.create_task(
+            _sweep_forever(database, policy, settings.sweep_interval_seconds), name="sweeper"
+        )
+        return cls(server, health_servicer, database, port, sweeper)
 
     async def stop(self, grace_seconds: float | None) -> None:
         """Stop: health goes NOT_SERVING, new calls are refused, in-flight calls get
         `grace_seconds` to finish, then the database pool closes."""
         await self._health.enter_graceful_shutdown()
+        self._sweeper.cancel()
         await self._server.stop(grace_seconds)
+        await asyncio.gather(self._sweeper, return_exceptions=True)
         await self._database.dispose()
 
     async def wait_for_termination(self) -> None:
         """Return when the server has stopped."""
         await self._server.wait_for_termination()
+
+
+async def _sweep_forever(database: Database, policy: SessionPolicy, interval: float) -> None:
+    """Sweep every `interval` seconds until cancelled; a failed sweep is retried next time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = await sweep(database, policy)
+        except StoreError:
+            logger.warning("sweep failed; retrying in %.0fs", interval, exc_info=True)
+            continue
+        if result.purged or result.idled:
+            logger.info("sweep purged %d sessions, marked %d idle", result.purged, result.idled)
 
 
 async def serve(settings: Settings) -> None:

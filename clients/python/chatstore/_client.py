@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import grpc
-from google.protobuf import field_mask_pb2, struct_pb2
+from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 
 from chatstore._errors import from_grpc_error
 from chatstore._pagers import AsyncPager, Page
 from chatstore.v1 import message_pb2, session_pb2, session_service_pb2, session_service_pb2_grpc
+
+TimeBounds = tuple[datetime | None, datetime | None]
 
 DEFAULT_TARGET: Final = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
@@ -33,6 +36,22 @@ def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     result = struct_pb2.Struct()
     result.update(value)
     return result
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    result = timestamp_pb2.Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+def _time_range(bounds: TimeBounds | None) -> session_service_pb2.TimeRange | None:
+    if bounds is None:
+        return None
+    return session_service_pb2.TimeRange(
+        start_time=_timestamp(bounds[0]), end_time=_timestamp(bounds[1])
+    )
 
 
 class ChatStoreClient:
@@ -110,6 +129,13 @@ class ChatStoreClient:
         title: str = "",
         agent_id: str = "",
         session_metadata: Mapping[str, Any] | None = None,
+        key: session_pb2.SessionKey | None = None,
+        retention: session_pb2.Retention.ValueType = session_pb2.RETENTION_UNSPECIFIED,
+        access_mode: session_pb2.AccessMode.ValueType = session_pb2.ACCESS_MODE_UNSPECIFIED,
+        model: str = "",
+        persona_id: str = "",
+        recap: str = "",
+        labels: Mapping[str, str] | None = None,
         session_id: str | None = None,
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
@@ -121,6 +147,13 @@ class ChatStoreClient:
             title: Display title, at most 200 characters.
             agent_id: The agent, at most 128 characters.
             session_metadata: Free-form JSON object, at most 64 KiB encoded.
+            key: A routing key (channel, account, peer); with `agent_id`, unique
+                among the tenant's live sessions.
+            retention: RETENTION_EPHEMERAL to let it expire; default SAVED.
+            access_mode: ACCESS_MODE_READ_ONLY to refuse appends; default READ_WRITE.
+            model, persona_id, recap: Free text (at most 128, 128 and the content
+                limit in characters).
+            labels: String labels to filter lists by.
             session_id: A UUID to use as the id; None lets the server assign one.
             tenant_id: Overrides the client's tenant.
             timeout: Deadline in seconds; defaults to the client's.
@@ -128,7 +161,7 @@ class ChatStoreClient:
 
         Raises:
             InvalidArgument: A field is malformed or too long.
-            AlreadyExists: `session_id` is in use.
+            AlreadyExists: `session_id` is in use, or a live session has this key.
         """
         request = session_service_pb2.CreateSessionRequest(
             tenant_id=self._tenant(tenant_id),
@@ -136,27 +169,59 @@ class ChatStoreClient:
                 title=title,
                 agent_id=agent_id,
                 metadata=_struct(session_metadata) if session_metadata else None,
+                key=key,
+                retention=retention,
+                access_mode=access_mode,
+                model=model,
+                persona_id=persona_id,
+                recap=recap,
+                labels=labels,
             ),
             session_id=session_id or "",
         )
         return await self._call(self._stub.CreateSession, request, timeout, metadata)
 
+    async def get_or_create_session(
+        self,
+        key: session_pb2.SessionKey,
+        *,
+        agent_id: str = "",
+        defaults: session_pb2.Session | None = None,
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_service_pb2.GetOrCreateSessionResponse:
+        """The live session for (`agent_id`, `key`), created from `defaults` if none.
+
+        Returns:
+            The session, and `created` (whether this call created it).
+
+        Raises:
+            InvalidArgument: A key part is missing or malformed, or a bad default.
+        """
+        request = session_service_pb2.GetOrCreateSessionRequest(
+            tenant_id=self._tenant(tenant_id), agent_id=agent_id, key=key, defaults=defaults
+        )
+        return await self._call(self._stub.GetOrCreateSession, request, timeout, metadata)
+
     async def get_session(
         self,
         session_id: str,
         *,
+        view: session_service_pb2.SessionView.ValueType = session_service_pb2.SESSION_VIEW_BASIC,
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
         metadata: Metadata = (),
     ) -> session_pb2.Session:
-        """Get a session's metadata and counters.
+        """Get a session's metadata and counters (and, with view FULL, its newest
+        messages in `recent_messages`). Soft-deleted sessions are returned too.
 
         Raises:
             NotFound: No such session in the tenant.
             InvalidArgument: `session_id` is not a UUID.
         """
         request = session_service_pb2.GetSessionRequest(
-            tenant_id=self._tenant(tenant_id), session_id=session_id
+            tenant_id=self._tenant(tenant_id), session_id=session_id, view=view
         )
         return await self._call(self._stub.GetSession, request, timeout, metadata)
 
@@ -164,31 +229,73 @@ class ChatStoreClient:
         self,
         *,
         agent_id: str = "",
+        channel: str = "",
+        account_id: str = "",
+        peer_id: str = "",
+        statuses: Iterable[session_pb2.SessionStatus.ValueType] = (),
+        retention: session_pb2.Retention.ValueType = session_pb2.RETENTION_UNSPECIFIED,
+        labels: Mapping[str, str] | None = None,
+        pinned_only: bool = False,
+        archived: session_service_pb2.Inclusion.ValueType = session_service_pb2.INCLUSION_EXCLUDE,
+        deleted: session_service_pb2.Inclusion.ValueType = session_service_pb2.INCLUSION_EXCLUDE,
+        create_time_range: TimeBounds | None = None,
+        update_time_range: TimeBounds | None = None,
+        order_by: str = "",
+        pinned_first: bool = False,
         page_size: int = 0,
         page_token: str = "",
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
         metadata: Metadata = (),
     ) -> AsyncPager[session_pb2.Session]:
-        """List the tenant's sessions, newest `update_time` first.
+        """List the tenant's sessions that match every filter given.
 
         Returns a pager: `async for session in client.list_sessions()`. Pages are
         fetched as iteration reaches them; `timeout` applies to each page's call.
 
         Args:
-            agent_id: Only this agent's sessions; "" for all.
+            agent_id, channel, account_id, peer_id: Exact matches; "" for any.
+            statuses: Any of these statuses; empty for any.
+            retention: Only this retention; unspecified for any.
+            labels: Every one of these labels must match.
+            pinned_only: Only pinned sessions.
+            archived, deleted: INCLUSION_EXCLUDE (default), _INCLUDE or _ONLY.
+            create_time_range, update_time_range: (start, end), end exclusive;
+                None on either side is unbounded.
+            order_by: "update_time", "create_time" or "title", optionally
+                followed by " desc"; "" is "update_time desc".
+            pinned_first: Pinned sessions before the others.
             page_size: Sessions per page; 0 for the server's default (50), at most 1,000.
             page_token: Start from this page (a `next_page_token`).
 
         Raises:
-            InvalidArgument: A bad page size or page token (raised while iterating).
+            InvalidArgument: A bad filter, order, page size or page token (raised
+                while iterating).
         """
         tenant = self._tenant(tenant_id)
+        template = session_service_pb2.ListSessionsRequest(
+            tenant_id=tenant,
+            agent_id=agent_id,
+            channel=channel,
+            account_id=account_id,
+            peer_id=peer_id,
+            statuses=list(statuses),
+            retention=retention,
+            labels=labels,
+            pinned_only=pinned_only,
+            archived=archived,
+            deleted=deleted,
+            create_time_range=_time_range(create_time_range),
+            update_time_range=_time_range(update_time_range),
+            order_by=order_by,
+            pinned_first=pinned_first,
+            page_size=page_size,
+        )
 
         async def fetch(token: str) -> Page[session_pb2.Session]:
-            request = session_service_pb2.ListSessionsRequest(
-                tenant_id=tenant, agent_id=agent_id, page_size=page_size, page_token=token
-            )
+            request = session_service_pb2.ListSessionsRequest()
+            request.CopyFrom(template)
+            request.page_token = token
             response = await self._call(self._stub.ListSessions, request, timeout, metadata)
             return Page(list(response.sessions), response.next_page_token)
 
@@ -201,58 +308,185 @@ class ChatStoreClient:
         title: str | _Unset = UNSET,
         agent_id: str | _Unset = UNSET,
         session_metadata: Mapping[str, Any] | _Unset | None = UNSET,
+        retention: session_pb2.Retention.ValueType | _Unset = UNSET,
+        access_mode: session_pb2.AccessMode.ValueType | _Unset = UNSET,
+        model: str | _Unset = UNSET,
+        persona_id: str | _Unset = UNSET,
+        recap: str | _Unset = UNSET,
+        labels: Mapping[str, str] | _Unset = UNSET,
+        token_usage: session_pb2.TokenUsage | _Unset = UNSET,
+        etag: str = "",
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
         metadata: Metadata = (),
     ) -> session_pb2.Session:
         """Change the fields given (the others are left alone); returns the new session.
 
-        Pass `""` (or None for `session_metadata`) to clear a field.
+        Pass `""` (or None for `session_metadata`, `{}` for `labels`) to clear a
+        field. With `etag`, the update happens only if the session is unchanged
+        since that read (AIP-154).
 
         Raises:
             NotFound: No such session in the tenant.
             InvalidArgument: A value is malformed or too long.
+            Aborted: `etag` is stale.
+            FailedPrecondition: The session is soft-deleted.
         """
         session = session_pb2.Session(id=session_id)
         paths = []
-        if not isinstance(title, _Unset):
-            session.title = title
-            paths.append("title")
-        if not isinstance(agent_id, _Unset):
-            session.agent_id = agent_id
-            paths.append("agent_id")
+        scalars: dict[str, Any] = {
+            "title": title,
+            "agent_id": agent_id,
+            "retention": retention,
+            "access_mode": access_mode,
+            "model": model,
+            "persona_id": persona_id,
+            "recap": recap,
+        }
+        for name, value in scalars.items():
+            if not isinstance(value, _Unset):
+                setattr(session, name, value)
+                paths.append(name)
         if not isinstance(session_metadata, _Unset):
             if session_metadata:
                 session.metadata.CopyFrom(_struct(session_metadata))
             paths.append("metadata")
-        request = session_service_pb2.UpdateSessionRequest(
-            tenant_id=self._tenant(tenant_id),
-            session=session,
-            update_mask=field_mask_pb2.FieldMask(paths=paths),
-        )
+        if not isinstance(labels, _Unset):
+            session.labels.update(labels)
+            paths.append("labels")
+        if not isinstance(token_usage, _Unset):
+            session.token_usage.CopyFrom(token_usage)
+            paths.append("token_usage")
         if not paths:
             return await self.get_session(
                 session_id, tenant_id=tenant_id, timeout=timeout, metadata=metadata
             )
+        request = session_service_pb2.UpdateSessionRequest(
+            tenant_id=self._tenant(tenant_id),
+            session=session,
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+            etag=etag,
+        )
         return await self._call(self._stub.UpdateSession, request, timeout, metadata)
 
     async def delete_session(
         self,
         session_id: str,
         *,
+        purge: bool = False,
+        etag: str = "",
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
         metadata: Metadata = (),
     ) -> session_pb2.Session:
-        """Delete a session and all its messages; returns its last state.
+        """Soft-delete a session (AIP-164), or with `purge` remove it and its history
+        for good. Returns the session (for a purge, its last state).
 
         Raises:
             NotFound: No such session in the tenant.
+            Aborted: `etag` is stale.
         """
         request = session_service_pb2.DeleteSessionRequest(
-            tenant_id=self._tenant(tenant_id), session_id=session_id
+            tenant_id=self._tenant(tenant_id), session_id=session_id, etag=etag, purge=purge
         )
         return await self._call(self._stub.DeleteSession, request, timeout, metadata)
+
+    async def undelete_session(
+        self,
+        session_id: str,
+        *,
+        etag: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Restore a soft-deleted session.
+
+        Raises:
+            NotFound: No such session (or already purged).
+            AlreadyExists: The session is not deleted, or its key is taken.
+            Aborted: `etag` is stale.
+        """
+        request = session_service_pb2.UndeleteSessionRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, etag=etag
+        )
+        return await self._call(self._stub.UndeleteSession, request, timeout, metadata)
+
+    async def pin_session(
+        self,
+        session_id: str,
+        *,
+        etag: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Pin a session (a no-op if pinned).
+
+        Raises:
+            NotFound, FailedPrecondition (soft-deleted), Aborted (stale `etag`).
+        """
+        request = session_service_pb2.PinSessionRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, etag=etag
+        )
+        return await self._call(self._stub.PinSession, request, timeout, metadata)
+
+    async def unpin_session(
+        self,
+        session_id: str,
+        *,
+        etag: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Unpin a session (a no-op if not pinned).
+
+        Raises:
+            NotFound, FailedPrecondition (soft-deleted), Aborted (stale `etag`).
+        """
+        request = session_service_pb2.UnpinSessionRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, etag=etag
+        )
+        return await self._call(self._stub.UnpinSession, request, timeout, metadata)
+
+    async def archive_session(
+        self,
+        session_id: str,
+        *,
+        etag: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Archive a session: status ARCHIVED, hidden from default lists, no appends.
+
+        Raises:
+            NotFound, FailedPrecondition (soft-deleted), Aborted (stale `etag`).
+        """
+        request = session_service_pb2.ArchiveSessionRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, etag=etag
+        )
+        return await self._call(self._stub.ArchiveSession, request, timeout, metadata)
+
+    async def unarchive_session(
+        self,
+        session_id: str,
+        *,
+        etag: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Unarchive a session (status back to ACTIVE).
+
+        Raises:
+            NotFound, FailedPrecondition (soft-deleted), Aborted (stale `etag`).
+        """
+        request = session_service_pb2.UnarchiveSessionRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, etag=etag
+        )
+        return await self._call(self._stub.UnarchiveSession, request, timeout, metadata)
 
     async def append_messages(
         self,
@@ -277,6 +511,8 @@ class ChatStoreClient:
             NotFound: No such session in the tenant.
             InvalidArgument: An empty or oversized batch, or a bad message.
             AlreadyExists: A message id given by the caller is in use.
+            FailedPrecondition: The session is deleted, archived or read-only
+                (`reason` says which).
         """
         request = session_service_pb2.AppendMessagesRequest(
             tenant_id=self._tenant(tenant_id), session_id=session_id, messages=list(messages)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from chatstore.v1 import message_pb2, session_pb2
-from chatstore_server.store import MessageRecord, NewMessage, Role, SessionRecord, ToolCallRecord
+from chatstore_server.store import (
+    AccessMode,
+    MessageRecord,
+    NewMessage,
+    PeerKind,
+    Retention,
+    Role,
+    SessionKey,
+    SessionRecord,
+    SessionStatus,
+    TokenUsage,
+    ToolCallRecord,
+)
 
 ROLE_TO_PROTO = {
     Role.USER: message_pb2.ROLE_USER,
@@ -17,10 +30,34 @@ ROLE_TO_PROTO = {
     Role.TOOL: message_pb2.ROLE_TOOL,
 }
 ROLE_FROM_PROTO = {proto: role for role, proto in ROLE_TO_PROTO.items()}
+STATUS_TO_PROTO = {
+    SessionStatus.ACTIVE: session_pb2.SESSION_STATUS_ACTIVE,
+    SessionStatus.IDLE: session_pb2.SESSION_STATUS_IDLE,
+    SessionStatus.COMPACTED: session_pb2.SESSION_STATUS_COMPACTED,
+    SessionStatus.ARCHIVED: session_pb2.SESSION_STATUS_ARCHIVED,
+}
+STATUS_FROM_PROTO = {proto: status for status, proto in STATUS_TO_PROTO.items()}
+RETENTION_TO_PROTO = {
+    Retention.EPHEMERAL: session_pb2.RETENTION_EPHEMERAL,
+    Retention.SAVED: session_pb2.RETENTION_SAVED,
+}
+RETENTION_FROM_PROTO = {proto: value for value, proto in RETENTION_TO_PROTO.items()}
+ACCESS_MODE_TO_PROTO = {
+    AccessMode.READ_WRITE: session_pb2.ACCESS_MODE_READ_WRITE,
+    AccessMode.READ_ONLY: session_pb2.ACCESS_MODE_READ_ONLY,
+}
+ACCESS_MODE_FROM_PROTO = {proto: value for value, proto in ACCESS_MODE_TO_PROTO.items()}
+PEER_KIND_TO_PROTO = {
+    PeerKind.DM: session_pb2.PEER_KIND_DM,
+    PeerKind.GROUP: session_pb2.PEER_KIND_GROUP,
+}
+PEER_KIND_FROM_PROTO = {proto: value for value, proto in PEER_KIND_TO_PROTO.items()}
 
 
-def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """An aware datetime as a Timestamp."""
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """An aware datetime as a Timestamp (None stays unset)."""
+    if value is None:
+        return None
     result = timestamp_pb2.Timestamp()
     result.FromDatetime(value)
     return result
@@ -39,8 +76,43 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return result
 
 
-def session_to_proto(record: SessionRecord) -> session_pb2.Session:
+def etag(revision: int) -> str:
+    """The etag of a session revision."""
+    return str(revision)
+
+
+def key_to_proto(key: SessionKey | None) -> session_pb2.SessionKey | None:
+    """A routing key as the API's SessionKey (None stays unset)."""
+    if key is None:
+        return None
+    return session_pb2.SessionKey(
+        channel=key.channel,
+        account_id=key.account_id,
+        peer_kind=PEER_KIND_TO_PROTO[key.peer_kind],
+        peer_id=key.peer_id,
+    )
+
+
+def key_from_proto(key: session_pb2.SessionKey) -> SessionKey:
+    """A validated SessionKey as a store key."""
+    return SessionKey(
+        channel=key.channel,
+        account_id=key.account_id,
+        peer_kind=PEER_KIND_FROM_PROTO[key.peer_kind],
+        peer_id=key.peer_id,
+    )
+
+
+def token_usage_from_proto(usage: session_pb2.TokenUsage) -> TokenUsage:
+    """A validated TokenUsage as the store's."""
+    return TokenUsage(usage.input_tokens, usage.output_tokens, usage.total_tokens)
+
+
+def session_to_proto(
+    record: SessionRecord, recent_messages: Sequence[MessageRecord] = ()
+) -> session_pb2.Session:
     """A stored session as the API's Session."""
+    usage = record.token_usage
     return session_pb2.Session(
         id=str(record.id),
         tenant_id=record.tenant_id,
@@ -51,6 +123,30 @@ def session_to_proto(record: SessionRecord) -> session_pb2.Session:
         update_time=timestamp(record.update_time),
         message_count=record.message_count,
         last_seq=record.last_seq,
+        key=key_to_proto(record.key),
+        status=STATUS_TO_PROTO[record.status],
+        retention=RETENTION_TO_PROTO[record.retention],
+        access_mode=ACCESS_MODE_TO_PROTO[record.access_mode],
+        model=record.model,
+        persona_id=record.persona_id,
+        recap=record.recap,
+        labels=record.labels,
+        pin_time=timestamp(record.pin_time),
+        archive_time=timestamp(record.archive_time),
+        delete_time=timestamp(record.delete_time),
+        expire_time=timestamp(record.expire_time),
+        last_message_time=timestamp(record.last_message_time),
+        token_usage=session_pb2.TokenUsage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+        ),
+        event_count=record.event_count,
+        checkpoint_count=record.checkpoint_count,
+        size_bytes=record.size_bytes,
+        last_message_preview=record.last_message_preview,
+        etag=etag(record.revision),
+        recent_messages=[message_to_proto(m) for m in recent_messages],
     )
 
 

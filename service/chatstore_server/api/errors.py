@@ -15,7 +15,14 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from chatstore_server.store import AlreadyExistsError, NotFoundError, StoreError, UnavailableError
+from chatstore_server.store import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    SessionStateError,
+    StoreError,
+    UnavailableError,
+)
 
 DOMAIN = "chatstore"
 
@@ -93,6 +100,19 @@ def internal(request_id: str) -> ApiError:
     )
 
 
+# SessionStateError.state -> (status code, ErrorInfo reason)
+_STATE_ERRORS = {
+    "DELETED": (grpc.StatusCode.FAILED_PRECONDITION, "SESSION_DELETED"),
+    "ARCHIVED": (grpc.StatusCode.FAILED_PRECONDITION, "SESSION_ARCHIVED"),
+    "READ_ONLY": (grpc.StatusCode.FAILED_PRECONDITION, "SESSION_READ_ONLY"),
+    "LIVE": (grpc.StatusCode.ALREADY_EXISTS, "SESSION_NOT_DELETED"),
+}
+
+
+def _id_name(resource: str) -> str:
+    return "session_id" if resource.startswith("session") else f"{resource}_id"
+
+
 def from_store_error(error: StoreError) -> ApiError:
     """Map a store error to the API error the client should see."""
     if isinstance(error, NotFoundError):
@@ -100,15 +120,30 @@ def from_store_error(error: StoreError) -> ApiError:
             grpc.StatusCode.NOT_FOUND,
             str(error),
             reason=f"{error.resource.upper()}_NOT_FOUND",
-            metadata={f"{error.resource}_id": error.key},
+            metadata={_id_name(error.resource): error.key},
         )
     if isinstance(error, AlreadyExistsError):
+        message = (
+            "a live session with this agent and key already exists"
+            if error.resource == "session_key"
+            else str(error)
+        )
         return ApiError(
             grpc.StatusCode.ALREADY_EXISTS,
-            str(error),
+            message,
             reason=f"{error.resource.upper()}_ALREADY_EXISTS",
-            metadata={f"{error.resource}_id": error.key},
+            metadata={_id_name(error.resource): error.key},
         )
+    if isinstance(error, ConflictError):
+        return ApiError(
+            grpc.StatusCode.ABORTED,
+            f"{error}; read the session again and retry",
+            reason="ETAG_MISMATCH",
+            metadata={_id_name(error.resource): error.key},
+        )
+    if isinstance(error, SessionStateError):
+        code, reason = _STATE_ERRORS[error.state]
+        return ApiError(code, str(error), reason=reason, metadata={"session_id": error.session_id})
     if isinstance(error, UnavailableError):
         return ApiError(
             grpc.StatusCode.UNAVAILABLE,

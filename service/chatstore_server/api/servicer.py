@@ -5,12 +5,18 @@ from __future__ import annotations
 from chatstore.v1 import session_service_pb2_grpc
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.messages import MessageMethods
+from chatstore_server.api.session_lifecycle import SessionLifecycleMethods
+from chatstore_server.api.session_list import SessionListMethods
 from chatstore_server.api.sessions import SessionMethods
 from chatstore_server.store import MessageRepository, SessionRepository
 
 
 class SessionServicer(
-    SessionMethods, MessageMethods, session_service_pb2_grpc.SessionServiceServicer
+    SessionMethods,
+    SessionListMethods,
+    SessionLifecycleMethods,
+    MessageMethods,
+    session_service_pb2_grpc.SessionServiceServicer,
 ):
     """`chatstore.v1.SessionService` over the store's repositories."""
 

@@ -13,7 +13,7 @@ from uuid import UUID
 from google.protobuf import timestamp_pb2
 
 from chatstore_server.api.errors import FieldViolation, invalid_argument
-from chatstore_server.store.schema import TENANT_ID_MAX_CHARS
+from chatstore_server.store.schema import LABEL_VALUE_MAX_CHARS, TENANT_ID_MAX_CHARS
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31 UTC.
@@ -82,3 +82,33 @@ class Checker:
             self.fail(field, "must be between 0001-01-01 and 9999-12-31 UTC")
             return datetime.now(UTC)
         return value.ToDatetime(tzinfo=UTC)
+
+
+_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+MAX_LABELS = 64
+
+
+def check_labels(check: Checker, labels: dict[str, str], field: str, *, max_pairs: int) -> None:
+    """Label keys: 1 to 63 of `[a-z0-9_-]`, starting with a letter; values <= 255 chars."""
+    if len(labels) > max_pairs:
+        check.fail(field, f"at most {max_pairs} labels")
+    for key, value in labels.items():
+        if _LABEL_KEY.fullmatch(key) is None:
+            check.fail(
+                f"{field}[{key!r}]" if key else field,
+                "label keys are 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter",
+            )
+        if len(value) > LABEL_VALUE_MAX_CHARS:
+            check.fail(
+                f"{field}[{key!r}]", f"label values are at most {LABEL_VALUE_MAX_CHARS} characters"
+            )
+
+
+def check_etag(check: Checker, etag: str, field: str = "etag") -> int | None:
+    """An etag as issued by this server (a session revision), or None when empty."""
+    if not etag:
+        return None
+    if not etag.isdigit() or len(etag) > 18:
+        check.fail(field, "malformed etag: give back the `etag` of a Session as read")
+        return None
+    return int(etag)

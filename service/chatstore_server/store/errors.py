@@ -3,6 +3,8 @@
     StoreError
     ├── NotFoundError        the row does not exist (in the caller's tenant)
     ├── AlreadyExistsError   a unique key is taken (same on SQLite and PostgreSQL)
+    ├── ConflictError        a precondition (etag, expected seq) no longer holds
+    ├── SessionStateError    the session's state forbids the write (deleted, ...)
     └── UnavailableError     the database cannot be reached or is busy; worth a retry
 
 Every other driver error propagates unchanged: it is a bug, not a condition the caller
@@ -31,7 +33,7 @@ class StoreError(Exception):
 class _KeyedError(StoreError):
     def __init__(self, resource: str, key: str, message: str) -> None:
         super().__init__(message)
-        self.resource = resource  # "session", "message"
+        self.resource = resource  # "session", "message", "session_key"
         self.key = key  # the id that was looked for or taken
 
 
@@ -47,6 +49,25 @@ class AlreadyExistsError(_KeyedError):
 
     def __init__(self, resource: str, key: object) -> None:
         super().__init__(resource, str(key), f"{resource} {key} already exists")
+
+
+class ConflictError(_KeyedError):
+    """A write's precondition (the session's etag) no longer holds; nothing changed."""
+
+    def __init__(self, resource: str, key: object, detail: str) -> None:
+        super().__init__(resource, str(key), f"{resource} {key}: {detail}")
+
+
+class SessionStateError(StoreError):
+    """The session's state forbids the write; nothing changed.
+
+    `state` is one of `DELETED`, `ARCHIVED`, `READ_ONLY`, `LIVE` (for an undelete).
+    """
+
+    def __init__(self, session_id: object, state: str, message: str) -> None:
+        super().__init__(message)
+        self.session_id = str(session_id)
+        self.state = state
 
 
 class UnavailableError(StoreError):

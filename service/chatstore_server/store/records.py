@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 
@@ -20,6 +20,67 @@ class Role(enum.StrEnum):
     ASSISTANT = "assistant"
     SYSTEM = "system"
     TOOL = "tool"
+
+
+class SessionStatus(enum.StrEnum):
+    """A session's activity state."""
+
+    ACTIVE = "ACTIVE"
+    IDLE = "IDLE"
+    COMPACTED = "COMPACTED"
+    ARCHIVED = "ARCHIVED"
+
+
+class Retention(enum.StrEnum):
+    """Whether a session expires."""
+
+    EPHEMERAL = "EPHEMERAL"
+    SAVED = "SAVED"
+
+
+class AccessMode(enum.StrEnum):
+    """Whether a session accepts new history."""
+
+    READ_WRITE = "READ_WRITE"
+    READ_ONLY = "READ_ONLY"
+
+
+class PeerKind(enum.StrEnum):
+    """Who a keyed session talks to."""
+
+    DM = "DM"
+    GROUP = "GROUP"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """A session's routing key; with the agent, unique among a tenant's live sessions."""
+
+    channel: str
+    account_id: str
+    peer_kind: PeerKind
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens used in a session."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """Server-wide lifecycle periods."""
+
+    ephemeral_ttl: timedelta = timedelta(hours=24)
+    """An EPHEMERAL session expires this long after its last write."""
+    deleted_retention: timedelta = timedelta(days=30)
+    """A soft-deleted session is purged this long after its deletion."""
+    idle_after: timedelta = timedelta(minutes=30)
+    """An ACTIVE or COMPACTED session with no write for this long becomes IDLE."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +105,43 @@ class SessionRecord:
     update_time: datetime
     message_count: int
     last_seq: int
+    key: SessionKey | None
+    status: SessionStatus
+    retention: Retention
+    access_mode: AccessMode
+    model: str
+    persona_id: str
+    recap: str
+    labels: dict[str, str]
+    pin_time: datetime | None
+    archive_time: datetime | None
+    delete_time: datetime | None
+    expire_time: datetime | None
+    last_message_time: datetime | None
+    token_usage: TokenUsage
+    event_count: int
+    checkpoint_count: int
+    size_bytes: int
+    last_message_preview: str
+    revision: int
+    """Bumped by every write; the API's etag is derived from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """The caller-settable fields of a session to create."""
+
+    agent_id: str = ""
+    title: str = ""
+    metadata: dict[str, Any] | None = None
+    key: SessionKey | None = None
+    retention: Retention = Retention.SAVED
+    access_mode: AccessMode = AccessMode.READ_WRITE
+    model: str = ""
+    persona_id: str = ""
+    recap: str = ""
+    labels: dict[str, str] | None = None
+    token_usage: TokenUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)

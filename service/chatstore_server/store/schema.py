@@ -14,11 +14,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
 from chatstore_server.store.types import UTCDateTime, json_type
@@ -35,6 +37,18 @@ NAMING_CONVENTION = {
 TENANT_ID_MAX_CHARS = 128
 AGENT_ID_MAX_CHARS = 128
 TITLE_MAX_CHARS = 200
+MODEL_MAX_CHARS = 128
+PERSONA_ID_MAX_CHARS = 128
+CHANNEL_MAX_CHARS = 64
+ACCOUNT_ID_MAX_CHARS = 128
+PEER_ID_MAX_CHARS = 128
+LABEL_KEY_MAX_CHARS = 63
+LABEL_VALUE_MAX_CHARS = 255
+PREVIEW_CHARS = 200
+
+# The key of a live keyed session is unique per (tenant, agent): GetOrCreateSession
+# relies on it. Soft-deleted sessions give their key up.
+_LIVE_KEYED = "delete_time IS NULL AND key_channel IS NOT NULL"
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -50,9 +64,73 @@ sessions = Table(
     Column("update_time", UTCDateTime(), nullable=False),
     Column("message_count", BigInteger(), nullable=False, server_default="0"),
     Column("last_seq", BigInteger(), nullable=False, server_default="0"),
-    # ListSessions: a tenant's sessions, newest first, keyset on (update_time, id).
+    # Added by 0002: the whole session lifecycle.
+    Column("key_channel", String(CHANNEL_MAX_CHARS), nullable=True),
+    Column("key_account_id", String(ACCOUNT_ID_MAX_CHARS), nullable=True),
+    Column("key_peer_kind", String(8), nullable=True),
+    Column("key_peer_id", String(PEER_ID_MAX_CHARS), nullable=True),
+    Column("status", String(16), nullable=False, server_default="ACTIVE"),
+    Column("retention", String(16), nullable=False, server_default="SAVED"),
+    Column("access_mode", String(16), nullable=False, server_default="READ_WRITE"),
+    Column("model", String(MODEL_MAX_CHARS), nullable=False, server_default=""),
+    Column("persona_id", String(PERSONA_ID_MAX_CHARS), nullable=False, server_default=""),
+    Column("recap", Text(), nullable=False, server_default=""),
+    # A copy of session_labels, so that reads need no second query.
+    Column("labels", json_type(), nullable=True),
+    Column("pin_time", UTCDateTime(), nullable=True),
+    Column("archive_time", UTCDateTime(), nullable=True),
+    Column("delete_time", UTCDateTime(), nullable=True),
+    Column("expire_time", UTCDateTime(), nullable=True),
+    Column("last_message_time", UTCDateTime(), nullable=True),
+    Column("input_tokens", BigInteger(), nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger(), nullable=False, server_default="0"),
+    Column("total_tokens", BigInteger(), nullable=False, server_default="0"),
+    Column("event_count", BigInteger(), nullable=False, server_default="0"),
+    Column("checkpoint_count", BigInteger(), nullable=False, server_default="0"),
+    Column("size_bytes", BigInteger(), nullable=False, server_default="0"),
+    Column("last_message_preview", String(PREVIEW_CHARS), nullable=False, server_default=""),
+    # Bumped by every write; the etag is derived from it.
+    Column("revision", BigInteger(), nullable=False, server_default="1"),
+    # ListSessions orders (keyset on (order column, id)) and filters.
     Index(None, "tenant_id", "update_time", "id"),
+    Index(None, "tenant_id", "create_time", "id"),
+    Index(None, "tenant_id", "title", "id"),
     Index(None, "tenant_id", "agent_id", "update_time", "id"),
+    Index(None, "tenant_id", "key_channel", "update_time", "id"),
+    Index(None, "tenant_id", "key_peer_id", "update_time", "id"),
+    Index(None, "tenant_id", "status"),
+    Index(
+        "uq_sessions_live_key",
+        "tenant_id",
+        "agent_id",
+        "key_channel",
+        "key_account_id",
+        "key_peer_kind",
+        "key_peer_id",
+        unique=True,
+        sqlite_where=text(_LIVE_KEYED),
+        postgresql_where=text(_LIVE_KEYED),
+    ),
+    # The sweeper: what has expired, what has gone idle.
+    Index(None, "expire_time"),
+    Index(None, "status", "update_time"),
+)
+
+session_labels = Table(
+    "session_labels",
+    metadata,
+    Column(
+        "session_id",
+        Uuid(),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("key", String(LABEL_KEY_MAX_CHARS), nullable=False),
+    Column("value", String(LABEL_VALUE_MAX_CHARS), nullable=False),
+    PrimaryKeyConstraint("session_id", "key"),
+    # ListSessions' label filter: which sessions of a tenant carry key=value.
+    Index(None, "tenant_id", "key", "value"),
 )
 
 messages = Table(

@@ -1,23 +1,61 @@
-"""Sessions: create, read, list (keyset-paginated), update, delete."""
+"""Sessions: create, get-or-create by key, read, update, and the lifecycle (pin, archive,
+soft delete, undelete, purge). Listing lives in `session_list`."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Uuid, delete, insert, literal, select, tuple_, update
+from sqlalchemy import Select, delete, desc, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatstore_server.store.database import Database
-from chatstore_server.store.errors import NotFoundError, translate_errors
-from chatstore_server.store.records import Page, SessionRecord
-from chatstore_server.store.schema import sessions
-from chatstore_server.store.types import UTCDateTime
+from chatstore_server.store.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    SessionStateError,
+    translate_errors,
+)
+from chatstore_server.store.records import (
+    MessageRecord,
+    NewSession,
+    Page,
+    Retention,
+    SessionKey,
+    SessionPolicy,
+    SessionRecord,
+    SessionStatus,
+    TokenUsage,
+)
+from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
+from chatstore_server.store.schema import messages, session_labels, sessions
+from chatstore_server.store.session_list import (
+    SessionCursor,
+    SessionFilter,
+    SessionOrder,
+    list_query,
+)
 
 # Fields that UpdateSession may change; everything else is set by the server.
-MUTABLE_FIELDS = frozenset({"agent_id", "title", "metadata"})
+MUTABLE_FIELDS = frozenset(
+    {
+        "agent_id",
+        "title",
+        "metadata",
+        "retention",
+        "access_mode",
+        "model",
+        "persona_id",
+        "recap",
+        "labels",
+        "token_usage",
+    }
+)
+
+Change = Callable[[SessionRecord, datetime], dict[str, Any] | None]
 
 
 def utc_now() -> datetime:
@@ -25,187 +63,360 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class SessionCursor:
-    """A position in a tenant's session list: just after the session with these keys."""
-
-    update_time: datetime
-    id: uuid.UUID
+def _scoped(tenant_id: str, session_id: uuid.UUID) -> Select[Any]:
+    return select(sessions).where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
 
 
-def session_record(row: Row[Any]) -> SessionRecord:
-    """Build a record from a row holding every column of `sessions`."""
-    m = row._mapping
-    return SessionRecord(
-        id=m["id"],
-        tenant_id=m["tenant_id"],
-        agent_id=m["agent_id"],
-        title=m["title"],
-        metadata=m["metadata"],
-        create_time=m["create_time"],
-        update_time=m["update_time"],
-        message_count=m["message_count"],
-        last_seq=m["last_seq"],
-    )
-
-
-def _not_found(session_id: uuid.UUID) -> NotFoundError:
-    return NotFoundError("session", session_id)
+async def _write_labels(
+    conn: AsyncConnection, tenant_id: str, session_id: uuid.UUID, labels: Mapping[str, str]
+) -> None:
+    await conn.execute(delete(session_labels).where(session_labels.c.session_id == session_id))
+    if labels:
+        await conn.execute(
+            insert(session_labels),
+            [
+                {"session_id": session_id, "tenant_id": tenant_id, "key": k, "value": v}
+                for k, v in labels.items()
+            ],
+        )
 
 
 class SessionRepository:
     """Session rows, always scoped by tenant: a session of another tenant is not found."""
 
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        database: Database,
+        policy: SessionPolicy | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._db = database
+        self._policy = policy or SessionPolicy()
         self._clock = clock
 
+    def _expiry(self, retention: Retention, now: datetime) -> datetime | None:
+        return now + self._policy.ephemeral_ttl if retention is Retention.EPHEMERAL else None
+
     async def create(
-        self,
-        tenant_id: str,
-        *,
-        session_id: uuid.UUID | None = None,
-        agent_id: str = "",
-        title: str = "",
-        metadata: dict[str, Any] | None = None,
+        self, tenant_id: str, new: NewSession, *, session_id: uuid.UUID | None = None
     ) -> SessionRecord:
-        """Insert a session with no messages.
+        """Insert a session with no history.
 
         Args:
             tenant_id: The owning tenant.
+            new: The caller's field values.
             session_id: The id to use; None assigns a new UUID v4.
-            agent_id: The agent, or "" for none.
-            title: The title, or "".
-            metadata: Free-form JSON object, or None.
 
         Raises:
-            AlreadyExistsError: `session_id` is taken (in any tenant: ids are global).
+            AlreadyExistsError: `session_id` is taken (ids are global, across tenants),
+                or (resource "session_key") a live session has the same agent and key.
             UnavailableError: The database cannot be reached.
         """
         now = self._clock()
-        record = SessionRecord(
-            id=session_id or uuid.uuid4(),
-            tenant_id=tenant_id,
-            agent_id=agent_id,
-            title=title,
-            metadata=metadata,
-            create_time=now,
-            update_time=now,
-            message_count=0,
-            last_seq=0,
-        )
+        session_id = session_id or uuid.uuid4()
+        usage = new.token_usage or TokenUsage()
+        values = {
+            "id": session_id,
+            "tenant_id": tenant_id,
+            "agent_id": new.agent_id,
+            "title": new.title,
+            "metadata": new.metadata,
+            "create_time": now,
+            "update_time": now,
+            **key_columns(new.key),
+            "status": SessionStatus.ACTIVE.value,
+            "retention": new.retention.value,
+            "access_mode": new.access_mode.value,
+            "model": new.model,
+            "persona_id": new.persona_id,
+            "recap": new.recap,
+            "labels": new.labels or None,
+            "expire_time": self._expiry(new.retention, now),
+            **token_columns(usage),
+        }
         async with self._db.write() as conn:
-            with translate_errors("session", record.id):
-                await conn.execute(
-                    insert(sessions).values(
-                        id=record.id,
-                        tenant_id=record.tenant_id,
-                        agent_id=record.agent_id,
-                        title=record.title,
-                        metadata=record.metadata,
-                        create_time=now,
-                        update_time=now,
-                        message_count=0,
-                        last_seq=0,
-                    )
-                )
-        return record
+            with translate_errors("session_key" if new.key else "session", session_id):
+                row = (
+                    await conn.execute(insert(sessions).values(values).returning(*sessions.c))
+                ).one()
+            await _write_labels(conn, tenant_id, session_id, new.labels or {})
+        return session_record(row)
+
+    async def find_by_key(
+        self, tenant_id: str, agent_id: str, key: SessionKey
+    ) -> SessionRecord | None:
+        """The live session with this agent and key, or None.
+
+        Raises:
+            UnavailableError: The database cannot be reached.
+        """
+        columns = key_columns(key)
+        query = select(sessions).where(
+            sessions.c.tenant_id == tenant_id,
+            sessions.c.agent_id == agent_id,
+            sessions.c.delete_time.is_(None),
+            *(sessions.c[name] == value for name, value in columns.items()),
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else session_record(row)
+
+    async def get_or_create(self, tenant_id: str, new: NewSession) -> tuple[SessionRecord, bool]:
+        """The live session for `new.agent_id` and `new.key`, created from `new` if none.
+
+        Concurrent callers with one key get one session: the live-key unique index
+        lets one insert win; the others find its row.
+
+        Returns:
+            The session, and whether this call created it.
+
+        Raises:
+            UnavailableError: The database cannot be reached.
+        """
+        if new.key is None:
+            raise ValueError("get_or_create needs a key")
+        found = await self.find_by_key(tenant_id, new.agent_id, new.key)
+        if found is not None:
+            return found, False
+        try:
+            return await self.create(tenant_id, new), True
+        except AlreadyExistsError:
+            found = await self.find_by_key(tenant_id, new.agent_id, new.key)
+            if found is None:  # the winner was deleted in between: let the caller retry
+                raise
+            return found, False
 
     async def get(self, tenant_id: str, session_id: uuid.UUID) -> SessionRecord:
-        """Read one session.
+        """Read one session (soft-deleted ones too).
 
         Raises:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(sessions).where(
-                        sessions.c.id == session_id, sessions.c.tenant_id == tenant_id
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_scoped(tenant_id, session_id))).first()
         if row is None:
-            raise _not_found(session_id)
+            raise NotFoundError("session", session_id)
         return session_record(row)
+
+    async def get_with_recent(
+        self, tenant_id: str, session_id: uuid.UUID, limit: int
+    ) -> tuple[SessionRecord, list[MessageRecord]]:
+        """A session and its newest `limit` messages (oldest first), from one snapshot.
+
+        Raises:
+            NotFoundError: No such session in the tenant.
+            UnavailableError: The database cannot be reached.
+        """
+        newest = (
+            select(messages)
+            .where(messages.c.session_id == session_id)
+            .order_by(desc(messages.c.seq))
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(_scoped(tenant_id, session_id))).first()
+            if row is None:
+                raise NotFoundError("session", session_id)
+            rows = (await conn.execute(newest)).all()
+        return session_record(row), [message_record(r) for r in reversed(rows)]
 
     async def list(
         self,
         tenant_id: str,
         *,
         limit: int,
-        agent_id: str | None = None,
+        where: SessionFilter | None = None,
+        order: SessionOrder | None = None,
         after: SessionCursor | None = None,
     ) -> Page[SessionRecord, SessionCursor]:
-        """A page of the tenant's sessions, newest `update_time` first, ties by id descending.
-
-        One indexed range scan, whatever the page's depth.
-
-        Args:
-            tenant_id: The tenant.
-            limit: The most sessions to return (>= 1).
-            agent_id: Only this agent's sessions; None means all.
-            after: Start just after this position; None starts at the newest.
+        """A page of the tenant's sessions matching `where`, in `order`.
 
         Raises:
             UnavailableError: The database cannot be reached.
         """
-        query = select(sessions).where(sessions.c.tenant_id == tenant_id)
-        if agent_id is not None:
-            query = query.where(sessions.c.agent_id == agent_id)
-        if after is not None:
-            query = query.where(
-                tuple_(sessions.c.update_time, sessions.c.id)
-                < tuple_(literal(after.update_time, UTCDateTime()), literal(after.id, Uuid()))
-            )
-        query = query.order_by(sessions.c.update_time.desc(), sessions.c.id.desc()).limit(limit + 1)
+        order = order or SessionOrder()
+        query = list_query(tenant_id, where or SessionFilter(), order, after, limit + 1)
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
         items = [session_record(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        cursor = SessionCursor(items[-1].update_time, items[-1].id) if more else None
+        cursor = SessionCursor.after(items[-1], order) if len(rows) > limit else None
         return Page(items, cursor)
 
-    async def update(
-        self, tenant_id: str, session_id: uuid.UUID, changes: Mapping[str, Any]
+    async def _modify(
+        self,
+        tenant_id: str,
+        session_id: uuid.UUID,
+        revision: int | None,
+        change: Change,
+        *,
+        allow_deleted: bool = False,
     ) -> SessionRecord:
-        """Set the given fields (a subset of `MUTABLE_FIELDS`) and `update_time`.
+        """Apply `change` to the session in one transaction, if its checks pass.
+
+        The row is read under a lock (`FOR UPDATE` on PostgreSQL; SQLite's write lock
+        is already held), checked against `revision` and its deletion state, and
+        updated with the values `change` computes; None from `change` means nothing
+        to do, and nothing is written.
+        """
+        now = self._clock()
+        async with self._db.write() as conn:
+            row = (await conn.execute(_scoped(tenant_id, session_id).with_for_update())).first()
+            if row is None:
+                raise NotFoundError("session", session_id)
+            current = session_record(row)
+            if revision is not None and current.revision != revision:
+                raise ConflictError("session", session_id, "the etag does not match")
+            if current.delete_time is not None and not allow_deleted:
+                raise SessionStateError(
+                    session_id, "DELETED", f"session {session_id} is deleted; undelete it first"
+                )
+            values = change(current, now)
+            if values is None:
+                return current
+            labels = values.pop("labels", None)
+            statement = (
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(**values, update_time=now, revision=sessions.c.revision + 1)
+                .returning(*sessions.c)
+            )
+            with translate_errors("session_key", session_id):
+                row = (await conn.execute(statement)).one()
+            if labels is not None:
+                await _write_labels(conn, tenant_id, session_id, labels)
+        return session_record(row)
+
+    async def update(
+        self,
+        tenant_id: str,
+        session_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        *,
+        revision: int | None = None,
+    ) -> SessionRecord:
+        """Set fields named in `changes` (keys from `MUTABLE_FIELDS`, values as in
+        `NewSession`); `update_time` and the revision move.
+
+        Changing `retention` moves `expire_time`: EPHEMERAL expires one TTL from now,
+        SAVED never.
 
         Raises:
             ValueError: `changes` names a field that is not mutable (a caller bug).
             NotFoundError: No such session in the tenant.
+            ConflictError: `revision` is given and stale.
+            SessionStateError: The session is soft-deleted.
+            AlreadyExistsError: A new `agent_id` makes the key collide with a live session.
             UnavailableError: The database cannot be reached.
         """
         unknown = set(changes) - MUTABLE_FIELDS
         if unknown:
             raise ValueError(f"not mutable: {sorted(unknown)}")
-        statement = (
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
-            .values(**changes, update_time=self._clock())
-            .returning(*sessions.c)
-        )
-        async with self._db.write() as conn:
-            row = (await conn.execute(statement)).first()
-        if row is None:
-            raise _not_found(session_id)
-        return session_record(row)
 
-    async def delete(self, tenant_id: str, session_id: uuid.UUID) -> SessionRecord:
-        """Delete a session and, by cascade, all its messages; return its last state.
+        def change(_: SessionRecord, now: datetime) -> dict[str, Any]:
+            values = dict(changes)
+            if "retention" in values:
+                values["expire_time"] = self._expiry(values["retention"], now)
+                values["retention"] = values["retention"].value
+            if "access_mode" in values:
+                values["access_mode"] = values["access_mode"].value
+            if "token_usage" in values:
+                values |= token_columns(values.pop("token_usage"))
+            if "labels" in values:
+                values["labels"] = values["labels"] or {}
+            return values
+
+        return await self._modify(tenant_id, session_id, revision, change)
+
+    async def pin(
+        self, tenant_id: str, session_id: uuid.UUID, *, pinned: bool, revision: int | None = None
+    ) -> SessionRecord:
+        """Pin (`pinned`) or unpin a session; a no-op if it already is.
 
         Raises:
-            NotFoundError: No such session in the tenant.
-            UnavailableError: The database cannot be reached.
+            NotFoundError, ConflictError, SessionStateError (deleted), UnavailableError.
         """
-        statement = (
-            delete(sessions)
-            .where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
-            .returning(*sessions.c)
-        )
+
+        def change(current: SessionRecord, now: datetime) -> dict[str, Any] | None:
+            if (current.pin_time is not None) == pinned:
+                return None
+            return {"pin_time": now if pinned else None}
+
+        return await self._modify(tenant_id, session_id, revision, change)
+
+    async def archive(
+        self, tenant_id: str, session_id: uuid.UUID, *, archived: bool, revision: int | None = None
+    ) -> SessionRecord:
+        """Archive (`archived`) or unarchive a session; a no-op if it already is.
+
+        Archiving sets status ARCHIVED; unarchiving sets ACTIVE.
+
+        Raises:
+            NotFoundError, ConflictError, SessionStateError (deleted), UnavailableError.
+        """
+
+        def change(current: SessionRecord, now: datetime) -> dict[str, Any] | None:
+            if (current.archive_time is not None) == archived:
+                return None
+            if archived:
+                return {"archive_time": now, "status": SessionStatus.ARCHIVED.value}
+            return {"archive_time": None, "status": SessionStatus.ACTIVE.value}
+
+        return await self._modify(tenant_id, session_id, revision, change)
+
+    async def soft_delete(
+        self, tenant_id: str, session_id: uuid.UUID, *, revision: int | None = None
+    ) -> SessionRecord:
+        """Mark a session deleted (AIP-164); it expires after the deleted retention.
+
+        Deleting a deleted session changes nothing.
+
+        Raises:
+            NotFoundError, ConflictError, UnavailableError.
+        """
+
+        def change(current: SessionRecord, now: datetime) -> dict[str, Any] | None:
+            if current.delete_time is not None:
+                return None
+            return {"delete_time": now, "expire_time": now + self._policy.deleted_retention}
+
+        return await self._modify(tenant_id, session_id, revision, change, allow_deleted=True)
+
+    async def undelete(
+        self, tenant_id: str, session_id: uuid.UUID, *, revision: int | None = None
+    ) -> SessionRecord:
+        """Restore a soft-deleted session.
+
+        Raises:
+            NotFoundError: No such session (or already purged).
+            SessionStateError: `LIVE`: the session is not deleted.
+            AlreadyExistsError: Another live session now has its key.
+            ConflictError, UnavailableError.
+        """
+
+        def change(current: SessionRecord, now: datetime) -> dict[str, Any]:
+            if current.delete_time is None:
+                raise SessionStateError(session_id, "LIVE", f"session {session_id} is not deleted")
+            return {"delete_time": None, "expire_time": self._expiry(current.retention, now)}
+
+        return await self._modify(tenant_id, session_id, revision, change, allow_deleted=True)
+
+    async def purge(
+        self, tenant_id: str, session_id: uuid.UUID, *, revision: int | None = None
+    ) -> SessionRecord:
+        """Delete a session and, by cascade, all its history, now; return its last state.
+
+        Raises:
+            NotFoundError, ConflictError, UnavailableError.
+        """
+        condition = [sessions.c.id == session_id, sessions.c.tenant_id == tenant_id]
         async with self._db.write() as conn:
-            row = (await conn.execute(statement)).first()
-        if row is None:
-            raise _not_found(session_id)
+            row = (
+                await conn.execute(delete(sessions).where(*condition).returning(*sessions.c))
+            ).first()
+            if row is None:
+                raise NotFoundError("session", session_id)
+            if revision is not None and row._mapping["revision"] != revision:
+                # Leaving the block by raising rolls the delete back.
+                raise ConflictError("session", session_id, "the etag does not match")
         return session_record(row)

@@ -36,5 +36,5 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def json_type() -> TypeEngine[Any]:
-    """JSON: `jsonb` on PostgreSQL, JSON text on SQLite."""
-    return JSON().with_variant(postgresql.JSONB(), "postgresql")
+    """JSON: `jsonb` on PostgreSQL, JSON text on SQLite; Python None is SQL NULL."""
+    return JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")

@@ -3,13 +3,29 @@
 from chatstore.v1.message_pb2 import Role as Role
 from chatstore.v1.message_pb2 import ToolCall as ToolCall
 from chatstore.v1.message_pb2 import Message as Message
+from chatstore.v1.session_pb2 import PeerKind as PeerKind
+from chatstore.v1.session_pb2 import SessionStatus as SessionStatus
+from chatstore.v1.session_pb2 import Retention as Retention
+from chatstore.v1.session_pb2 import AccessMode as AccessMode
 from chatstore.v1.session_pb2 import Session as Session
+from chatstore.v1.session_pb2 import SessionKey as SessionKey
+from chatstore.v1.session_pb2 import TokenUsage as TokenUsage
+from chatstore.v1.session_service_pb2 import SessionView as SessionView
+from chatstore.v1.session_service_pb2 import Inclusion as Inclusion
 from chatstore.v1.session_service_pb2 import CreateSessionRequest as CreateSessionRequest
+from chatstore.v1.session_service_pb2 import GetOrCreateSessionRequest as GetOrCreateSessionRequest
+from chatstore.v1.session_service_pb2 import GetOrCreateSessionResponse as GetOrCreateSessionResponse
 from chatstore.v1.session_service_pb2 import GetSessionRequest as GetSessionRequest
+from chatstore.v1.session_service_pb2 import TimeRange as TimeRange
 from chatstore.v1.session_service_pb2 import ListSessionsRequest as ListSessionsRequest
 from chatstore.v1.session_service_pb2 import ListSessionsResponse as ListSessionsResponse
 from chatstore.v1.session_service_pb2 import UpdateSessionRequest as UpdateSessionRequest
 from chatstore.v1.session_service_pb2 import DeleteSessionRequest as DeleteSessionRequest
+from chatstore.v1.session_service_pb2 import UndeleteSessionRequest as UndeleteSessionRequest
+from chatstore.v1.session_service_pb2 import PinSessionRequest as PinSessionRequest
+from chatstore.v1.session_service_pb2 import UnpinSessionRequest as UnpinSessionRequest
+from chatstore.v1.session_service_pb2 import ArchiveSessionRequest as ArchiveSessionRequest
+from chatstore.v1.session_service_pb2 import UnarchiveSessionRequest as UnarchiveSessionRequest
 from chatstore.v1.session_service_pb2 import AppendMessagesRequest as AppendMessagesRequest
 from chatstore.v1.session_service_pb2 import AppendMessagesResponse as AppendMessagesResponse
 from chatstore.v1.session_service_pb2 import ListMessagesRequest as ListMessagesRequest
@@ -17,19 +33,35 @@ from chatstore.v1.session_service_pb2 import ListMessagesResponse as ListMessage
 from chatstore.v1 import session_service_pb2_grpc as session_service_pb2_grpc
 
 __all__ = [
+    "AccessMode",
     "AppendMessagesRequest",
     "AppendMessagesResponse",
+    "ArchiveSessionRequest",
     "CreateSessionRequest",
     "DeleteSessionRequest",
+    "GetOrCreateSessionRequest",
+    "GetOrCreateSessionResponse",
     "GetSessionRequest",
+    "Inclusion",
     "ListMessagesRequest",
     "ListMessagesResponse",
     "ListSessionsRequest",
     "ListSessionsResponse",
     "Message",
+    "PeerKind",
+    "PinSessionRequest",
+    "Retention",
     "Role",
     "Session",
+    "SessionKey",
+    "SessionStatus",
+    "SessionView",
+    "TimeRange",
+    "TokenUsage",
     "ToolCall",
+    "UnarchiveSessionRequest",
+    "UndeleteSessionRequest",
+    "UnpinSessionRequest",
     "UpdateSessionRequest",
     "session_service_pb2_grpc",
 ]

@@ -22,18 +22,21 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chatstore.v1 import message_pb2 as chatstore_dot_v1_dot_message__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63hatstore/v1/session.proto\x12\x0c\x63hatstore.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x02\n\x07Session\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x17\n\ttenant_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61gent_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05title\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12/\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\rmessage_count\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08last_seq\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63hatstore/v1/session.proto\x12\x0c\x63hatstore.v1\x1a\x1a\x63hatstore/v1/message.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\t\n\x07Session\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x17\n\ttenant_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61gent_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05title\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12/\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\rmessage_count\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08last_seq\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12+\n\x03key\x18\n \x01(\x0b\x32\x18.chatstore.v1.SessionKeyB\x04\xe2\x41\x01\x05\x12\x31\n\x06status\x18\x0b \x01(\x0e\x32\x1b.chatstore.v1.SessionStatusB\x04\xe2\x41\x01\x03\x12\x30\n\tretention\x18\x0c \x01(\x0e\x32\x17.chatstore.v1.RetentionB\x04\xe2\x41\x01\x01\x12\x33\n\x0b\x61\x63\x63\x65ss_mode\x18\r \x01(\x0e\x32\x18.chatstore.v1.AccessModeB\x04\xe2\x41\x01\x01\x12\x13\n\x05model\x18\x0e \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\npersona_id\x18\x0f \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05recap\x18\x10 \x01(\tB\x04\xe2\x41\x01\x01\x12\x37\n\x06labels\x18\x11 \x03(\x0b\x32!.chatstore.v1.Session.LabelsEntryB\x04\xe2\x41\x01\x01\x12\x32\n\x08pin_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x61rchive_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65lete_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12;\n\x11last_message_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\x0btoken_usage\x18\x17 \x01(\x0b\x32\x18.chatstore.v1.TokenUsageB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x65vent_count\x18\x18 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x63heckpoint_count\x18\x19 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\nsize_bytes\x18\x1a \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\"\n\x14last_message_preview\x18\x1b \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x1c \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\x0frecent_messages\x18\x1d \x03(\x0b\x32\x15.chatstore.v1.MessageB\x04\xe2\x41\x01\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\nSessionKey\x12\x15\n\x07\x63hannel\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\naccount_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\tpeer_kind\x18\x03 \x01(\x0e\x32\x16.chatstore.v1.PeerKindB\x04\xe2\x41\x01\x02\x12\x15\n\x07peer_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03*L\n\x08PeerKind\x12\x19\n\x15PEER_KIND_UNSPECIFIED\x10\x00\x12\x10\n\x0cPEER_KIND_DM\x10\x01\x12\x13\n\x0fPEER_KIND_GROUP\x10\x02*\x9e\x01\n\rSessionStatus\x12\x1e\n\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATUS_ACTIVE\x10\x01\x12\x17\n\x13SESSION_STATUS_IDLE\x10\x02\x12\x1c\n\x18SESSION_STATUS_COMPACTED\x10\x03\x12\x1b\n\x17SESSION_STATUS_ARCHIVED\x10\x04*T\n\tRetention\x12\x19\n\x15RETENTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RETENTION_EPHEMERAL\x10\x01\x12\x13\n\x0fRETENTION_SAVED\x10\x02*`\n\nAccessMode\x12\x1b\n\x17\x41\x43\x43\x45SS_MODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41\x43\x43\x45SS_MODE_READ_WRITE\x10\x01\x12\x19\n\x15\x41\x43\x43\x45SS_MODE_READ_ONLY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatstore.v1.session_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SESSION_LABELSENTRY']._loaded_options = None
+  _globals['_SESSION_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SESSION'].fields_by_name['id']._loaded_options = None
   _globals['_SESSION'].fields_by_name['id']._serialized_options = b'\342A\001\010'
   _globals['_SESSION'].fields_by_name['tenant_id']._loaded_options = None
@@ -52,6 +55,68 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSION'].fields_by_name['message_count']._serialized_options = b'\342A\001\003'
   _globals['_SESSION'].fields_by_name['last_seq']._loaded_options = None
   _globals['_SESSION'].fields_by_name['last_seq']._serialized_options = b'\342A\001\003'
-  _globals['_SESSION']._serialized_start=141
-  _globals['_SESSION']._serialized_end=450
+  _globals['_SESSION'].fields_by_name['key']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['key']._serialized_options = b'\342A\001\005'
+  _globals['_SESSION'].fields_by_name['status']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['status']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['retention']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['retention']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['access_mode']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['access_mode']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['model']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['model']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['persona_id']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['persona_id']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['recap']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['recap']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['labels']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['labels']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['pin_time']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['pin_time']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['archive_time']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['archive_time']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['delete_time']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['delete_time']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['last_message_time']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['last_message_time']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['token_usage']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['token_usage']._serialized_options = b'\342A\001\001'
+  _globals['_SESSION'].fields_by_name['event_count']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['event_count']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['checkpoint_count']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['checkpoint_count']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['size_bytes']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['size_bytes']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['last_message_preview']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['last_message_preview']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['etag']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['etag']._serialized_options = b'\342A\001\003'
+  _globals['_SESSION'].fields_by_name['recent_messages']._loaded_options = None
+  _globals['_SESSION'].fields_by_name['recent_messages']._serialized_options = b'\342A\001\003'
+  _globals['_SESSIONKEY'].fields_by_name['channel']._loaded_options = None
+  _globals['_SESSIONKEY'].fields_by_name['channel']._serialized_options = b'\342A\001\002'
+  _globals['_SESSIONKEY'].fields_by_name['account_id']._loaded_options = None
+  _globals['_SESSIONKEY'].fields_by_name['account_id']._serialized_options = b'\342A\001\002'
+  _globals['_SESSIONKEY'].fields_by_name['peer_kind']._loaded_options = None
+  _globals['_SESSIONKEY'].fields_by_name['peer_kind']._serialized_options = b'\342A\001\002'
+  _globals['_SESSIONKEY'].fields_by_name['peer_id']._loaded_options = None
+  _globals['_SESSIONKEY'].fields_by_name['peer_id']._serialized_options = b'\342A\001\002'
+  _globals['_PEERKIND']._serialized_start=1595
+  _globals['_PEERKIND']._serialized_end=1671
+  _globals['_SESSIONSTATUS']._serialized_start=1674
+  _globals['_SESSIONSTATUS']._serialized_end=1832
+  _globals['_RETENTION']._serialized_start=1834
+  _globals['_RETENTION']._serialized_end=1918
+  _globals['_ACCESSMODE']._serialized_start=1920
+  _globals['_ACCESSMODE']._serialized_end=2016
+  _globals['_SESSION']._serialized_start=169
+  _globals['_SESSION']._serialized_end=1376
+  _globals['_SESSION_LABELSENTRY']._serialized_start=1331
+  _globals['_SESSION_LABELSENTRY']._serialized_end=1376
+  _globals['_SESSIONKEY']._serialized_start=1379
+  _globals['_SESSIONKEY']._serialized_end=1512
+  _globals['_TOKENUSAGE']._serialized_start=1514
+  _globals['_TOKENUSAGE']._serialized_end=1593
 # @@protoc_insertion_point(module_scope)

@@ -3,10 +3,14 @@
 isort:skip_file
 """
 
+from chatstore.v1 import message_pb2 as _message_pb2
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +22,110 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PeerKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeerKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeerKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PEER_KIND_UNSPECIFIED: _PeerKind.ValueType  # 0
+    """Not a valid peer kind in a key."""
+    PEER_KIND_DM: _PeerKind.ValueType  # 1
+    """A direct conversation with one person."""
+    PEER_KIND_GROUP: _PeerKind.ValueType  # 2
+    """A conversation in a group or channel."""
+
+class PeerKind(_PeerKind, metaclass=_PeerKindEnumTypeWrapper):
+    """What kind of peer a session talks to."""
+
+PEER_KIND_UNSPECIFIED: PeerKind.ValueType  # 0
+"""Not a valid peer kind in a key."""
+PEER_KIND_DM: PeerKind.ValueType  # 1
+"""A direct conversation with one person."""
+PEER_KIND_GROUP: PeerKind.ValueType  # 2
+"""A conversation in a group or channel."""
+Global___PeerKind: _TypeAlias = PeerKind  # noqa: Y015
+
+class _SessionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_STATUS_UNSPECIFIED: _SessionStatus.ValueType  # 0
+    """Never stored; filters treat it as "any"."""
+    SESSION_STATUS_ACTIVE: _SessionStatus.ValueType  # 1
+    """In use: written recently."""
+    SESSION_STATUS_IDLE: _SessionStatus.ValueType  # 2
+    """No write for the server's idle period; the next message makes it ACTIVE."""
+    SESSION_STATUS_COMPACTED: _SessionStatus.ValueType  # 3
+    """Older history is summarized in `recap` (`CompactSession`)."""
+    SESSION_STATUS_ARCHIVED: _SessionStatus.ValueType  # 4
+    """Archived: hidden from lists by default, refuses appends."""
+
+class SessionStatus(_SessionStatus, metaclass=_SessionStatusEnumTypeWrapper):
+    """The activity state of a session."""
+
+SESSION_STATUS_UNSPECIFIED: SessionStatus.ValueType  # 0
+"""Never stored; filters treat it as "any"."""
+SESSION_STATUS_ACTIVE: SessionStatus.ValueType  # 1
+"""In use: written recently."""
+SESSION_STATUS_IDLE: SessionStatus.ValueType  # 2
+"""No write for the server's idle period; the next message makes it ACTIVE."""
+SESSION_STATUS_COMPACTED: SessionStatus.ValueType  # 3
+"""Older history is summarized in `recap` (`CompactSession`)."""
+SESSION_STATUS_ARCHIVED: SessionStatus.ValueType  # 4
+"""Archived: hidden from lists by default, refuses appends."""
+Global___SessionStatus: _TypeAlias = SessionStatus  # noqa: Y015
+
+class _Retention:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RetentionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Retention.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETENTION_UNSPECIFIED: _Retention.ValueType  # 0
+    """On create, SAVED; in filters, any."""
+    RETENTION_EPHEMERAL: _Retention.ValueType  # 1
+    """Expires at `expire_time` unless saved first."""
+    RETENTION_SAVED: _Retention.ValueType  # 2
+    """Kept until deleted."""
+
+class Retention(_Retention, metaclass=_RetentionEnumTypeWrapper):
+    """Whether a session expires."""
+
+RETENTION_UNSPECIFIED: Retention.ValueType  # 0
+"""On create, SAVED; in filters, any."""
+RETENTION_EPHEMERAL: Retention.ValueType  # 1
+"""Expires at `expire_time` unless saved first."""
+RETENTION_SAVED: Retention.ValueType  # 2
+"""Kept until deleted."""
+Global___Retention: _TypeAlias = Retention  # noqa: Y015
+
+class _AccessMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccessModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCESS_MODE_UNSPECIFIED: _AccessMode.ValueType  # 0
+    """On create, READ_WRITE."""
+    ACCESS_MODE_READ_WRITE: _AccessMode.ValueType  # 1
+    """Appends are accepted."""
+    ACCESS_MODE_READ_ONLY: _AccessMode.ValueType  # 2
+    """Appends get FAILED_PRECONDITION."""
+
+class AccessMode(_AccessMode, metaclass=_AccessModeEnumTypeWrapper):
+    """Whether a session accepts new history."""
+
+ACCESS_MODE_UNSPECIFIED: AccessMode.ValueType  # 0
+"""On create, READ_WRITE."""
+ACCESS_MODE_READ_WRITE: AccessMode.ValueType  # 1
+"""Appends are accepted."""
+ACCESS_MODE_READ_ONLY: AccessMode.ValueType  # 2
+"""Appends get FAILED_PRECONDITION."""
+Global___AccessMode: _TypeAlias = AccessMode  # noqa: Y015
+
 @_typing.final
 class Session(_message.Message):
     """A conversation between users and an AI agent, owned by one tenant.
@@ -28,6 +136,26 @@ class Session(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     TENANT_ID_FIELD_NUMBER: _builtins.int
     AGENT_ID_FIELD_NUMBER: _builtins.int
@@ -37,6 +165,26 @@ class Session(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     LAST_SEQ_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
+    ACCESS_MODE_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    PERSONA_ID_FIELD_NUMBER: _builtins.int
+    RECAP_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    PIN_TIME_FIELD_NUMBER: _builtins.int
+    ARCHIVE_TIME_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_MESSAGE_TIME_FIELD_NUMBER: _builtins.int
+    TOKEN_USAGE_FIELD_NUMBER: _builtins.int
+    EVENT_COUNT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_COUNT_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    LAST_MESSAGE_PREVIEW_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    RECENT_MESSAGES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier. The session's UUID (version 4 when server-assigned), in
     canonical lowercase 8-4-4-4-12 form. Assigned by the server at create
@@ -60,6 +208,52 @@ class Session(_message.Message):
     Messages are numbered 1, 2, 3... with no gaps, so this equals
     `message_count` for as long as no message has been removed.
     """
+    status: Global___SessionStatus.ValueType
+    """Output only. The session's activity state. ACTIVE at creation and after
+    every new message; IDLE once no write has happened for the server's idle
+    period; COMPACTED after `CompactSession`; ARCHIVED while archived.
+    """
+    retention: Global___Retention.ValueType
+    """Optional. Whether the session expires. Unspecified at create time means
+    SAVED. An EPHEMERAL session gets `expire_time` = last write + the server's
+    ephemeral TTL and is purged after it; changing it to SAVED clears
+    `expire_time`.
+    """
+    access_mode: Global___AccessMode.ValueType
+    """Optional. READ_ONLY refuses new history (appends) with
+    FAILED_PRECONDITION; the session's own fields stay editable.
+    Unspecified at create time means READ_WRITE.
+    """
+    model: _builtins.str
+    """Optional. The model the agent uses in this session, e.g. "gpt-4o". At
+    most 128 characters.
+    """
+    persona_id: _builtins.str
+    """Optional. The persona (system-prompt preset) applied to the session. At
+    most 128 characters.
+    """
+    recap: _builtins.str
+    """Optional. A summary of the conversation so far, written by the agent or
+    by `CompactSession`. At most the server's content limit (default 100,000
+    characters).
+    """
+    event_count: _builtins.int
+    """Output only. How many events the session's run log holds."""
+    checkpoint_count: _builtins.int
+    """Output only. How many checkpoints the session has."""
+    size_bytes: _builtins.int
+    """Output only. The stored size of the session's history: UTF-8 bytes of
+    every message's `content`.
+    """
+    last_message_preview: _builtins.str
+    """Output only. The first 200 characters of the newest message's
+    `content`, for conversation lists; empty with no messages.
+    """
+    etag: _builtins.str
+    """Output only. Changes with every successful write to the session or its
+    history. Give it back in a write's `etag` to make the write conditional
+    (AIP-154): a stale etag gets ABORTED and changes nothing.
+    """
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
         """Optional. Free-form data of the caller's, stored and returned as given.
@@ -76,6 +270,64 @@ class Session(_message.Message):
         UTC). Set by every successful write, in the same transaction.
         """
 
+    @_builtins.property
+    def key(self) -> Global___SessionKey:
+        """Immutable. The routing key of a bot that serves many channels: with
+        `agent_id`, it names at most one live session per tenant, which
+        `GetOrCreateSession` resolves. Unset means the session has no key.
+        """
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional. String labels for filtering (`ListSessionsRequest.labels`). At
+        most 64 labels; keys 1 to 63 characters of lowercase letters, digits,
+        `_` and `-`, starting with a letter; values at most 255 characters.
+        """
+
+    @_builtins.property
+    def pin_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the session was pinned (`PinSession`); unset when not
+        pinned.
+        """
+
+    @_builtins.property
+    def archive_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the session was archived (`ArchiveSession`); unset when
+        not archived.
+        """
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the session was soft-deleted (`DeleteSession`); unset
+        when live (AIP-164).
+        """
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the server will purge the session for good: for a
+        soft-deleted session, `delete_time` + the server's deleted-session
+        retention; for a live EPHEMERAL one, its last write + the ephemeral TTL;
+        unset for a live SAVED session.
+        """
+
+    @_builtins.property
+    def last_message_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the newest message was appended; unset with no messages."""
+
+    @_builtins.property
+    def token_usage(self) -> Global___TokenUsage:
+        """Optional. Tokens used in the session. Each append adds its messages'
+        `token_count` (ASSISTANT messages to output, the others to input); an
+        `UpdateSession` naming `token_usage` overwrites it, for callers that
+        track billed usage themselves.
+        """
+
+    @_builtins.property
+    def recent_messages(self) -> _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]:
+        """Output only. Set only by `GetSession` with view FULL: the newest messages
+        (at most 100), oldest first.
+        """
+
     def __init__(
         self,
         *,
@@ -88,11 +340,99 @@ class Session(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         message_count: _builtins.int = ...,
         last_seq: _builtins.int = ...,
+        key: Global___SessionKey | None = ...,
+        status: Global___SessionStatus.ValueType = ...,
+        retention: Global___Retention.ValueType = ...,
+        access_mode: Global___AccessMode.ValueType = ...,
+        model: _builtins.str = ...,
+        persona_id: _builtins.str = ...,
+        recap: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        pin_time: _timestamp_pb2.Timestamp | None = ...,
+        archive_time: _timestamp_pb2.Timestamp | None = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        last_message_time: _timestamp_pb2.Timestamp | None = ...,
+        token_usage: Global___TokenUsage | None = ...,
+        event_count: _builtins.int = ...,
+        checkpoint_count: _builtins.int = ...,
+        size_bytes: _builtins.int = ...,
+        last_message_preview: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        recent_messages: _abc.Iterable[_message_pb2.Message] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "metadata", b"metadata", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time", "delete_time", b"delete_time", "expire_time", b"expire_time", "key", b"key", "last_message_time", b"last_message_time", "metadata", b"metadata", "pin_time", b"pin_time", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "create_time", b"create_time", "id", b"id", "last_seq", b"last_seq", "message_count", b"message_count", "metadata", b"metadata", "tenant_id", b"tenant_id", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "agent_id", b"agent_id", "archive_time", b"archive_time", "checkpoint_count", b"checkpoint_count", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "event_count", b"event_count", "expire_time", b"expire_time", "id", b"id", "key", b"key", "labels", b"labels", "last_message_preview", b"last_message_preview", "last_message_time", b"last_message_time", "last_seq", b"last_seq", "message_count", b"message_count", "metadata", b"metadata", "model", b"model", "persona_id", b"persona_id", "pin_time", b"pin_time", "recap", b"recap", "recent_messages", b"recent_messages", "retention", b"retention", "size_bytes", b"size_bytes", "status", b"status", "tenant_id", b"tenant_id", "title", b"title", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Session: _TypeAlias = Session  # noqa: Y015
+
+@_typing.final
+class SessionKey(_message.Message):
+    """The routing key of a session: where a conversation happens and with whom.
+    All four fields are required when a key is given.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PEER_KIND_FIELD_NUMBER: _builtins.int
+    PEER_ID_FIELD_NUMBER: _builtins.int
+    channel: _builtins.str
+    """Required. The channel type, e.g. "discord", "slack", "web". 1 to 64
+    characters.
+    """
+    account_id: _builtins.str
+    """Required. The bot's account on that channel. 1 to 128 characters."""
+    peer_kind: Global___PeerKind.ValueType
+    """Required. Whether the peer is one person or a group."""
+    peer_id: _builtins.str
+    """Required. The remote user or group. 1 to 128 characters."""
+    def __init__(
+        self,
+        *,
+        channel: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        peer_kind: Global___PeerKind.ValueType = ...,
+        peer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "channel", b"channel", "peer_id", b"peer_id", "peer_kind", b"peer_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionKey: _TypeAlias = SessionKey  # noqa: Y015
+
+@_typing.final
+class TokenUsage(_message.Message):
+    """Token usage of a session."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    TOTAL_TOKENS_FIELD_NUMBER: _builtins.int
+    input_tokens: _builtins.int
+    """Tokens sent to the model (prompts, tool results, user messages)."""
+    output_tokens: _builtins.int
+    """Tokens the model produced."""
+    total_tokens: _builtins.int
+    """input_tokens + output_tokens, unless the caller set it otherwise."""
+    def __init__(
+        self,
+        *,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        total_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_tokens", b"input_tokens", "output_tokens", b"output_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenUsage: _TypeAlias = TokenUsage  # noqa: Y015

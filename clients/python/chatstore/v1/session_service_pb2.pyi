@@ -9,7 +9,9 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +22,62 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SessionView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SessionViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SESSION_VIEW_UNSPECIFIED: _SessionView.ValueType  # 0
+    """The default: BASIC."""
+    SESSION_VIEW_BASIC: _SessionView.ValueType  # 1
+    """Metadata and counters, no messages."""
+    SESSION_VIEW_FULL: _SessionView.ValueType  # 2
+    """BASIC plus `recent_messages`: the newest messages (at most 100), oldest
+    first.
+    """
+
+class SessionView(_SessionView, metaclass=_SessionViewEnumTypeWrapper):
+    """How much of a session `GetSession` returns."""
+
+SESSION_VIEW_UNSPECIFIED: SessionView.ValueType  # 0
+"""The default: BASIC."""
+SESSION_VIEW_BASIC: SessionView.ValueType  # 1
+"""Metadata and counters, no messages."""
+SESSION_VIEW_FULL: SessionView.ValueType  # 2
+"""BASIC plus `recent_messages`: the newest messages (at most 100), oldest
+first.
+"""
+Global___SessionView: _TypeAlias = SessionView  # noqa: Y015
+
+class _Inclusion:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InclusionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Inclusion.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INCLUSION_UNSPECIFIED: _Inclusion.ValueType  # 0
+    """The default: EXCLUDE."""
+    INCLUSION_EXCLUDE: _Inclusion.ValueType  # 1
+    """Leave such sessions out."""
+    INCLUSION_INCLUDE: _Inclusion.ValueType  # 2
+    """List them along with the others."""
+    INCLUSION_ONLY: _Inclusion.ValueType  # 3
+    """List only them."""
+
+class Inclusion(_Inclusion, metaclass=_InclusionEnumTypeWrapper):
+    """Whether a list includes sessions in some state (archived, deleted)."""
+
+INCLUSION_UNSPECIFIED: Inclusion.ValueType  # 0
+"""The default: EXCLUDE."""
+INCLUSION_EXCLUDE: Inclusion.ValueType  # 1
+"""Leave such sessions out."""
+INCLUSION_INCLUDE: Inclusion.ValueType  # 2
+"""List them along with the others."""
+INCLUSION_ONLY: Inclusion.ValueType  # 3
+"""List only them."""
+Global___Inclusion: _TypeAlias = Inclusion  # noqa: Y015
 
 @_typing.final
 class CreateSessionRequest(_message.Message):
@@ -39,8 +97,10 @@ class CreateSessionRequest(_message.Message):
     """
     @_builtins.property
     def session(self) -> _session_pb2.Session:
-        """Optional. The session to create. Output-only fields in it are ignored;
-        unset means a session with every optional field empty.
+        """Optional. The session to create: `agent_id`, `title`, `metadata`, `key`,
+        `retention`, `access_mode`, `model`, `persona_id`, `recap`, `labels` and
+        `token_usage` are read; output-only fields are ignored. Unset means a
+        session with every optional field empty.
         """
 
     def __init__(
@@ -59,6 +119,75 @@ class CreateSessionRequest(_message.Message):
 Global___CreateSessionRequest: _TypeAlias = CreateSessionRequest  # noqa: Y015
 
 @_typing.final
+class GetOrCreateSessionRequest(_message.Message):
+    """Request for `GetOrCreateSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    DEFAULTS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    agent_id: _builtins.str
+    """Optional. The agent; part of the lookup key. Empty means none."""
+    @_builtins.property
+    def key(self) -> _session_pb2.SessionKey:
+        """Required. The routing key to resolve."""
+
+    @_builtins.property
+    def defaults(self) -> _session_pb2.Session:
+        """Optional. Field values for the session if it has to be created, read as
+        in `CreateSessionRequest.session` (its `agent_id` and `key` are
+        ignored). Unused when the session exists.
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        key: _session_pb2.SessionKey | None = ...,
+        defaults: _session_pb2.Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "key", b"key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "defaults", b"defaults", "key", b"key", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrCreateSessionRequest: _TypeAlias = GetOrCreateSessionRequest  # noqa: Y015
+
+@_typing.final
+class GetOrCreateSessionResponse(_message.Message):
+    """Response of `GetOrCreateSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """True if this call created it."""
+    @_builtins.property
+    def session(self) -> _session_pb2.Session:
+        """The session for the key."""
+
+    def __init__(
+        self,
+        *,
+        session: _session_pb2.Session | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrCreateSessionResponse: _TypeAlias = GetOrCreateSessionResponse  # noqa: Y015
+
+@_typing.final
 class GetSessionRequest(_message.Message):
     """Request for `GetSession`."""
 
@@ -66,23 +195,59 @@ class GetSessionRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
     """Required. The session's id, a canonical UUID string."""
+    view: Global___SessionView.ValueType
+    """Optional. How much to return; unspecified means BASIC."""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
+        view: Global___SessionView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "tenant_id", b"tenant_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetSessionRequest: _TypeAlias = GetSessionRequest  # noqa: Y015
+
+@_typing.final
+class TimeRange(_message.Message):
+    """A time interval: [start_time, end_time)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Inclusive start; unset means unbounded."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional. Exclusive end; unset means unbounded. Must not be before
+        `start_time`.
+        """
+
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeRange: _TypeAlias = TimeRange  # noqa: Y015
 
 @_typing.final
 class ListSessionsRequest(_message.Message):
@@ -90,10 +255,43 @@ class ListSessionsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     AGENT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PEER_ID_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    PINNED_ONLY_FIELD_NUMBER: _builtins.int
+    ARCHIVED_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_RANGE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_RANGE_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    PINNED_FIRST_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant whose sessions to list. 1 to 128 characters."""
     page_size: _builtins.int
@@ -108,6 +306,49 @@ class ListSessionsRequest(_message.Message):
     """
     agent_id: _builtins.str
     """Optional. Only sessions of this agent. Empty means every agent."""
+    channel: _builtins.str
+    """Optional. Only sessions whose key has this channel. Empty means any."""
+    account_id: _builtins.str
+    """Optional. Only sessions whose key has this account. Empty means any."""
+    peer_id: _builtins.str
+    """Optional. Only sessions whose key has this peer. Empty means any."""
+    retention: _session_pb2.Retention.ValueType
+    """Optional. Only sessions with this retention. Unspecified means any."""
+    pinned_only: _builtins.bool
+    """Optional. Only pinned sessions."""
+    archived: Global___Inclusion.ValueType
+    """Optional. Whether to list archived sessions; unspecified means EXCLUDE."""
+    deleted: Global___Inclusion.ValueType
+    """Optional. Whether to list soft-deleted sessions; unspecified means
+    EXCLUDE (AIP-164's `show_deleted` is INCLUDE).
+    """
+    order_by: _builtins.str
+    """Optional. The order (AIP-132): one of `update_time`, `create_time` or
+    `title`, followed by ` desc` for descending; ties are broken by id in the
+    same direction. Empty means "update_time desc".
+    """
+    pinned_first: _builtins.bool
+    """Optional. List pinned sessions before the others (each group in
+    `order_by` order).
+    """
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_session_pb2.SessionStatus.ValueType]:
+        """Optional. Only sessions in one of these statuses. Empty means any."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional. Only sessions that have every one of these labels with these
+        values. At most 16 pairs.
+        """
+
+    @_builtins.property
+    def create_time_range(self) -> Global___TimeRange:
+        """Optional. Only sessions created in this range."""
+
+    @_builtins.property
+    def update_time_range(self) -> Global___TimeRange:
+        """Optional. Only sessions last updated in this range."""
+
     def __init__(
         self,
         *,
@@ -115,10 +356,23 @@ class ListSessionsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         agent_id: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        peer_id: _builtins.str = ...,
+        statuses: _abc.Iterable[_session_pb2.SessionStatus.ValueType] | None = ...,
+        retention: _session_pb2.Retention.ValueType = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        pinned_only: _builtins.bool = ...,
+        archived: Global___Inclusion.ValueType = ...,
+        deleted: Global___Inclusion.ValueType = ...,
+        create_time_range: Global___TimeRange | None = ...,
+        update_time_range: Global___TimeRange | None = ...,
+        order_by: _builtins.str = ...,
+        pinned_first: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_range", b"create_time_range", "update_time_range", b"update_time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "page_size", b"page_size", "page_token", b"page_token", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "agent_id", b"agent_id", "archived", b"archived", "channel", b"channel", "create_time_range", b"create_time_range", "deleted", b"deleted", "labels", b"labels", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "peer_id", b"peer_id", "pinned_first", b"pinned_first", "pinned_only", b"pinned_only", "retention", b"retention", "statuses", b"statuses", "tenant_id", b"tenant_id", "update_time_range", b"update_time_range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -161,8 +415,13 @@ class UpdateSessionRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read: the update happens only if
+    it still matches, else ABORTED (AIP-154). Empty means unconditionally.
+    """
     @_builtins.property
     def session(self) -> _session_pb2.Session:
         """Required. The session's new field values; `session.id` names the session
@@ -172,10 +431,11 @@ class UpdateSessionRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Optional. The fields to change (AIP-134): any of `agent_id`, `title`,
-        `metadata`. `*` means every mutable field, each set to the value given
-        (an unset field clears it). Unset means every mutable field that has a
-        non-empty value in `session`. A path that does not exist or is output
-        only is INVALID_ARGUMENT.
+        `metadata`, `retention`, `access_mode`, `model`, `persona_id`, `recap`,
+        `labels`, `token_usage`. `*` means all of them, each set to the value
+        given (an unset field clears it). Unset means every one of them that has
+        a non-empty value in `session`. A path that does not exist, is output
+        only or immutable (`key`) is INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -184,10 +444,11 @@ class UpdateSessionRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         session: _session_pb2.Session | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "tenant_id", b"tenant_id", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "session", b"session", "tenant_id", b"tenant_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,23 +462,195 @@ class DeleteSessionRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    PURGE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
     """Required. The session's id, a canonical UUID string."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes. Empty means unconditionally.
+    """
+    purge: _builtins.bool
+    """Optional. Remove the session and all its history now and for good,
+    instead of soft-deleting it. Also purges a soft-deleted session.
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        purge: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "purge", b"purge", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteSessionRequest: _TypeAlias = DeleteSessionRequest  # noqa: Y015
+
+@_typing.final
+class UndeleteSessionRequest(_message.Message):
+    """Request for `UndeleteSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id, a canonical UUID string."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes. Empty means unconditionally.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndeleteSessionRequest: _TypeAlias = UndeleteSessionRequest  # noqa: Y015
+
+@_typing.final
+class PinSessionRequest(_message.Message):
+    """Request for `PinSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id, a canonical UUID string."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes. Empty means unconditionally.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PinSessionRequest: _TypeAlias = PinSessionRequest  # noqa: Y015
+
+@_typing.final
+class UnpinSessionRequest(_message.Message):
+    """Request for `UnpinSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id, a canonical UUID string."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes. Empty means unconditionally.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnpinSessionRequest: _TypeAlias = UnpinSessionRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveSessionRequest(_message.Message):
+    """Request for `ArchiveSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id, a canonical UUID string."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes. Empty means unconditionally.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveSessionRequest: _TypeAlias = ArchiveSessionRequest  # noqa: Y015
+
+@_typing.final
+class UnarchiveSessionRequest(_message.Message):
+    """Request for `UnarchiveSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id, a canonical UUID string."""
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes. Empty means unconditionally.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnarchiveSessionRequest: _TypeAlias = UnarchiveSessionRequest  # noqa: Y015
 
 @_typing.final
 class AppendMessagesRequest(_message.Message):

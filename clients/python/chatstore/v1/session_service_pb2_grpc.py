@@ -49,6 +49,11 @@ class SessionServiceStub:
                 request_serializer=chatstore_dot_v1_dot_session__service__pb2.CreateSessionRequest.SerializeToString,
                 response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
                 _registered_method=True)
+        self.GetOrCreateSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/GetOrCreateSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.GetOrCreateSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetOrCreateSessionResponse.FromString,
+                _registered_method=True)
         self.GetSession = channel.unary_unary(
                 '/chatstore.v1.SessionService/GetSession',
                 request_serializer=chatstore_dot_v1_dot_session__service__pb2.GetSessionRequest.SerializeToString,
@@ -67,6 +72,31 @@ class SessionServiceStub:
         self.DeleteSession = channel.unary_unary(
                 '/chatstore.v1.SessionService/DeleteSession',
                 request_serializer=chatstore_dot_v1_dot_session__service__pb2.DeleteSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.UndeleteSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/UndeleteSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.UndeleteSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.PinSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/PinSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.PinSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.UnpinSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/UnpinSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.UnpinSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.ArchiveSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/ArchiveSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.ArchiveSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.UnarchiveSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/UnarchiveSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.UnarchiveSessionRequest.SerializeToString,
                 response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
                 _registered_method=True)
         self.AppendMessages = channel.unary_unary(
@@ -104,8 +134,23 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOrCreateSession(self, request, context):
+        """Returns the one live session of a tenant with this agent and routing key,
+        creating it (from `defaults`) if there is none.
+
+        Atomic, and safe under concurrency: callers racing on one key all get
+        the same session, and exactly one of them sees `created` true.
+        Status codes: INVALID_ARGUMENT (a missing or malformed key field, or a
+        bad default).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSession(self, request, context):
-        """Returns a session's metadata and counters (no messages).
+        """Returns a session's metadata and counters; with view FULL, also its
+        newest messages. A soft-deleted session is returned with `delete_time`
+        set (AIP-164).
 
         Status codes: INVALID_ARGUMENT (malformed `tenant_id` or `session_id`),
         NOT_FOUND (no such session in the tenant).
@@ -115,12 +160,13 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSessions(self, request, context):
-        """Lists a tenant's sessions, newest `update_time` first (ties broken by id,
-        descending), one page at a time.
+        """Lists a tenant's sessions, filtered and ordered (default: newest
+        `update_time` first), one page at a time. Archived and soft-deleted
+        sessions are left out unless asked for.
 
-        Status codes: INVALID_ARGUMENT (malformed `tenant_id`, negative
-        `page_size`, or a `page_token` that is malformed or was issued for other
-        filters).
+        Status codes: INVALID_ARGUMENT (a malformed filter or `order_by`, a time
+        range that ends before it starts, a negative `page_size`, or a
+        `page_token` that is malformed or was issued for other filters or order).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -129,20 +175,83 @@ class SessionServiceServicer:
     def UpdateSession(self, request, context):
         """Changes the fields of a session that `update_mask` names (AIP-134).
 
-        Atomic; sets `update_time`. Status codes: INVALID_ARGUMENT (a path in
-        `update_mask` that does not exist or is not mutable, or a bad value),
-        NOT_FOUND (no such session in the tenant).
+        Atomic; sets `update_time` and a new `etag`. Status codes:
+        INVALID_ARGUMENT (a path in `update_mask` that does not exist or is
+        output only, or a bad value), NOT_FOUND (no such session in the tenant),
+        ABORTED (`etag` is stale), FAILED_PRECONDITION (the session is
+        soft-deleted), ALREADY_EXISTS (a new `agent_id` collides with a live
+        session that has the same key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSession(self, request, context):
-        """Deletes a session together with all of its messages, for good.
+        """Deletes a session (AIP-164). By default a soft delete: `delete_time` is
+        set, the session leaves default lists and refuses writes, and it is
+        purged with its history after the server's retention unless undeleted.
+        With `purge`, the session and all its history are removed at once.
 
-        Atomic. Returns the session as it was just before it was deleted.
+        Atomic. Returns the session (for a purge, as it was just before).
+        Deleting a soft-deleted session again changes nothing.
         Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
-        session in the tenant, including one already deleted).
+        session in the tenant), ABORTED (`etag` is stale).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteSession(self, request, context):
+        """Restores a soft-deleted session (AIP-164).
+
+        Atomic. Status codes: NOT_FOUND (no such session, or already purged),
+        ALREADY_EXISTS (the session is not deleted, or its key is now used by
+        another live session), ABORTED (`etag` is stale).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinSession(self, request, context):
+        """Pins a session (sets `pin_time`); pinning a pinned session changes
+        nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpinSession(self, request, context):
+        """Unpins a session (clears `pin_time`); unpinning an unpinned session
+        changes nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveSession(self, request, context):
+        """Archives a session: sets `archive_time` and status ARCHIVED. An archived
+        session leaves default lists and refuses appends. Archiving an archived
+        session changes nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnarchiveSession(self, request, context):
+        """Unarchives a session: clears `archive_time`, status back to ACTIVE.
+        Unarchiving a session that is not archived changes nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,7 +267,9 @@ class SessionServiceServicer:
         seqs stay unique and gap-free.
         Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
         message, with the offending field named), NOT_FOUND (no such session in
-        the tenant), ALREADY_EXISTS (a caller-supplied message id is in use).
+        the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
+        FAILED_PRECONDITION (the session is soft-deleted, archived or
+        READ_ONLY; the ErrorInfo reason says which).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,6 +295,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     request_deserializer=chatstore_dot_v1_dot_session__service__pb2.CreateSessionRequest.FromString,
                     response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
             ),
+            'GetOrCreateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrCreateSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetOrCreateSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.GetOrCreateSessionResponse.SerializeToString,
+            ),
             'GetSession': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSession,
                     request_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetSessionRequest.FromString,
@@ -202,6 +318,31 @@ def add_SessionServiceServicer_to_server(servicer, server):
             'DeleteSession': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSession,
                     request_deserializer=chatstore_dot_v1_dot_session__service__pb2.DeleteSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'UndeleteSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.UndeleteSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'PinSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.PinSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'UnpinSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpinSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.UnpinSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'ArchiveSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.ArchiveSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'UnarchiveSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnarchiveSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.UnarchiveSessionRequest.FromString,
                     response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
             ),
             'AppendMessages': grpc.unary_unary_rpc_method_handler(
@@ -251,6 +392,33 @@ class SessionService:
             '/chatstore.v1.SessionService/CreateSession',
             chatstore_dot_v1_dot_session__service__pb2.CreateSessionRequest.SerializeToString,
             chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrCreateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/GetOrCreateSession',
+            chatstore_dot_v1_dot_session__service__pb2.GetOrCreateSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.GetOrCreateSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -358,6 +526,141 @@ class SessionService:
             target,
             '/chatstore.v1.SessionService/DeleteSession',
             chatstore_dot_v1_dot_session__service__pb2.DeleteSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/UndeleteSession',
+            chatstore_dot_v1_dot_session__service__pb2.UndeleteSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/PinSession',
+            chatstore_dot_v1_dot_session__service__pb2.PinSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpinSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/UnpinSession',
+            chatstore_dot_v1_dot_session__service__pb2.UnpinSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/ArchiveSession',
+            chatstore_dot_v1_dot_session__service__pb2.ArchiveSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnarchiveSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/UnarchiveSession',
+            chatstore_dot_v1_dot_session__service__pb2.UnarchiveSessionRequest.SerializeToString,
             chatstore_dot_v1_dot_session__pb2.Session.FromString,
             options,
             channel_credentials,

@@ -50,33 +50,88 @@ class SessionServiceStub:
     Status codes: INVALID_ARGUMENT (a field is malformed or over its limit),
     ALREADY_EXISTS (`session_id` is already in use).
     """
+    GetOrCreateSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetOrCreateSessionRequest, _session_service_pb2.GetOrCreateSessionResponse]
+    """Returns the one live session of a tenant with this agent and routing key,
+    creating it (from `defaults`) if there is none.
+
+    Atomic, and safe under concurrency: callers racing on one key all get
+    the same session, and exactly one of them sees `created` true.
+    Status codes: INVALID_ARGUMENT (a missing or malformed key field, or a
+    bad default).
+    """
     GetSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_pb2.Session]
-    """Returns a session's metadata and counters (no messages).
+    """Returns a session's metadata and counters; with view FULL, also its
+    newest messages. A soft-deleted session is returned with `delete_time`
+    set (AIP-164).
 
     Status codes: INVALID_ARGUMENT (malformed `tenant_id` or `session_id`),
     NOT_FOUND (no such session in the tenant).
     """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]
-    """Lists a tenant's sessions, newest `update_time` first (ties broken by id,
-    descending), one page at a time.
+    """Lists a tenant's sessions, filtered and ordered (default: newest
+    `update_time` first), one page at a time. Archived and soft-deleted
+    sessions are left out unless asked for.
 
-    Status codes: INVALID_ARGUMENT (malformed `tenant_id`, negative
-    `page_size`, or a `page_token` that is malformed or was issued for other
-    filters).
+    Status codes: INVALID_ARGUMENT (a malformed filter or `order_by`, a time
+    range that ends before it starts, a negative `page_size`, or a
+    `page_token` that is malformed or was issued for other filters or order).
     """
     UpdateSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.UpdateSessionRequest, _session_pb2.Session]
     """Changes the fields of a session that `update_mask` names (AIP-134).
 
-    Atomic; sets `update_time`. Status codes: INVALID_ARGUMENT (a path in
-    `update_mask` that does not exist or is not mutable, or a bad value),
-    NOT_FOUND (no such session in the tenant).
+    Atomic; sets `update_time` and a new `etag`. Status codes:
+    INVALID_ARGUMENT (a path in `update_mask` that does not exist or is
+    output only, or a bad value), NOT_FOUND (no such session in the tenant),
+    ABORTED (`etag` is stale), FAILED_PRECONDITION (the session is
+    soft-deleted), ALREADY_EXISTS (a new `agent_id` collides with a live
+    session that has the same key).
     """
     DeleteSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.DeleteSessionRequest, _session_pb2.Session]
-    """Deletes a session together with all of its messages, for good.
+    """Deletes a session (AIP-164). By default a soft delete: `delete_time` is
+    set, the session leaves default lists and refuses writes, and it is
+    purged with its history after the server's retention unless undeleted.
+    With `purge`, the session and all its history are removed at once.
 
-    Atomic. Returns the session as it was just before it was deleted.
+    Atomic. Returns the session (for a purge, as it was just before).
+    Deleting a soft-deleted session again changes nothing.
     Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
-    session in the tenant, including one already deleted).
+    session in the tenant), ABORTED (`etag` is stale).
+    """
+    UndeleteSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.UndeleteSessionRequest, _session_pb2.Session]
+    """Restores a soft-deleted session (AIP-164).
+
+    Atomic. Status codes: NOT_FOUND (no such session, or already purged),
+    ALREADY_EXISTS (the session is not deleted, or its key is now used by
+    another live session), ABORTED (`etag` is stale).
+    """
+    PinSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.PinSessionRequest, _session_pb2.Session]
+    """Pins a session (sets `pin_time`); pinning a pinned session changes
+    nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
+    """
+    UnpinSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.UnpinSessionRequest, _session_pb2.Session]
+    """Unpins a session (clears `pin_time`); unpinning an unpinned session
+    changes nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
+    """
+    ArchiveSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ArchiveSessionRequest, _session_pb2.Session]
+    """Archives a session: sets `archive_time` and status ARCHIVED. An archived
+    session leaves default lists and refuses appends. Archiving an archived
+    session changes nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
+    """
+    UnarchiveSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.UnarchiveSessionRequest, _session_pb2.Session]
+    """Unarchives a session: clears `archive_time`, status back to ACTIVE.
+    Unarchiving a session that is not archived changes nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
     """
     AppendMessages: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.AppendMessagesRequest, _session_service_pb2.AppendMessagesResponse]
     """Appends a batch of messages to the end of a session's history.
@@ -88,7 +143,9 @@ class SessionServiceStub:
     seqs stay unique and gap-free.
     Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
     message, with the offending field named), NOT_FOUND (no such session in
-    the tenant), ALREADY_EXISTS (a caller-supplied message id is in use).
+    the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
+    FAILED_PRECONDITION (the session is soft-deleted, archived or
+    READ_ONLY; the ErrorInfo reason says which).
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListMessagesRequest, _session_service_pb2.ListMessagesResponse]
     """Lists a session's messages in `seq` order, oldest first, one page at a
@@ -120,33 +177,88 @@ class SessionServiceAsyncStub(SessionServiceStub):
     Status codes: INVALID_ARGUMENT (a field is malformed or over its limit),
     ALREADY_EXISTS (`session_id` is already in use).
     """
+    GetOrCreateSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetOrCreateSessionRequest, _session_service_pb2.GetOrCreateSessionResponse]  # type: ignore[assignment]
+    """Returns the one live session of a tenant with this agent and routing key,
+    creating it (from `defaults`) if there is none.
+
+    Atomic, and safe under concurrency: callers racing on one key all get
+    the same session, and exactly one of them sees `created` true.
+    Status codes: INVALID_ARGUMENT (a missing or malformed key field, or a
+    bad default).
+    """
     GetSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
-    """Returns a session's metadata and counters (no messages).
+    """Returns a session's metadata and counters; with view FULL, also its
+    newest messages. A soft-deleted session is returned with `delete_time`
+    set (AIP-164).
 
     Status codes: INVALID_ARGUMENT (malformed `tenant_id` or `session_id`),
     NOT_FOUND (no such session in the tenant).
     """
     ListSessions: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
-    """Lists a tenant's sessions, newest `update_time` first (ties broken by id,
-    descending), one page at a time.
+    """Lists a tenant's sessions, filtered and ordered (default: newest
+    `update_time` first), one page at a time. Archived and soft-deleted
+    sessions are left out unless asked for.
 
-    Status codes: INVALID_ARGUMENT (malformed `tenant_id`, negative
-    `page_size`, or a `page_token` that is malformed or was issued for other
-    filters).
+    Status codes: INVALID_ARGUMENT (a malformed filter or `order_by`, a time
+    range that ends before it starts, a negative `page_size`, or a
+    `page_token` that is malformed or was issued for other filters or order).
     """
     UpdateSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.UpdateSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
     """Changes the fields of a session that `update_mask` names (AIP-134).
 
-    Atomic; sets `update_time`. Status codes: INVALID_ARGUMENT (a path in
-    `update_mask` that does not exist or is not mutable, or a bad value),
-    NOT_FOUND (no such session in the tenant).
+    Atomic; sets `update_time` and a new `etag`. Status codes:
+    INVALID_ARGUMENT (a path in `update_mask` that does not exist or is
+    output only, or a bad value), NOT_FOUND (no such session in the tenant),
+    ABORTED (`etag` is stale), FAILED_PRECONDITION (the session is
+    soft-deleted), ALREADY_EXISTS (a new `agent_id` collides with a live
+    session that has the same key).
     """
     DeleteSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.DeleteSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
-    """Deletes a session together with all of its messages, for good.
+    """Deletes a session (AIP-164). By default a soft delete: `delete_time` is
+    set, the session leaves default lists and refuses writes, and it is
+    purged with its history after the server's retention unless undeleted.
+    With `purge`, the session and all its history are removed at once.
 
-    Atomic. Returns the session as it was just before it was deleted.
+    Atomic. Returns the session (for a purge, as it was just before).
+    Deleting a soft-deleted session again changes nothing.
     Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
-    session in the tenant, including one already deleted).
+    session in the tenant), ABORTED (`etag` is stale).
+    """
+    UndeleteSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.UndeleteSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Restores a soft-deleted session (AIP-164).
+
+    Atomic. Status codes: NOT_FOUND (no such session, or already purged),
+    ALREADY_EXISTS (the session is not deleted, or its key is now used by
+    another live session), ABORTED (`etag` is stale).
+    """
+    PinSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.PinSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Pins a session (sets `pin_time`); pinning a pinned session changes
+    nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
+    """
+    UnpinSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.UnpinSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Unpins a session (clears `pin_time`); unpinning an unpinned session
+    changes nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
+    """
+    ArchiveSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ArchiveSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Archives a session: sets `archive_time` and status ARCHIVED. An archived
+    session leaves default lists and refuses appends. Archiving an archived
+    session changes nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
+    """
+    UnarchiveSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.UnarchiveSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Unarchives a session: clears `archive_time`, status back to ACTIVE.
+    Unarchiving a session that is not archived changes nothing.
+
+    Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+    (`etag` is stale).
     """
     AppendMessages: _aio.UnaryUnaryMultiCallable[_session_service_pb2.AppendMessagesRequest, _session_service_pb2.AppendMessagesResponse]  # type: ignore[assignment]
     """Appends a batch of messages to the end of a session's history.
@@ -158,7 +270,9 @@ class SessionServiceAsyncStub(SessionServiceStub):
     seqs stay unique and gap-free.
     Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
     message, with the offending field named), NOT_FOUND (no such session in
-    the tenant), ALREADY_EXISTS (a caller-supplied message id is in use).
+    the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
+    FAILED_PRECONDITION (the session is soft-deleted, archived or
+    READ_ONLY; the ErrorInfo reason says which).
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListMessagesRequest, _session_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """Lists a session's messages in `seq` order, oldest first, one page at a
@@ -195,12 +309,29 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def GetOrCreateSession(
+        self,
+        request: _session_service_pb2.GetOrCreateSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.GetOrCreateSessionResponse, _abc.Awaitable[_session_service_pb2.GetOrCreateSessionResponse]]:
+        """Returns the one live session of a tenant with this agent and routing key,
+        creating it (from `defaults`) if there is none.
+
+        Atomic, and safe under concurrency: callers racing on one key all get
+        the same session, and exactly one of them sees `created` true.
+        Status codes: INVALID_ARGUMENT (a missing or malformed key field, or a
+        bad default).
+        """
+
+    @_abc_1.abstractmethod
     def GetSession(
         self,
         request: _session_service_pb2.GetSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
-        """Returns a session's metadata and counters (no messages).
+        """Returns a session's metadata and counters; with view FULL, also its
+        newest messages. A soft-deleted session is returned with `delete_time`
+        set (AIP-164).
 
         Status codes: INVALID_ARGUMENT (malformed `tenant_id` or `session_id`),
         NOT_FOUND (no such session in the tenant).
@@ -212,12 +343,13 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _session_service_pb2.ListSessionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_session_service_pb2.ListSessionsResponse, _abc.Awaitable[_session_service_pb2.ListSessionsResponse]]:
-        """Lists a tenant's sessions, newest `update_time` first (ties broken by id,
-        descending), one page at a time.
+        """Lists a tenant's sessions, filtered and ordered (default: newest
+        `update_time` first), one page at a time. Archived and soft-deleted
+        sessions are left out unless asked for.
 
-        Status codes: INVALID_ARGUMENT (malformed `tenant_id`, negative
-        `page_size`, or a `page_token` that is malformed or was issued for other
-        filters).
+        Status codes: INVALID_ARGUMENT (a malformed filter or `order_by`, a time
+        range that ends before it starts, a negative `page_size`, or a
+        `page_token` that is malformed or was issued for other filters or order).
         """
 
     @_abc_1.abstractmethod
@@ -228,9 +360,12 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
         """Changes the fields of a session that `update_mask` names (AIP-134).
 
-        Atomic; sets `update_time`. Status codes: INVALID_ARGUMENT (a path in
-        `update_mask` that does not exist or is not mutable, or a bad value),
-        NOT_FOUND (no such session in the tenant).
+        Atomic; sets `update_time` and a new `etag`. Status codes:
+        INVALID_ARGUMENT (a path in `update_mask` that does not exist or is
+        output only, or a bad value), NOT_FOUND (no such session in the tenant),
+        ABORTED (`etag` is stale), FAILED_PRECONDITION (the session is
+        soft-deleted), ALREADY_EXISTS (a new `agent_id` collides with a live
+        session that has the same key).
         """
 
     @_abc_1.abstractmethod
@@ -239,11 +374,81 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _session_service_pb2.DeleteSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
-        """Deletes a session together with all of its messages, for good.
+        """Deletes a session (AIP-164). By default a soft delete: `delete_time` is
+        set, the session leaves default lists and refuses writes, and it is
+        purged with its history after the server's retention unless undeleted.
+        With `purge`, the session and all its history are removed at once.
 
-        Atomic. Returns the session as it was just before it was deleted.
+        Atomic. Returns the session (for a purge, as it was just before).
+        Deleting a soft-deleted session again changes nothing.
         Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
-        session in the tenant, including one already deleted).
+        session in the tenant), ABORTED (`etag` is stale).
+        """
+
+    @_abc_1.abstractmethod
+    def UndeleteSession(
+        self,
+        request: _session_service_pb2.UndeleteSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Restores a soft-deleted session (AIP-164).
+
+        Atomic. Status codes: NOT_FOUND (no such session, or already purged),
+        ALREADY_EXISTS (the session is not deleted, or its key is now used by
+        another live session), ABORTED (`etag` is stale).
+        """
+
+    @_abc_1.abstractmethod
+    def PinSession(
+        self,
+        request: _session_service_pb2.PinSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Pins a session (sets `pin_time`); pinning a pinned session changes
+        nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
+        """
+
+    @_abc_1.abstractmethod
+    def UnpinSession(
+        self,
+        request: _session_service_pb2.UnpinSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Unpins a session (clears `pin_time`); unpinning an unpinned session
+        changes nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveSession(
+        self,
+        request: _session_service_pb2.ArchiveSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Archives a session: sets `archive_time` and status ARCHIVED. An archived
+        session leaves default lists and refuses appends. Archiving an archived
+        session changes nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
+        """
+
+    @_abc_1.abstractmethod
+    def UnarchiveSession(
+        self,
+        request: _session_service_pb2.UnarchiveSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Unarchives a session: clears `archive_time`, status back to ACTIVE.
+        Unarchiving a session that is not archived changes nothing.
+
+        Status codes: NOT_FOUND, FAILED_PRECONDITION (soft-deleted), ABORTED
+        (`etag` is stale).
         """
 
     @_abc_1.abstractmethod
@@ -261,7 +466,9 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         seqs stay unique and gap-free.
         Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
         message, with the offending field named), NOT_FOUND (no such session in
-        the tenant), ALREADY_EXISTS (a caller-supplied message id is in use).
+        the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
+        FAILED_PRECONDITION (the session is soft-deleted, archived or
+        READ_ONLY; the ErrorInfo reason says which).
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,74 @@
+"""The sweeper: purges expired sessions and marks quiet ones IDLE.
+
+Every statement is conditioned on the state it changes and idempotent, so any number
+of server processes can sweep one database at once: a row is purged or marked by
+whichever gets there first, and the others find nothing left to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+
+from chatstore_server.store.database import Database
+from chatstore_server.store.records import SessionPolicy, SessionStatus
+from chatstore_server.store.schema import sessions
+from chatstore_server.store.sessions import utc_now
+
+BATCH = 500
+"""Rows per transaction, so one sweep never holds the write lock for long."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep did."""
+
+    purged: int
+    idled: int
+
+
+async def sweep(
+    database: Database, policy: SessionPolicy, clock: Callable[[], datetime] = utc_now
+) -> SweepResult:
+    """Purge sessions past `expire_time` (expired ephemeral ones, soft-deleted ones past
+    retention) with all their history, and mark ACTIVE or COMPACTED sessions with no
+    write for `policy.idle_after` as IDLE (without moving `update_time`).
+
+    Raises:
+        UnavailableError: The database cannot be reached.
+    """
+    now = clock()
+    c = sessions.c
+    purged = 0
+    while True:
+        due = select(c.id).where(c.expire_time <= now).limit(BATCH).scalar_subquery()
+        async with database.write() as conn:
+            done = (
+                await conn.execute(delete(sessions).where(c.id.in_(due), c.expire_time <= now))
+            ).rowcount
+        purged += done
+        if done < BATCH:
+            break
+    idled = 0
+    quiet = [
+        c.status.in_([SessionStatus.ACTIVE.value, SessionStatus.COMPACTED.value]),
+        c.update_time < now - policy.idle_after,
+        c.delete_time.is_(None),
+    ]
+    while True:
+        batch = select(c.id).where(*quiet).limit(BATCH).scalar_subquery()
+        async with database.write() as conn:
+            done = (
+                await conn.execute(
+                    update(sessions)
+                    .where(c.id.in_(batch), *quiet)
+                    .values(status=SessionStatus.IDLE.value, revision=c.revision + 1)
+                )
+            ).rowcount
+        idled += done
+        if done < BATCH:
+            break
+    return SweepResult(purged, idled)
