@@ -41,7 +41,7 @@ async def test_append_returns_the_stored_messages(client: ChatStoreClient) -> No
         session.id,
         [
             Message(role=Role.ROLE_ASSISTANT, content="", tool_calls=[call], token_count=0),
-            Message(role=Role.ROLE_TOOL, content="3 results"),
+            Message(role=Role.ROLE_TOOL, content="3 results", tool_call_id="call_1"),
         ],
     )
 

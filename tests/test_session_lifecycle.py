@@ -251,7 +251,7 @@ async def test_appends_move_the_counters(client: ChatStoreClient) -> None:
             [
                 user("héllo", tokens=3),
                 Message(role=Role.ROLE_ASSISTANT, content="x" * 300, token_count=10),
-                Message(role=Role.ROLE_TOOL, content="done"),
+                Message(role=Role.ROLE_TOOL, content="done", tool_call_id="c1"),
             ],
         )
     ).session

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         60, gt=0, description="how often the sweeper purges expired sessions and marks idle ones"
     )
 
+    watch_buffer_changes: int = Field(
+        1024,
+        ge=1,
+        description="changes a WatchSession stream may fall behind before it is ended"
+        " with RESOURCE_EXHAUSTED",
+    )
+
     def policy(self) -> SessionPolicy:
         """The session lifecycle periods."""
         return SessionPolicy(

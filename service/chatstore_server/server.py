@@ -14,15 +14,7 @@ from chatstore.v1 import session_service_pb2, session_service_pb2_grpc
 from chatstore_server.api.interceptors import ErrorInterceptor
 from chatstore_server.api.servicer import SessionServicer
 from chatstore_server.config import Settings
-from chatstore_server.store import (
-    Database,
-    MessageRepository,
-    SessionPolicy,
-    SessionRepository,
-    StoreError,
-    sweep,
-    upgrade,
-)
+from chatstore_server.store import ChangeFeed, Database, SessionPolicy, StoreError, sweep, upgrade
 
 logger = logging.getLogger("chatstore_server")
 
@@ -39,8 +31,10 @@ class ChatStoreServer:
         database: Database,
         port: int,
         sweeper: asyncio.Task[None],
+        feed: ChangeFeed,
     ) -> None:
         self._server = server
+        self._feed = feed
         self._health = health
         self._database = database
         self._sweeper = sweeper
@@ -68,13 +62,9 @@ class ChatStoreServer:
                 options=[("grpc.so_reuseport", 0)],
             )
             policy = settings.policy()
+            feed = ChangeFeed(settings.watch_buffer_changes)
             session_service_pb2_grpc.add_SessionServiceServicer_to_server(
-                SessionServicer(
-                    SessionRepository(database, policy),
-                    MessageRepository(database, policy),
-                    settings.limits(),
-                ),
-                server,
+                SessionServicer(database, policy, settings.limits(), feed), server
             )
             health_servicer = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -92,14 +82,15 @@ class ChatStoreServer:
             "serving on %s (port %d), database %s", settings.listen, port, database.engine.url
         )
         sweeper = asyncio.create_task(
-            _sweep_forever(database, policy, settings.sweep_interval_seconds), name="sweeper"
+            _sweep_forever(database, policy, settings.sweep_interval_seconds, feed), name="sweeper"
         )
-        return cls(server, health_servicer, database, port, sweeper)
+        return cls(server, health_servicer, database, port, sweeper, feed)
 
     async def stop(self, grace_seconds: float | None) -> None:
         """Stop: health goes NOT_SERVING, new calls are refused, in-flight calls get
         `grace_seconds` to finish, then the database pool closes."""
         await self._health.enter_graceful_shutdown()
+        self._feed.close()  # watchers end with UNAVAILABLE and reconnect elsewhere
         self._sweeper.cancel()
         await self._server.stop(grace_seconds)
         await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -110,12 +101,14 @@ class ChatStoreServer:
         await self._server.wait_for_termination()
 
 
-async def _sweep_forever(database: Database, policy: SessionPolicy, interval: float) -> None:
+async def _sweep_forever(
+    database: Database, policy: SessionPolicy, interval: float, feed: ChangeFeed
+) -> None:
     """Sweep every `interval` seconds until cancelled; a failed sweep is retried next time."""
     while True:
         await asyncio.sleep(interval)
         try:
-            result = await sweep(database, policy)
+            result = await sweep(database, policy, feed=feed)
         except StoreError:
             logger.warning("sweep failed; retrying in %.0fs", interval, exc_info=True)
             continue

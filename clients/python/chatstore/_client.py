@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -12,7 +12,14 @@ from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 
 from chatstore._errors import from_grpc_error
 from chatstore._pagers import AsyncPager, Page
-from chatstore.v1 import message_pb2, session_pb2, session_service_pb2, session_service_pb2_grpc
+from chatstore.v1 import (
+    checkpoint_pb2,
+    event_pb2,
+    message_pb2,
+    session_pb2,
+    session_service_pb2,
+    session_service_pb2_grpc,
+)
 
 TimeBounds = tuple[datetime | None, datetime | None]
 
@@ -493,6 +500,9 @@ class ChatStoreClient:
         session_id: str,
         messages: Iterable[message_pb2.Message],
         *,
+        request_id: str = "",
+        expected_last_seq: int | None = None,
+        etag: str = "",
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
         metadata: Metadata = (),
@@ -501,8 +511,12 @@ class ChatStoreClient:
 
         Args:
             messages: 1 to 1,000 messages, oldest first. Set `role` and `content`
-                (and `tool_calls`, `token_count` as needed); the server assigns
-                `seq`, and `id` and `create_time` unless given.
+                (and `tool_calls`, `tool_call_id` for ROLE_TOOL, `token_count`...);
+                the server assigns `seq`, and `id` and `create_time` unless given.
+            request_id: Makes a retry safe: a second call with the same id returns
+                the first call's result and writes nothing.
+            expected_last_seq: Append only if the session's `last_seq` is this.
+            etag: Append only if the session's `etag` is this.
 
         Returns:
             The stored messages (with ids and seqs) and the updated session.
@@ -511,15 +525,240 @@ class ChatStoreClient:
             NotFound: No such session in the tenant.
             InvalidArgument: An empty or oversized batch, or a bad message.
             AlreadyExists: A message id given by the caller is in use.
-            FailedPrecondition: The session is deleted, archived or read-only
-                (`reason` says which).
+            FailedPrecondition: The session is deleted, archived or read-only, or
+                `request_id` was used for other messages (`reason` says which).
+            Aborted: `expected_last_seq` or `etag` no longer matches.
         """
         request = session_service_pb2.AppendMessagesRequest(
-            tenant_id=self._tenant(tenant_id), session_id=session_id, messages=list(messages)
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            messages=list(messages),
+            request_id=request_id,
+            expected_last_seq=expected_last_seq,
+            etag=etag,
         )
         return await self._call(self._stub.AppendMessages, request, timeout, metadata)
 
     def list_messages(
+        self,
+        session_id: str,
+        *,
+        newest_first: bool = False,
+        after_seq: int = 0,
+        before_seq: int = 0,
+        roles: Iterable[message_pb2.Role.ValueType] = (),
+        create_time_range: TimeBounds | None = None,
+        exclude_compacted: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> AsyncPager[message_pb2.Message]:
+        """List a session's messages in seq order as a pager.
+
+        Args:
+            newest_first: Newest first instead of oldest first.
+            after_seq, before_seq: Only seqs in (after_seq, before_seq); 0 is no bound.
+            roles: Only these roles; empty for any.
+            create_time_range: (start, end), end exclusive; None on a side is unbounded.
+            exclude_compacted: Leave out messages a compaction covers.
+            page_size: Messages per page; 0 for the server's default (100), at most 1,000.
+            page_token: Start from this page (a `next_page_token`).
+
+        Raises:
+            NotFound: No such session in the tenant (raised while iterating).
+            InvalidArgument: A bad filter or page token (raised while iterating).
+        """
+        template = session_service_pb2.ListMessagesRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            page_size=page_size,
+            order_by="seq desc" if newest_first else "",
+            after_seq=after_seq,
+            before_seq=before_seq,
+            roles=list(roles),
+            create_time_range=_time_range(create_time_range),
+            exclude_compacted=exclude_compacted,
+        )
+
+        async def fetch(token: str) -> Page[message_pb2.Message]:
+            request = session_service_pb2.ListMessagesRequest()
+            request.CopyFrom(template)
+            request.page_token = token
+            response = await self._call(self._stub.ListMessages, request, timeout, metadata)
+            return Page(list(response.messages), response.next_page_token)
+
+        return AsyncPager(fetch, page_token)
+
+    async def get_message(
+        self,
+        session_id: str,
+        *,
+        message_id: str = "",
+        seq: int = 0,
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> message_pb2.Message:
+        """Get one message by `message_id` or by `seq` (give exactly one).
+
+        Raises:
+            NotFound: No such session, or no such message in it.
+            InvalidArgument: Neither or a malformed selector.
+        """
+        request = session_service_pb2.GetMessageRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id
+        )
+        if message_id:
+            request.message_id = message_id
+        elif seq:
+            request.seq = seq
+        return await self._call(self._stub.GetMessage, request, timeout, metadata)
+
+    async def get_context_window(
+        self,
+        session_id: str,
+        *,
+        max_messages: int = 0,
+        max_tokens: int = 0,
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_service_pb2.ContextWindow:
+        """The recap plus the newest uncompacted messages within the budget, oldest
+        first, never splitting a tool call from its results. Give `max_messages`,
+        `max_tokens` or both.
+
+        Raises:
+            NotFound: No such session in the tenant.
+            InvalidArgument: No budget, or a negative one.
+        """
+        request = session_service_pb2.GetContextWindowRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            max_messages=max_messages,
+            max_tokens=max_tokens,
+        )
+        return await self._call(self._stub.GetContextWindow, request, timeout, metadata)
+
+    async def compact_session(
+        self,
+        session_id: str,
+        *,
+        through_seq: int,
+        recap: str,
+        etag: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Record that `recap` summarizes messages 1..`through_seq` (kept, marked
+        compacted); the session becomes COMPACTED.
+
+        Raises:
+            InvalidArgument: `through_seq` out of range, or an empty recap.
+            NotFound, FailedPrecondition (deleted), Aborted (stale `etag`).
+        """
+        request = session_service_pb2.CompactSessionRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            through_seq=through_seq,
+            recap=recap,
+            etag=etag,
+        )
+        return await self._call(self._stub.CompactSession, request, timeout, metadata)
+
+    async def append_events(
+        self,
+        session_id: str,
+        events: Iterable[event_pb2.Event],
+        *,
+        request_id: str = "",
+        expected_last_event_seq: int | None = None,
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_service_pb2.AppendEventsResponse:
+        """Append events, atomically, to a session's run log (one payload each).
+
+        Raises:
+            InvalidArgument: An empty or oversized batch, an event without payload.
+            NotFound, FailedPrecondition, Aborted: As for `append_messages`.
+        """
+        request = session_service_pb2.AppendEventsRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            events=list(events),
+            request_id=request_id,
+            expected_last_event_seq=expected_last_event_seq,
+        )
+        return await self._call(self._stub.AppendEvents, request, timeout, metadata)
+
+    def list_events(
+        self,
+        session_id: str,
+        *,
+        after_seq: int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> AsyncPager[event_pb2.Event]:
+        """List a session's events in seq order as a pager.
+
+        Raises:
+            NotFound: No such session in the tenant (raised while iterating).
+        """
+        tenant = self._tenant(tenant_id)
+
+        async def fetch(token: str) -> Page[event_pb2.Event]:
+            request = session_service_pb2.ListEventsRequest(
+                tenant_id=tenant,
+                session_id=session_id,
+                after_seq=after_seq,
+                page_size=page_size,
+                page_token=token,
+            )
+            response = await self._call(self._stub.ListEvents, request, timeout, metadata)
+            return Page(list(response.events), response.next_page_token)
+
+        return AsyncPager(fetch, page_token)
+
+    async def create_checkpoint(
+        self,
+        session_id: str,
+        *,
+        label: str = "",
+        description: str = "",
+        tags: Iterable[str] = (),
+        message_seq: int = 0,
+        event_seq: int = 0,
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> checkpoint_pb2.Checkpoint:
+        """Create a checkpoint at the session's current seqs (or the given ones).
+
+        Raises:
+            InvalidArgument: A seq beyond the session's newest, a field too long.
+            NotFound, FailedPrecondition (deleted).
+        """
+        request = session_service_pb2.CreateCheckpointRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            checkpoint=checkpoint_pb2.Checkpoint(
+                label=label,
+                description=description,
+                tags=list(tags),
+                message_seq=message_seq,
+                event_seq=event_seq,
+            ),
+        )
+        return await self._call(self._stub.CreateCheckpoint, request, timeout, metadata)
+
+    def list_checkpoints(
         self,
         session_id: str,
         *,
@@ -528,23 +767,103 @@ class ChatStoreClient:
         tenant_id: str | None = None,
         timeout: float | _Unset | None = UNSET,
         metadata: Metadata = (),
-    ) -> AsyncPager[message_pb2.Message]:
-        """List a session's messages in `seq` order, oldest first, as a pager.
-
-        Args:
-            page_size: Messages per page; 0 for the server's default (100), at most 1,000.
-            page_token: Start from this page (a `next_page_token`).
+    ) -> AsyncPager[checkpoint_pb2.Checkpoint]:
+        """List a session's checkpoints, oldest first, as a pager.
 
         Raises:
             NotFound: No such session in the tenant (raised while iterating).
         """
         tenant = self._tenant(tenant_id)
 
-        async def fetch(token: str) -> Page[message_pb2.Message]:
-            request = session_service_pb2.ListMessagesRequest(
+        async def fetch(token: str) -> Page[checkpoint_pb2.Checkpoint]:
+            request = session_service_pb2.ListCheckpointsRequest(
                 tenant_id=tenant, session_id=session_id, page_size=page_size, page_token=token
             )
-            response = await self._call(self._stub.ListMessages, request, timeout, metadata)
-            return Page(list(response.messages), response.next_page_token)
+            response = await self._call(self._stub.ListCheckpoints, request, timeout, metadata)
+            return Page(list(response.checkpoints), response.next_page_token)
 
         return AsyncPager(fetch, page_token)
+
+    async def get_checkpoint(
+        self,
+        session_id: str,
+        checkpoint_id: str,
+        *,
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> checkpoint_pb2.Checkpoint:
+        """Get one checkpoint.
+
+        Raises:
+            NotFound: No such session, or no such checkpoint in it.
+        """
+        request = session_service_pb2.GetCheckpointRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, checkpoint_id=checkpoint_id
+        )
+        return await self._call(self._stub.GetCheckpoint, request, timeout, metadata)
+
+    async def fork_session(
+        self,
+        session_id: str,
+        *,
+        checkpoint_id: str = "",
+        message_seq: int | None = None,
+        event_seq: int = 0,
+        new_session_id: str = "",
+        title: str = "",
+        tenant_id: str | None = None,
+        timeout: float | _Unset | None = UNSET,
+        metadata: Metadata = (),
+    ) -> session_pb2.Session:
+        """Create a new session with a copy of this one's history up to a checkpoint
+        (`checkpoint_id`) or a message seq (`message_seq`, with events up to
+        `event_seq`). Give exactly one of `checkpoint_id` and `message_seq`.
+
+        Raises:
+            InvalidArgument: No fork point, or a seq beyond the source's newest.
+            NotFound: No such session or checkpoint.
+            AlreadyExists: `new_session_id` is in use.
+        """
+        request = session_service_pb2.ForkSessionRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            event_seq=event_seq,
+            new_session_id=new_session_id,
+            title=title,
+        )
+        if checkpoint_id:
+            request.checkpoint_id = checkpoint_id
+        elif message_seq is not None:
+            request.message_seq = message_seq
+        return await self._call(self._stub.ForkSession, request, timeout, metadata)
+
+    async def watch_session(
+        self,
+        session_id: str,
+        *,
+        from_seq: int = 0,
+        tenant_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[session_service_pb2.WatchSessionResponse]:
+        """Stream the session's messages after `from_seq`, then new messages and
+        session changes as they commit (one stream; no reconnecting).
+
+        Raises:
+            NotFound: The session does not exist or was purged.
+            ResourceExhausted: This reader fell too far behind; reconnect from the
+                last seq seen.
+            Unavailable: The server is shutting down; reconnect.
+        """
+        request = session_service_pb2.WatchSessionRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, from_seq=from_seq
+        )
+        call = self._stub.WatchSession(request, timeout=timeout, metadata=tuple(metadata) or None)
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc_error(error) from error
+        finally:
+            call.cancel()

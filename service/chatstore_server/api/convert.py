@@ -8,10 +8,20 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from chatstore.v1 import message_pb2, session_pb2
+from chatstore.v1 import (
+    checkpoint_pb2,
+    event_pb2,
+    message_pb2,
+    session_pb2,
+    session_service_pb2,
+)
 from chatstore_server.store import (
     AccessMode,
+    CheckpointRecord,
+    ContextWindowRecord,
+    EventRecord,
     MessageRecord,
+    NewEvent,
     NewMessage,
     PeerKind,
     Retention,
@@ -73,6 +83,18 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     """A JSON object as a Struct."""
     result = struct_pb2.Struct()
     result.update(value)
+    return result
+
+
+def value_to_json(value: struct_pb2.Value) -> Any:
+    """A protobuf Value as the JSON value it stands for."""
+    return json_format.MessageToDict(value)
+
+
+def json_to_value(value: Any) -> struct_pb2.Value:
+    """A JSON value as a protobuf Value."""
+    result = struct_pb2.Value()
+    json_format.ParseDict(value, result)
     return result
 
 
@@ -147,6 +169,16 @@ def session_to_proto(
         last_message_preview=record.last_message_preview,
         etag=etag(record.revision),
         recent_messages=[message_to_proto(m) for m in recent_messages],
+        last_event_seq=record.last_event_seq,
+        compacted_through_seq=record.compacted_through_seq,
+        fork_source=None
+        if record.fork_source is None
+        else session_pb2.ForkSource(
+            session_id=str(record.fork_source.session_id),
+            message_seq=record.fork_source.message_seq,
+            event_seq=record.fork_source.event_seq,
+            checkpoint_id=str(record.fork_source.checkpoint_id or ""),
+        ),
     )
 
 
@@ -164,6 +196,15 @@ def message_to_proto(record: MessageRecord) -> message_pb2.Message:
         ],
         token_count=record.token_count,
         create_time=timestamp(record.create_time),
+        structured_content=None
+        if record.structured_content is None
+        else json_to_value(record.structured_content),
+        tool_call_id=record.tool_call_id,
+        name=record.name,
+        agent_id=record.agent_id,
+        model=record.model,
+        metadata=dict_to_struct(record.metadata) if record.metadata else None,
+        compacted=record.compacted,
     )
 
 
@@ -180,4 +221,58 @@ def new_message(
         token_count=message.token_count if message.HasField("token_count") else None,
         id=id,
         create_time=create_time,
+        structured_content=value_to_json(message.structured_content)
+        if message.HasField("structured_content")
+        else None,
+        tool_call_id=message.tool_call_id,
+        name=message.name,
+        agent_id=message.agent_id,
+        model=message.model,
+        metadata=struct_to_dict(message.metadata) or None,
+    )
+
+
+def new_event(event: event_pb2.Event, *, create_time: datetime | None) -> NewEvent:
+    """A validated Event (one payload set) as a NewEvent: the payload's field name and
+    its fields as JSON."""
+    kind = event.WhichOneof("payload")
+    assert kind is not None
+    payload = json_format.MessageToDict(getattr(event, kind), preserving_proto_field_name=True)
+    return NewEvent(type=kind, payload=payload, create_time=create_time)
+
+
+def event_to_proto(record: EventRecord) -> event_pb2.Event:
+    """A stored event as the API's Event."""
+    event = event_pb2.Event(
+        id=str(record.id),
+        session_id=str(record.session_id),
+        seq=record.seq,
+        create_time=timestamp(record.create_time),
+    )
+    json_format.ParseDict(record.payload, getattr(event, record.type))
+    return event
+
+
+def checkpoint_to_proto(record: CheckpointRecord) -> checkpoint_pb2.Checkpoint:
+    """A stored checkpoint as the API's Checkpoint."""
+    return checkpoint_pb2.Checkpoint(
+        id=str(record.id),
+        session_id=str(record.session_id),
+        message_seq=record.message_seq,
+        event_seq=record.event_seq,
+        label=record.label,
+        description=record.description,
+        tags=record.tags,
+        create_time=timestamp(record.create_time),
+    )
+
+
+def context_window_to_proto(record: ContextWindowRecord) -> session_service_pb2.ContextWindow:
+    """A context window as the API's ContextWindow."""
+    return session_service_pb2.ContextWindow(
+        recap=record.recap,
+        messages=[message_to_proto(m) for m in record.messages],
+        compacted_through_seq=record.compacted_through_seq,
+        token_count=record.token_count,
+        truncated=record.truncated,
     )

@@ -18,7 +18,9 @@ from grpc_status import rpc_status
 from chatstore_server.store import (
     AlreadyExistsError,
     ConflictError,
+    InvalidReferenceError,
     NotFoundError,
+    RequestReusedError,
     SessionStateError,
     StoreError,
     UnavailableError,
@@ -113,6 +115,13 @@ def _id_name(resource: str) -> str:
     return "session_id" if resource.startswith("session") else f"{resource}_id"
 
 
+def _key_name(error: NotFoundError) -> str:
+    # A message can be missing "at seq N" rather than by id.
+    if error.resource == "message" and error.key.startswith("at seq"):
+        return "message_seq"
+    return _id_name(error.resource)
+
+
 def from_store_error(error: StoreError) -> ApiError:
     """Map a store error to the API error the client should see."""
     if isinstance(error, NotFoundError):
@@ -120,7 +129,7 @@ def from_store_error(error: StoreError) -> ApiError:
             grpc.StatusCode.NOT_FOUND,
             str(error),
             reason=f"{error.resource.upper()}_NOT_FOUND",
-            metadata={_id_name(error.resource): error.key},
+            metadata={_key_name(error): error.key.removeprefix("at seq ")},
         )
     if isinstance(error, AlreadyExistsError):
         message = (
@@ -140,6 +149,15 @@ def from_store_error(error: StoreError) -> ApiError:
             f"{error}; read the session again and retry",
             reason="ETAG_MISMATCH",
             metadata={_id_name(error.resource): error.key},
+        )
+    if isinstance(error, InvalidReferenceError):
+        return invalid_argument([FieldViolation(error.field, error.description)])
+    if isinstance(error, RequestReusedError):
+        return ApiError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"{error}; use a new request_id for a new request",
+            reason="REQUEST_ID_REUSED",
+            metadata={"session_id": error.session_id, "request_id": error.request_id},
         )
     if isinstance(error, SessionStateError):
         code, reason = _STATE_ERRORS[error.state]

@@ -1,7 +1,10 @@
-"""SessionService methods on a session's messages."""
+"""SessionService methods on a session's messages: append, list, get."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -9,54 +12,108 @@ import grpc
 from chatstore.v1 import message_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
-from chatstore_server.api.validation import Checker
-from chatstore_server.store import MessageRepository, NewMessage, Role
+from chatstore_server.api.validation import Checker, check_etag, time_range
+from chatstore_server.store import (
+    MessageFilter,
+    MessageRepository,
+    NewMessage,
+    Precondition,
+    Role,
+)
+from chatstore_server.store.schema import (
+    AGENT_ID_MAX_CHARS,
+    MODEL_MAX_CHARS,
+    NAME_MAX_CHARS,
+    REQUEST_ID_MAX_CHARS,
+    TOOL_CALL_ID_MAX_CHARS,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-_TOOL_CALL_FIELD_MAX_CHARS = 256
 _ROLE_NAMES = ", ".join(message_pb2.Role.Name(r) for r in convert.ROLE_FROM_PROTO)
+
+
+def fingerprint(messages: Sequence[Any]) -> str:
+    """What identifies a request's content, to tell a retry from a reused request id."""
+    digest = hashlib.sha256()
+    for message in messages:
+        encoded = message.SerializeToString(deterministic=True)
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+    return digest.hexdigest()
+
+
+def request_id(check: Checker, value: str) -> str | None:
+    """An optional request id: 1 to 128 printable characters."""
+    if len(value) > REQUEST_ID_MAX_CHARS or not value.isprintable():
+        check.fail("request_id", f"at most {REQUEST_ID_MAX_CHARS} printable characters")
+    return value or None
 
 
 def _check_message(
     check: Checker, message: message_pb2.Message, field: str, limits: Limits
-) -> NewMessage:
+) -> NewMessage | None:
     """Validate one message of a batch; `field` is its path, like `messages[3]`."""
     message_id = check.optional_uuid(message.id, f"{field}.id")
-    if message.role not in convert.ROLE_FROM_PROTO:
+    role = convert.ROLE_FROM_PROTO.get(message.role)
+    if role is None:
         check.fail(f"{field}.role", f"must be one of {_ROLE_NAMES}")
     check.text(message.content, f"{field}.content", max_chars=limits.max_content_chars)
+    if message.HasField("structured_content"):
+        encoded = json.dumps(convert.value_to_json(message.structured_content))
+        if len(encoded) > limits.max_content_chars:
+            check.fail(
+                f"{field}.structured_content",
+                f"at most {limits.max_content_chars:,} characters as JSON",
+            )
     if message.HasField("token_count") and message.token_count < 0:
         check.fail(f"{field}.token_count", "must not be negative")
     if len(message.tool_calls) > limits.max_tool_calls:
         check.fail(f"{field}.tool_calls", f"at most {limits.max_tool_calls} tool calls")
     for index, call in enumerate(message.tool_calls):
         where = f"{field}.tool_calls[{index}]"
-        check.text(call.id, f"{where}.id", max_chars=_TOOL_CALL_FIELD_MAX_CHARS, required=True)
-        check.text(call.name, f"{where}.name", max_chars=_TOOL_CALL_FIELD_MAX_CHARS, required=True)
+        check.text(call.id, f"{where}.id", max_chars=TOOL_CALL_ID_MAX_CHARS, required=True)
+        check.text(call.name, f"{where}.name", max_chars=TOOL_CALL_ID_MAX_CHARS, required=True)
+    check.text(message.tool_call_id, f"{field}.tool_call_id", max_chars=TOOL_CALL_ID_MAX_CHARS)
+    if role is Role.TOOL and not message.tool_call_id:
+        check.fail(f"{field}.tool_call_id", "required for ROLE_TOOL messages")
+    elif role is not Role.TOOL and message.tool_call_id:
+        check.fail(f"{field}.tool_call_id", "only ROLE_TOOL messages answer a tool call")
+    check.text(message.name, f"{field}.name", max_chars=NAME_MAX_CHARS)
+    check.text(message.agent_id, f"{field}.agent_id", max_chars=AGENT_ID_MAX_CHARS)
+    check.text(message.model, f"{field}.model", max_chars=MODEL_MAX_CHARS)
+    if message.metadata.ByteSize() > limits.max_metadata_bytes:
+        check.fail(f"{field}.metadata", f"at most {limits.max_metadata_bytes:,} bytes")
     create_time = (
         check.timestamp(message.create_time, f"{field}.create_time")
         if message.HasField("create_time")
         else None
     )
-    if message.role not in convert.ROLE_FROM_PROTO:
-        return NewMessage(role=Role.USER)  # never stored: done() raises first
+    if role is None:
+        return None
     return convert.new_message(message, id=message_id, create_time=create_time)
 
 
-def _batch_bytes(messages: Any) -> int:
+def _batch_bytes(messages: Sequence[message_pb2.Message]) -> int:
     return sum(
         len(m.content.encode())
-        + sum(
-            len(c.id.encode()) + len(c.name.encode()) + len(c.arguments.encode())
-            for c in m.tool_calls
-        )
+        + m.structured_content.ByteSize()
+        + sum(len(c.id) + len(c.name) + len(c.arguments.encode()) for c in m.tool_calls)
         for m in messages
     )
 
 
+def check_batch_size(check: Checker, field: str, count: int, size: int, limits: Limits) -> None:
+    """A batch holds 1 to `max_batch_messages` items and at most `max_batch_bytes`."""
+    if count == 0:
+        check.fail(field, f"at least one of {field} is required")
+    elif count > limits.max_batch_messages:
+        check.fail(field, f"at most {limits.max_batch_messages:,} {field} per call")
+    elif size > limits.max_batch_bytes:
+        check.fail(field, f"at most {limits.max_batch_bytes:,} bytes per call")
+
+
 class MessageMethods:
-    """AppendMessages, ListMessages."""
+    """AppendMessages, ListMessages, GetMessage."""
 
     _messages: MessageRepository
     _limits: Limits
@@ -68,22 +125,34 @@ class MessageMethods:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
         session_id = check.uuid(request.session_id, "session_id")
-        count = len(request.messages)
-        if count == 0:
-            check.fail("messages", "at least one message is required")
-        elif count > limits.max_batch_messages:
-            check.fail("messages", f"at most {limits.max_batch_messages:,} messages per call")
-        elif _batch_bytes(request.messages) > limits.max_batch_bytes:
-            check.fail("messages", f"at most {limits.max_batch_bytes:,} bytes of text per call")
+        check_batch_size(
+            check, "messages", len(request.messages), _batch_bytes(request.messages), limits
+        )
         batch = [
             _check_message(check, message, f"messages[{index}]", limits)
             for index, message in enumerate(request.messages)
         ]
-        ids = [m.id for m in batch if m.id is not None]
+        ids = [m.id for m in batch if m is not None and m.id is not None]
         if len(ids) != len(set(ids)):
             check.fail("messages", "message ids must be unique within the batch")
+        if request.HasField("expected_last_seq") and request.expected_last_seq < 0:
+            check.fail("expected_last_seq", "must not be negative")
+        precondition = Precondition(
+            expected_last_seq=request.expected_last_seq
+            if request.HasField("expected_last_seq")
+            else None,
+            revision=check_etag(check, request.etag),
+        )
+        dedupe = request_id(check, request.request_id)
         check.done()
-        session, stored = await self._messages.append(tenant_id, session_id, batch)
+        session, stored = await self._messages.append(
+            tenant_id,
+            session_id,
+            [m for m in batch if m is not None],
+            precondition=precondition,
+            request_id=dedupe,
+            fingerprint=fingerprint(request.messages) if dedupe else "",
+        )
         return session_service_pb2.AppendMessagesResponse(
             messages=[convert.message_to_proto(m) for m in stored],
             session=convert.session_to_proto(session),
@@ -100,18 +169,71 @@ class MessageMethods:
             default=self._limits.default_message_page_size,
             maximum=self._limits.max_page_size,
         )
+        order = request.order_by.split()
+        if order not in ([], ["seq"], ["seq", "asc"], ["seq", "desc"]):
+            check.fail("order_by", 'must be "seq" or "seq desc"')
+        descending = order[-1:] == ["desc"]
+        for field in ("after_seq", "before_seq"):
+            if getattr(request, field) < 0:
+                check.fail(field, "must not be negative")
+        roles = set()
+        for index, role in enumerate(request.roles):
+            if role not in convert.ROLE_FROM_PROTO:
+                check.fail(f"roles[{index}]", f"must be one of {_ROLE_NAMES}")
+            else:
+                roles.add(convert.ROLE_FROM_PROTO[role])
+        where = MessageFilter(
+            after_seq=request.after_seq,
+            before_seq=request.before_seq or None,
+            roles=frozenset(roles),
+            create_time=time_range(check, request, "create_time_range"),
+            exclude_compacted=request.exclude_compacted,
+        )
         check.done()
-        binding = ("ListMessages", tenant_id, str(session_id))
-        after_seq = 0
+        binding = [
+            "ListMessages",
+            tenant_id,
+            str(session_id),
+            descending,
+            where.after_seq,
+            where.before_seq,
+            sorted(where.roles),
+            [where.create_time.start, where.create_time.end],
+            where.exclude_compacted,
+        ]
+        after = None
         if request.page_token:
             position = pagination.decode(request.page_token, binding)
             if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
                 raise pagination.bad_position()
-            after_seq = position[0]
-        page = await self._messages.list(tenant_id, session_id, limit=limit, after_seq=after_seq)
+            after = position[0]
+        page = await self._messages.list(
+            tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
+        )
         return session_service_pb2.ListMessagesResponse(
             messages=[convert.message_to_proto(m) for m in page.items],
             next_page_token=pagination.encode(binding, [page.next_cursor])
             if page.next_cursor is not None
             else "",
         )
+
+    async def GetMessage(  # noqa: N802
+        self, request: session_service_pb2.GetMessageRequest, context: Context
+    ) -> message_pb2.Message:
+        check = Checker()
+        tenant_id = check.tenant_id(request.tenant_id)
+        session_id = check.uuid(request.session_id, "session_id")
+        selector = request.WhichOneof("selector")
+        message_id = None
+        if selector == "message_id":
+            message_id = check.uuid(request.message_id, "message_id")
+        elif selector == "seq":
+            if request.seq < 1:
+                check.fail("seq", "must be 1 or more")
+        else:
+            check.fail("selector", "give message_id or seq")
+        check.done()
+        record = await self._messages.get(
+            tenant_id, session_id, message_id=message_id, seq=request.seq
+        )
+        return convert.message_to_proto(record)

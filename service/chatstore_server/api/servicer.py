@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from chatstore.v1 import session_service_pb2_grpc
+from chatstore_server.api.checkpoints import CheckpointMethods
+from chatstore_server.api.compaction import CompactionMethods
+from chatstore_server.api.events import EventMethods
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.messages import MessageMethods
 from chatstore_server.api.session_lifecycle import SessionLifecycleMethods
 from chatstore_server.api.session_list import SessionListMethods
 from chatstore_server.api.sessions import SessionMethods
-from chatstore_server.store import MessageRepository, SessionRepository
+from chatstore_server.api.watch import WatchMethods
+from chatstore_server.store import (
+    ChangeFeed,
+    CheckpointRepository,
+    Database,
+    EventRepository,
+    MessageRepository,
+    SessionPolicy,
+    SessionRepository,
+)
 
 
 class SessionServicer(
@@ -16,13 +28,29 @@ class SessionServicer(
     SessionListMethods,
     SessionLifecycleMethods,
     MessageMethods,
+    CompactionMethods,
+    EventMethods,
+    CheckpointMethods,
+    WatchMethods,
     session_service_pb2_grpc.SessionServiceServicer,
 ):
-    """`chatstore.v1.SessionService` over the store's repositories."""
+    """`chatstore.v1.SessionService` over the store's repositories.
+
+    Args:
+        database: The store.
+        policy: Session lifecycle periods.
+        limits: Request limits.
+        feed: Where committed changes are published for watchers.
+    """
 
     def __init__(
-        self, sessions: SessionRepository, messages: MessageRepository, limits: Limits
+        self, database: Database, policy: SessionPolicy, limits: Limits, feed: ChangeFeed
     ) -> None:
-        self._sessions = sessions
-        self._messages = messages
+        self._database = database
+        self._policy = policy
         self._limits = limits
+        self._feed = feed
+        self._sessions = SessionRepository(database, policy, feed=feed)
+        self._messages = MessageRepository(database, policy, feed=feed)
+        self._events = EventRepository(database)
+        self._checkpoints = CheckpointRepository(database)

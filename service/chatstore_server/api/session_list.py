@@ -11,14 +11,13 @@ import grpc
 from chatstore.v1 import session_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
-from chatstore_server.api.validation import Checker, check_labels
+from chatstore_server.api.validation import Checker, check_labels, time_range
 from chatstore_server.store import (
     Inclusion,
     SessionCursor,
     SessionFilter,
     SessionOrder,
     SessionRepository,
-    TimeRange,
 )
 from chatstore_server.store.schema import (
     ACCOUNT_ID_MAX_CHARS,
@@ -45,27 +44,6 @@ def _inclusion(check: Checker, value: int, field: str) -> Inclusion:
         check.fail(field, "unknown Inclusion value")
         return Inclusion.EXCLUDE
     return _INCLUSIONS[value]  # type: ignore[index]
-
-
-def _time_range(
-    check: Checker, request: session_service_pb2.ListSessionsRequest, field: str
-) -> TimeRange:
-    if not request.HasField(field):  # type: ignore[arg-type]
-        return TimeRange()
-    bounds: session_service_pb2.TimeRange = getattr(request, field)
-    start = (
-        check.timestamp(bounds.start_time, f"{field}.start_time")
-        if bounds.HasField("start_time")
-        else None
-    )
-    end = (
-        check.timestamp(bounds.end_time, f"{field}.end_time")
-        if bounds.HasField("end_time")
-        else None
-    )
-    if start is not None and end is not None and start > end:
-        check.fail(field, "start_time must not be after end_time")
-    return TimeRange(start, end)
 
 
 def _optional_text(check: Checker, value: str, field: str, max_chars: int) -> str | None:
@@ -98,8 +76,8 @@ def _filter(check: Checker, request: session_service_pb2.ListSessionsRequest) ->
         pinned_only=request.pinned_only,
         archived=_inclusion(check, request.archived, "archived"),
         deleted=_inclusion(check, request.deleted, "deleted"),
-        create_time=_time_range(check, request, "create_time_range"),
-        update_time=_time_range(check, request, "update_time_range"),
+        create_time=time_range(check, request, "create_time_range"),
+        update_time=time_range(check, request, "update_time_range"),
     )
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from google.protobuf import timestamp_pb2
 
 from chatstore_server.api.errors import FieldViolation, invalid_argument
+from chatstore_server.store import TimeRange
 from chatstore_server.store.schema import LABEL_VALUE_MAX_CHARS, TENANT_ID_MAX_CHARS
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -112,3 +114,23 @@ def check_etag(check: Checker, etag: str, field: str = "etag") -> int | None:
         check.fail(field, "malformed etag: give back the `etag` of a Session as read")
         return None
     return int(etag)
+
+
+def time_range(check: Checker, holder: Any, field: str) -> TimeRange:
+    """A `TimeRange` field of a request: start inclusive, end exclusive, start <= end."""
+    if not holder.HasField(field):
+        return TimeRange()
+    bounds = getattr(holder, field)
+    start = (
+        check.timestamp(bounds.start_time, f"{field}.start_time")
+        if bounds.HasField("start_time")
+        else None
+    )
+    end = (
+        check.timestamp(bounds.end_time, f"{field}.end_time")
+        if bounds.HasField("end_time")
+        else None
+    )
+    if start is not None and end is not None and start > end:
+        check.fail(field, "start_time must not be after end_time")
+    return TimeRange(start, end)

@@ -5,20 +5,40 @@ objects, and raise only the errors of `chatstore_server.store.errors`. Nothing h
 knows about gRPC or protobuf.
 """
 
+from chatstore_server.store.appends import Precondition
+from chatstore_server.store.changes import (
+    Change,
+    ChangeFeed,
+    Subscription,
+    SubscriptionClosed,
+    SubscriptionOverflow,
+)
+from chatstore_server.store.checkpoints import CheckpointCursor, CheckpointRepository
+from chatstore_server.store.context import MAX_MESSAGES as CONTEXT_MAX_MESSAGES
+from chatstore_server.store.context import context_window
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     AlreadyExistsError,
     ConflictError,
+    InvalidReferenceError,
     NotFoundError,
+    RequestReusedError,
     SessionStateError,
     StoreError,
     UnavailableError,
 )
-from chatstore_server.store.messages import MessageRepository
+from chatstore_server.store.events import EventRepository
+from chatstore_server.store.fork import fork_session
+from chatstore_server.store.messages import MessageFilter, MessageRepository
 from chatstore_server.store.migrate import upgrade
 from chatstore_server.store.records import (
     AccessMode,
+    CheckpointRecord,
+    ContextWindowRecord,
+    EventRecord,
+    ForkSource,
     MessageRecord,
+    NewEvent,
     NewMessage,
     NewSession,
     Page,
@@ -43,19 +63,34 @@ from chatstore_server.store.sessions import MUTABLE_FIELDS, SessionRepository
 from chatstore_server.store.sweeper import SweepResult, sweep
 
 __all__ = [
+    "CONTEXT_MAX_MESSAGES",
     "MUTABLE_FIELDS",
     "AccessMode",
     "AlreadyExistsError",
+    "Change",
+    "ChangeFeed",
+    "CheckpointCursor",
+    "CheckpointRecord",
+    "CheckpointRepository",
     "ConflictError",
+    "ContextWindowRecord",
     "Database",
+    "EventRecord",
+    "EventRepository",
+    "ForkSource",
     "Inclusion",
+    "InvalidReferenceError",
+    "MessageFilter",
     "MessageRecord",
     "MessageRepository",
+    "NewEvent",
     "NewMessage",
     "NewSession",
     "NotFoundError",
     "Page",
     "PeerKind",
+    "Precondition",
+    "RequestReusedError",
     "Retention",
     "Role",
     "SessionCursor",
@@ -68,11 +103,16 @@ __all__ = [
     "SessionStateError",
     "SessionStatus",
     "StoreError",
+    "Subscription",
+    "SubscriptionClosed",
+    "SubscriptionOverflow",
     "SweepResult",
     "TimeRange",
     "TokenUsage",
     "ToolCallRecord",
     "UnavailableError",
+    "context_window",
+    "fork_session",
     "sweep",
     "upgrade",
 ]

@@ -5,6 +5,8 @@
     ├── AlreadyExistsError   a unique key is taken (same on SQLite and PostgreSQL)
     ├── ConflictError        a precondition (etag, expected seq) no longer holds
     ├── SessionStateError    the session's state forbids the write (deleted, ...)
+    ├── RequestReusedError   a request id came back with a different request
+    ├── InvalidReferenceError a seq or id in the request does not fit the session
     └── UnavailableError     the database cannot be reached or is busy; worth a retry
 
 Every other driver error propagates unchanged: it is a bug, not a condition the caller
@@ -68,6 +70,27 @@ class SessionStateError(StoreError):
         super().__init__(message)
         self.session_id = str(session_id)
         self.state = state
+
+
+class RequestReusedError(StoreError):
+    """A request id was used before, for this session, with a different request."""
+
+    def __init__(self, session_id: object, request_id: str) -> None:
+        super().__init__(f"request_id {request_id!r} was used before with a different request")
+        self.session_id = str(session_id)
+        self.request_id = request_id
+
+
+class InvalidReferenceError(StoreError):
+    """A value of the request does not fit the session's state (a seq beyond its newest).
+
+    `field` names the request field, as the API spells it.
+    """
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
 
 
 class UnavailableError(StoreError):

@@ -125,6 +125,19 @@ class SessionRecord:
     last_message_preview: str
     revision: int
     """Bumped by every write; the API's etag is derived from it."""
+    last_event_seq: int = 0
+    compacted_through_seq: int = 0
+    fork_source: ForkSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForkSource:
+    """Where a forked session came from."""
+
+    session_id: uuid.UUID
+    message_seq: int
+    event_seq: int
+    checkpoint_id: uuid.UUID | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,13 @@ class NewMessage:
     token_count: int | None = None
     id: uuid.UUID | None = None
     create_time: datetime | None = None
+    structured_content: Any = None
+    """Any JSON value; None means none."""
+    tool_call_id: str = ""
+    name: str = ""
+    agent_id: str = ""
+    model: str = ""
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +188,62 @@ class MessageRecord:
     tool_calls: tuple[ToolCallRecord, ...]
     token_count: int | None
     create_time: datetime
+    structured_content: Any = None
+    tool_call_id: str = ""
+    name: str = ""
+    agent_id: str = ""
+    model: str = ""
+    metadata: dict[str, Any] | None = None
+    size_bytes: int = 0
+    """UTF-8 bytes of `content` plus the JSON text of `structured_content`."""
+    compacted: bool = False
+    """Whether the session's compaction covers this message (derived, not stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: its payload kind and the payload's fields."""
+
+    type: str
+    payload: dict[str, Any]
+    create_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A stored run-log event."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A named point in a session's history."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    message_seq: int
+    event_seq: int
+    label: str
+    description: str
+    tags: tuple[str, ...]
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContextWindowRecord:
+    """The recap and the newest uncompacted messages that fit a budget, oldest first."""
+
+    recap: str
+    messages: list[MessageRecord]
+    compacted_through_seq: int
+    token_count: int
+    truncated: bool
 
 
 ItemT = TypeVar("ItemT")

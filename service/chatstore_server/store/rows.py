@@ -8,6 +8,9 @@ from sqlalchemy import Row
 
 from chatstore_server.store.records import (
     AccessMode,
+    CheckpointRecord,
+    EventRecord,
+    ForkSource,
     MessageRecord,
     PeerKind,
     Retention,
@@ -57,6 +60,16 @@ def session_record(row: Row[Any]) -> SessionRecord:
         size_bytes=m["size_bytes"],
         last_message_preview=m["last_message_preview"],
         revision=m["revision"],
+        last_event_seq=m["last_event_seq"],
+        compacted_through_seq=m["compacted_through_seq"],
+        fork_source=None
+        if m["fork_session_id"] is None
+        else ForkSource(
+            m["fork_session_id"],
+            m["fork_message_seq"],
+            m["fork_event_seq"],
+            m["fork_checkpoint_id"],
+        ),
     )
 
 
@@ -93,8 +106,11 @@ def tool_calls_json(calls: tuple[ToolCallRecord, ...]) -> list[dict[str, str]] |
     return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
 
 
-def message_record(row: Row[Any]) -> MessageRecord:
-    """A record from a row holding every column of `messages`."""
+def message_record(row: Row[Any], compacted_through_seq: int = 0) -> MessageRecord:
+    """A record from a row holding every column of `messages`.
+
+    `compacted_through_seq` is the session's: messages up to it are compacted.
+    """
     m = row._mapping
     calls = m["tool_calls"] or ()
     return MessageRecord(
@@ -105,5 +121,57 @@ def message_record(row: Row[Any]) -> MessageRecord:
         content=m["content"],
         tool_calls=tuple(ToolCallRecord(c["id"], c["name"], c["arguments"]) for c in calls),
         token_count=m["token_count"],
+        create_time=m["create_time"],
+        structured_content=m["structured_content"],
+        tool_call_id=m["tool_call_id"],
+        name=m["name"],
+        agent_id=m["agent_id"],
+        model=m["model"],
+        metadata=m["metadata"],
+        size_bytes=m["size_bytes"],
+        compacted=m["seq"] <= compacted_through_seq,
+    )
+
+
+def message_values(record: MessageRecord) -> dict[str, Any]:
+    """The column values of a message to insert."""
+    return {
+        "id": record.id,
+        "session_id": record.session_id,
+        "seq": record.seq,
+        "role": record.role.value,
+        "content": record.content,
+        "tool_calls": tool_calls_json(record.tool_calls),
+        "token_count": record.token_count,
+        "create_time": record.create_time,
+        "structured_content": record.structured_content,
+        "tool_call_id": record.tool_call_id,
+        "name": record.name,
+        "agent_id": record.agent_id,
+        "model": record.model,
+        "metadata": record.metadata,
+        "size_bytes": record.size_bytes,
+    }
+
+
+def event_record(row: Row[Any]) -> EventRecord:
+    """A record from a row holding every column of `events`."""
+    m = row._mapping
+    return EventRecord(
+        m["id"], m["session_id"], m["seq"], m["type"], m["payload"], m["create_time"]
+    )
+
+
+def checkpoint_record(row: Row[Any]) -> CheckpointRecord:
+    """A record from a row holding every column of `checkpoints`."""
+    m = row._mapping
+    return CheckpointRecord(
+        id=m["id"],
+        session_id=m["session_id"],
+        message_seq=m["message_seq"],
+        event_seq=m["event_seq"],
+        label=m["label"],
+        description=m["description"],
+        tags=tuple(m["tags"] or ()),
         create_time=m["create_time"],
     )

@@ -45,6 +45,10 @@ PEER_ID_MAX_CHARS = 128
 LABEL_KEY_MAX_CHARS = 63
 LABEL_VALUE_MAX_CHARS = 255
 PREVIEW_CHARS = 200
+TOOL_CALL_ID_MAX_CHARS = 256
+NAME_MAX_CHARS = 128
+CHECKPOINT_LABEL_MAX_CHARS = 200
+REQUEST_ID_MAX_CHARS = 128
 
 # The key of a live keyed session is unique per (tenant, agent): GetOrCreateSession
 # relies on it. Soft-deleted sessions give their key up.
@@ -91,6 +95,13 @@ sessions = Table(
     Column("last_message_preview", String(PREVIEW_CHARS), nullable=False, server_default=""),
     # Bumped by every write; the etag is derived from it.
     Column("revision", BigInteger(), nullable=False, server_default="1"),
+    # Added by 0003: the run log, compaction and forks.
+    Column("last_event_seq", BigInteger(), nullable=False, server_default="0"),
+    Column("compacted_through_seq", BigInteger(), nullable=False, server_default="0"),
+    Column("fork_session_id", Uuid(), nullable=True),
+    Column("fork_message_seq", BigInteger(), nullable=True),
+    Column("fork_event_seq", BigInteger(), nullable=True),
+    Column("fork_checkpoint_id", Uuid(), nullable=True),
     # ListSessions orders (keyset on (order column, id)) and filters.
     Index(None, "tenant_id", "update_time", "id"),
     Index(None, "tenant_id", "create_time", "id"),
@@ -149,6 +160,70 @@ messages = Table(
     Column("tool_calls", json_type(), nullable=True),
     Column("token_count", Integer(), nullable=True),
     Column("create_time", UTCDateTime(), nullable=False),
+    # Added by 0003.
+    Column("structured_content", json_type(), nullable=True),
+    Column("tool_call_id", String(TOOL_CALL_ID_MAX_CHARS), nullable=False, server_default=""),
+    Column("name", String(NAME_MAX_CHARS), nullable=False, server_default=""),
+    Column("agent_id", String(AGENT_ID_MAX_CHARS), nullable=False, server_default=""),
+    Column("model", String(MODEL_MAX_CHARS), nullable=False, server_default=""),
+    Column("metadata", json_type(), nullable=True),
+    Column("size_bytes", BigInteger(), nullable=False, server_default="0"),
     # One message per (session, seq); also the index that ListMessages pages on.
     UniqueConstraint("session_id", "seq"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column(
+        "session_id",
+        Uuid(),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", BigInteger(), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("payload", json_type(), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    UniqueConstraint("session_id", "seq"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column(
+        "session_id",
+        Uuid(),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("message_seq", BigInteger(), nullable=False),
+    Column("event_seq", BigInteger(), nullable=False),
+    Column("label", String(CHECKPOINT_LABEL_MAX_CHARS), nullable=False, server_default=""),
+    Column("description", Text(), nullable=False, server_default=""),
+    Column("tags", json_type(), nullable=True),
+    Column("create_time", UTCDateTime(), nullable=False),
+    # ListCheckpoints: oldest first, keyset on (create_time, id).
+    Index(None, "session_id", "create_time", "id"),
+)
+
+# What an append with a request_id did, so that a retry returns the same result.
+append_requests = Table(
+    "append_requests",
+    metadata,
+    Column(
+        "session_id",
+        Uuid(),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(8), nullable=False),  # "message" or "event"
+    Column("request_id", String(REQUEST_ID_MAX_CHARS), nullable=False),
+    Column("first_seq", BigInteger(), nullable=False),
+    Column("last_seq", BigInteger(), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("session_id", "kind", "request_id"),
 )

@@ -8,13 +8,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, desc, insert, select, update
+from sqlalchemy import delete, desc, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     AlreadyExistsError,
     ConflictError,
+    InvalidReferenceError,
     NotFoundError,
     SessionStateError,
     translate_errors,
@@ -32,6 +34,7 @@ from chatstore_server.store.records import (
 )
 from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
 from chatstore_server.store.schema import messages, session_labels, sessions
+from chatstore_server.store.scope import in_tenant, select_session
 from chatstore_server.store.session_list import (
     SessionCursor,
     SessionFilter,
@@ -55,16 +58,13 @@ MUTABLE_FIELDS = frozenset(
     }
 )
 
-Change = Callable[[SessionRecord, datetime], dict[str, Any] | None]
+# Computes a write from the current row: column values, or None for nothing to do.
+Mutation = Callable[[SessionRecord, datetime], dict[str, Any] | None]
 
 
 def utc_now() -> datetime:
     """The server clock, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-def _scoped(tenant_id: str, session_id: uuid.UUID) -> Select[Any]:
-    return select(sessions).where(sessions.c.id == session_id, sessions.c.tenant_id == tenant_id)
 
 
 async def _write_labels(
@@ -89,10 +89,12 @@ class SessionRepository:
         database: Database,
         policy: SessionPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self._db = database
         self._policy = policy or SessionPolicy()
         self._clock = clock
+        self._feed = feed or ChangeFeed()
 
     def _expiry(self, retention: Retention, now: datetime) -> datetime | None:
         return now + self._policy.ephemeral_ttl if retention is Retention.EPHEMERAL else None
@@ -194,7 +196,7 @@ class SessionRepository:
             UnavailableError: The database cannot be reached.
         """
         async with self._db.read() as conn:
-            row = (await conn.execute(_scoped(tenant_id, session_id))).first()
+            row = (await conn.execute(select_session(tenant_id, session_id))).first()
         if row is None:
             raise NotFoundError("session", session_id)
         return session_record(row)
@@ -215,7 +217,7 @@ class SessionRepository:
             .limit(limit)
         )
         async with self._db.read() as conn:
-            row = (await conn.execute(_scoped(tenant_id, session_id))).first()
+            row = (await conn.execute(select_session(tenant_id, session_id))).first()
             if row is None:
                 raise NotFoundError("session", session_id)
             rows = (await conn.execute(newest)).all()
@@ -248,7 +250,7 @@ class SessionRepository:
         tenant_id: str,
         session_id: uuid.UUID,
         revision: int | None,
-        change: Change,
+        change: Mutation,
         *,
         allow_deleted: bool = False,
     ) -> SessionRecord:
@@ -261,7 +263,9 @@ class SessionRepository:
         """
         now = self._clock()
         async with self._db.write() as conn:
-            row = (await conn.execute(_scoped(tenant_id, session_id).with_for_update())).first()
+            row = (
+                await conn.execute(select_session(tenant_id, session_id).with_for_update())
+            ).first()
             if row is None:
                 raise NotFoundError("session", session_id)
             current = session_record(row)
@@ -285,7 +289,9 @@ class SessionRepository:
                 row = (await conn.execute(statement)).one()
             if labels is not None:
                 await _write_labels(conn, tenant_id, session_id, labels)
-        return session_record(row)
+        record = session_record(row)
+        self._feed.publish(Change(session_id, session=record))
+        return record
 
     async def update(
         self,
@@ -409,7 +415,7 @@ class SessionRepository:
         Raises:
             NotFoundError, ConflictError, UnavailableError.
         """
-        condition = [sessions.c.id == session_id, sessions.c.tenant_id == tenant_id]
+        condition = in_tenant(tenant_id, session_id)
         async with self._db.write() as conn:
             row = (
                 await conn.execute(delete(sessions).where(*condition).returning(*sessions.c))
@@ -419,4 +425,41 @@ class SessionRepository:
             if revision is not None and row._mapping["revision"] != revision:
                 # Leaving the block by raising rolls the delete back.
                 raise ConflictError("session", session_id, "the etag does not match")
+        self._feed.publish(Change(session_id, purged=True))
         return session_record(row)
+
+    async def compact(
+        self,
+        tenant_id: str,
+        session_id: uuid.UUID,
+        *,
+        through_seq: int,
+        recap: str,
+        revision: int | None = None,
+    ) -> SessionRecord:
+        """Record that messages 1..`through_seq` are summarized by `recap`: store the
+        recap, move `compacted_through_seq`, set status COMPACTED. No message is deleted.
+
+        Raises:
+            InvalidReferenceError: `through_seq` is beyond the newest message, or below
+                the current `compacted_through_seq` (compaction only moves forward).
+            NotFoundError, ConflictError, SessionStateError (deleted), UnavailableError.
+        """
+
+        def change(current: SessionRecord, _: datetime) -> dict[str, Any]:
+            if through_seq > current.last_seq:
+                raise InvalidReferenceError(
+                    "through_seq", f"the session's newest message is {current.last_seq}"
+                )
+            if through_seq < current.compacted_through_seq:
+                raise InvalidReferenceError(
+                    "through_seq",
+                    f"the session is already compacted through {current.compacted_through_seq}",
+                )
+            return {
+                "recap": recap,
+                "compacted_through_seq": through_seq,
+                "status": SessionStatus.COMPACTED.value,
+            }
+
+        return await self._modify(tenant_id, session_id, revision, change)

@@ -13,8 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
+from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
 from chatstore_server.store.records import SessionPolicy, SessionStatus
+from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import sessions
 from chatstore_server.store.sessions import utc_now
 
@@ -31,7 +33,10 @@ class SweepResult:
 
 
 async def sweep(
-    database: Database, policy: SessionPolicy, clock: Callable[[], datetime] = utc_now
+    database: Database,
+    policy: SessionPolicy,
+    clock: Callable[[], datetime] = utc_now,
+    feed: ChangeFeed | None = None,
 ) -> SweepResult:
     """Purge sessions past `expire_time` (expired ephemeral ones, soft-deleted ones past
     retention) with all their history, and mark ACTIVE or COMPACTED sessions with no
@@ -46,9 +51,19 @@ async def sweep(
     while True:
         due = select(c.id).where(c.expire_time <= now).limit(BATCH).scalar_subquery()
         async with database.write() as conn:
-            done = (
-                await conn.execute(delete(sessions).where(c.id.in_(due), c.expire_time <= now))
-            ).rowcount
+            gone = (
+                (
+                    await conn.execute(
+                        delete(sessions).where(c.id.in_(due), c.expire_time <= now).returning(c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for session_id in gone:
+            if feed is not None:
+                feed.publish(Change(session_id, purged=True))
+        done = len(gone)
         purged += done
         if done < BATCH:
             break
@@ -61,13 +76,19 @@ async def sweep(
     while True:
         batch = select(c.id).where(*quiet).limit(BATCH).scalar_subquery()
         async with database.write() as conn:
-            done = (
+            rows = (
                 await conn.execute(
                     update(sessions)
                     .where(c.id.in_(batch), *quiet)
                     .values(status=SessionStatus.IDLE.value, revision=c.revision + 1)
+                    .returning(*sessions.c)
                 )
-            ).rowcount
+            ).all()
+        for row in rows:
+            if feed is not None:
+                record = session_record(row)
+                feed.publish(Change(record.id, session=record))
+        done = len(rows)
         idled += done
         if done < BATCH:
             break

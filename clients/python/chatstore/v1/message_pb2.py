@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63hatstore/v1/message.proto\x12\x0c\x63hatstore.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x08ToolCall\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\targuments\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\xa0\x02\n\x07Message\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\nsession_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03seq\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12&\n\x04role\x18\x04 \x01(\x0e\x32\x12.chatstore.v1.RoleB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63ontent\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x30\n\ntool_calls\x18\x06 \x03(\x0b\x32\x16.chatstore.v1.ToolCallB\x04\xe2\x41\x01\x01\x12\x1e\n\x0btoken_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x42\x0e\n\x0c_token_count*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\x0f\n\x0bROLE_SYSTEM\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63hatstore/v1/message.proto\x12\x0c\x63hatstore.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"I\n\x08ToolCall\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\targuments\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"\x81\x04\n\x07Message\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\nsession_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03seq\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12&\n\x04role\x18\x04 \x01(\x0e\x32\x12.chatstore.v1.RoleB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63ontent\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x30\n\ntool_calls\x18\x06 \x03(\x0b\x32\x16.chatstore.v1.ToolCallB\x04\xe2\x41\x01\x01\x12\x1e\n\x0btoken_count\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x38\n\x12structured_content\x18\t \x01(\x0b\x32\x16.google.protobuf.ValueB\x04\xe2\x41\x01\x01\x12\x1a\n\x0ctool_call_id\x18\n \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04name\x18\x0b \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x61gent_id\x18\x0c \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05model\x18\r \x01(\tB\x04\xe2\x41\x01\x01\x12/\n\x08metadata\x18\x0e \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x17\n\tcompacted\x18\x0f \x01(\x08\x42\x04\xe2\x41\x01\x03\x42\x0e\n\x0c_token_count*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\x0f\n\x0bROLE_SYSTEM\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,10 +56,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGE'].fields_by_name['token_count']._serialized_options = b'\342A\001\001'
   _globals['_MESSAGE'].fields_by_name['create_time']._loaded_options = None
   _globals['_MESSAGE'].fields_by_name['create_time']._serialized_options = b'\342A\001\001'
-  _globals['_ROLE']._serialized_start=476
-  _globals['_ROLE']._serialized_end=571
-  _globals['_TOOLCALL']._serialized_start=110
-  _globals['_TOOLCALL']._serialized_end=183
-  _globals['_MESSAGE']._serialized_start=186
-  _globals['_MESSAGE']._serialized_end=474
+  _globals['_MESSAGE'].fields_by_name['structured_content']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['structured_content']._serialized_options = b'\342A\001\001'
+  _globals['_MESSAGE'].fields_by_name['tool_call_id']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['tool_call_id']._serialized_options = b'\342A\001\001'
+  _globals['_MESSAGE'].fields_by_name['name']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['name']._serialized_options = b'\342A\001\001'
+  _globals['_MESSAGE'].fields_by_name['agent_id']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['agent_id']._serialized_options = b'\342A\001\001'
+  _globals['_MESSAGE'].fields_by_name['model']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['model']._serialized_options = b'\342A\001\001'
+  _globals['_MESSAGE'].fields_by_name['metadata']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['metadata']._serialized_options = b'\342A\001\001'
+  _globals['_MESSAGE'].fields_by_name['compacted']._loaded_options = None
+  _globals['_MESSAGE'].fields_by_name['compacted']._serialized_options = b'\342A\001\003'
+  _globals['_ROLE']._serialized_start=731
+  _globals['_ROLE']._serialized_end=826
+  _globals['_TOOLCALL']._serialized_start=140
+  _globals['_TOOLCALL']._serialized_end=213
+  _globals['_MESSAGE']._serialized_start=216
+  _globals['_MESSAGE']._serialized_end=729
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -100,6 +101,13 @@ class Message(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _builtins.int
     TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    STRUCTURED_CONTENT_FIELD_NUMBER: _builtins.int
+    TOOL_CALL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    COMPACTED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Optional on append. The message's UUID in canonical lowercase form.
     Assigned by the server (version 4) when empty; a caller importing history
@@ -122,6 +130,25 @@ class Message(_message.Message):
     """Optional. How many tokens the message counts for in the model's context,
     as the caller measured it; unset when unknown. Must not be negative.
     """
+    tool_call_id: _builtins.str
+    """Optional. For ROLE_TOOL messages, required: the `ToolCall.id` this
+    message answers. At most 256 characters. Must be empty for other roles.
+    """
+    name: _builtins.str
+    """Optional. The participant's name (a user's handle, a tool's name). At
+    most 128 characters.
+    """
+    agent_id: _builtins.str
+    """Optional. The agent that wrote the message, when several share a
+    session. At most 128 characters.
+    """
+    model: _builtins.str
+    """Optional. The model that produced the message. At most 128 characters."""
+    compacted: _builtins.bool
+    """Output only. Whether a compaction (`CompactSession`) covers the message:
+    its content is summarized in the session's `recap`, and context windows
+    leave it out. Compacted messages are kept and stay readable.
+    """
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]:
         """Optional. Tool calls requested by an assistant message, in order. At most
@@ -135,6 +162,17 @@ class Message(_message.Message):
         history written elsewhere, so its original times are kept.
         """
 
+    @_builtins.property
+    def structured_content(self) -> _struct_pb2.Value:
+        """Optional. Structured content beside (or instead of) `content`: any JSON
+        value, e.g. a list of multimodal content parts. Unset means none. Counts
+        toward the content limit in its JSON encoding.
+        """
+
+    @_builtins.property
+    def metadata(self) -> _struct_pb2.Struct:
+        """Optional. Free-form data of the caller's. At most 65,536 bytes encoded."""
+
     def __init__(
         self,
         *,
@@ -146,10 +184,17 @@ class Message(_message.Message):
         tool_calls: _abc.Iterable[Global___ToolCall] | None = ...,
         token_count: _builtins.int | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        structured_content: _struct_pb2.Value | None = ...,
+        tool_call_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        model: _builtins.str = ...,
+        metadata: _struct_pb2.Struct | None = ...,
+        compacted: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "create_time", b"create_time", "token_count", b"token_count"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "create_time", b"create_time", "metadata", b"metadata", "structured_content", b"structured_content", "token_count", b"token_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "content", b"content", "create_time", b"create_time", "id", b"id", "role", b"role", "seq", b"seq", "session_id", b"session_id", "token_count", b"token_count", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "agent_id", b"agent_id", "compacted", b"compacted", "content", b"content", "create_time", b"create_time", "id", b"id", "metadata", b"metadata", "model", b"model", "name", b"name", "role", b"role", "seq", b"seq", "session_id", b"session_id", "structured_content", b"structured_content", "token_count", b"token_count", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__token_count: _TypeAlias = _typing.Literal["token_count"]  # noqa: Y015
     _WhichOneofArgType__token_count: _TypeAlias = _typing.Literal["_token_count", b"_token_count"]  # noqa: Y015

@@ -185,6 +185,9 @@ class Session(_message.Message):
     LAST_MESSAGE_PREVIEW_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     RECENT_MESSAGES_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    COMPACTED_THROUGH_SEQ_FIELD_NUMBER: _builtins.int
+    FORK_SOURCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier. The session's UUID (version 4 when server-assigned), in
     canonical lowercase 8-4-4-4-12 form. Assigned by the server at create
@@ -253,6 +256,12 @@ class Session(_message.Message):
     """Output only. Changes with every successful write to the session or its
     history. Give it back in a write's `etag` to make the write conditional
     (AIP-154): a stale etag gets ABORTED and changes nothing.
+    """
+    last_event_seq: _builtins.int
+    """Output only. The `seq` of the newest event of the run log; 0 when none."""
+    compacted_through_seq: _builtins.int
+    """Output only. The newest message seq that a compaction covers (its
+    content is in `recap`); 0 when never compacted.
     """
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
@@ -328,6 +337,12 @@ class Session(_message.Message):
         (at most 100), oldest first.
         """
 
+    @_builtins.property
+    def fork_source(self) -> Global___ForkSource:
+        """Output only. Where a session made by `ForkSession` came from; unset for
+        any other session.
+        """
+
     def __init__(
         self,
         *,
@@ -360,14 +375,51 @@ class Session(_message.Message):
         last_message_preview: _builtins.str = ...,
         etag: _builtins.str = ...,
         recent_messages: _abc.Iterable[_message_pb2.Message] | None = ...,
+        last_event_seq: _builtins.int = ...,
+        compacted_through_seq: _builtins.int = ...,
+        fork_source: Global___ForkSource | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time", "delete_time", b"delete_time", "expire_time", b"expire_time", "key", b"key", "last_message_time", b"last_message_time", "metadata", b"metadata", "pin_time", b"pin_time", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time", "delete_time", b"delete_time", "expire_time", b"expire_time", "fork_source", b"fork_source", "key", b"key", "last_message_time", b"last_message_time", "metadata", b"metadata", "pin_time", b"pin_time", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "agent_id", b"agent_id", "archive_time", b"archive_time", "checkpoint_count", b"checkpoint_count", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "event_count", b"event_count", "expire_time", b"expire_time", "id", b"id", "key", b"key", "labels", b"labels", "last_message_preview", b"last_message_preview", "last_message_time", b"last_message_time", "last_seq", b"last_seq", "message_count", b"message_count", "metadata", b"metadata", "model", b"model", "persona_id", b"persona_id", "pin_time", b"pin_time", "recap", b"recap", "recent_messages", b"recent_messages", "retention", b"retention", "size_bytes", b"size_bytes", "status", b"status", "tenant_id", b"tenant_id", "title", b"title", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "agent_id", b"agent_id", "archive_time", b"archive_time", "checkpoint_count", b"checkpoint_count", "compacted_through_seq", b"compacted_through_seq", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "event_count", b"event_count", "expire_time", b"expire_time", "fork_source", b"fork_source", "id", b"id", "key", b"key", "labels", b"labels", "last_event_seq", b"last_event_seq", "last_message_preview", b"last_message_preview", "last_message_time", b"last_message_time", "last_seq", b"last_seq", "message_count", b"message_count", "metadata", b"metadata", "model", b"model", "persona_id", b"persona_id", "pin_time", b"pin_time", "recap", b"recap", "recent_messages", b"recent_messages", "retention", b"retention", "size_bytes", b"size_bytes", "status", b"status", "tenant_id", b"tenant_id", "title", b"title", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Session: _TypeAlias = Session  # noqa: Y015
+
+@_typing.final
+class ForkSource(_message.Message):
+    """The origin of a forked session."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_SEQ_FIELD_NUMBER: _builtins.int
+    EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session it was forked from (which may since have been deleted)."""
+    message_seq: _builtins.int
+    """The newest message seq copied from the source."""
+    event_seq: _builtins.int
+    """The newest event seq copied from the source."""
+    checkpoint_id: _builtins.str
+    """The checkpoint it was forked at; empty when forked at a seq."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        message_seq: _builtins.int = ...,
+        event_seq: _builtins.int = ...,
+        checkpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "event_seq", b"event_seq", "message_seq", b"message_seq", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForkSource: _TypeAlias = ForkSource  # noqa: Y015
 
 @_typing.final
 class SessionKey(_message.Message):

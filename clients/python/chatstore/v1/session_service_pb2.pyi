@@ -3,6 +3,8 @@
 isort:skip_file
 """
 
+from chatstore.v1 import checkpoint_pb2 as _checkpoint_pb2
+from chatstore.v1 import event_pb2 as _event_pb2
 from chatstore.v1 import message_pb2 as _message_pb2
 from chatstore.v1 import session_pb2 as _session_pb2
 from collections import abc as _abc
@@ -661,16 +663,34 @@ class AppendMessagesRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_LAST_SEQ_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
     """Required. The session to append to, a canonical UUID string."""
+    request_id: _builtins.str
+    """Optional. A caller-chosen id (1 to 128 characters, e.g. a UUID) that makes
+    the call safe to retry: a second call with the same id for the same
+    session returns the first call's result (same ids and seqs) and writes
+    nothing, even when the two race. Reusing an id with other messages is
+    FAILED_PRECONDITION. Remembered for as long as the session exists.
+    """
+    expected_last_seq: _builtins.int
+    """Optional. Append only if the session's `last_seq` is still this value
+    (optimistic concurrency for a single writer); else ABORTED and nothing
+    is written. Unset means no check.
+    """
+    etag: _builtins.str
+    """Optional. Append only if the session's `etag` still matches; else
+    ABORTED and nothing is written. Empty means no check.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]:
         """Required. The messages to append, oldest first: 1 to 1,000 messages, at
-        most 4 MiB of content and tool-call text together. In each, `id`,
-        `role`, `content`, `tool_calls`, `token_count` and `create_time` are
-        read; output-only fields are ignored.
+        most 4 MiB of content, structured content and tool-call text together.
+        Output-only fields are ignored.
         """
 
     def __init__(
@@ -679,12 +699,17 @@ class AppendMessagesRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
         messages: _abc.Iterable[_message_pb2.Message] | None = ...,
+        request_id: _builtins.str = ...,
+        expected_last_seq: _builtins.int | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "expected_last_seq", b"expected_last_seq"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "etag", b"etag", "expected_last_seq", b"expected_last_seq", "messages", b"messages", "request_id", b"request_id", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__expected_last_seq: _TypeAlias = _typing.Literal["expected_last_seq"]  # noqa: Y015
+    _WhichOneofArgType__expected_last_seq: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_last_seq) -> _WhichOneofReturnType__expected_last_seq | None: ...
 
 Global___AppendMessagesRequest: _TypeAlias = AppendMessagesRequest  # noqa: Y015
 
@@ -730,6 +755,12 @@ class ListMessagesRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    BEFORE_SEQ_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_RANGE_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    EXCLUDE_COMPACTED_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
@@ -741,9 +772,25 @@ class ListMessagesRequest(_message.Message):
     """
     page_token: _builtins.str
     """Optional. The `next_page_token` of a previous call, to get the page after
-    it; empty means the first page. Opaque, and bound to the session it was
-    issued for: reusing it elsewhere is INVALID_ARGUMENT.
+    it; empty means the first page. Opaque, and bound to the session and
+    filters it was issued for: reusing it elsewhere is INVALID_ARGUMENT.
     """
+    order_by: _builtins.str
+    """Optional. "seq" (the default: oldest first) or "seq desc" (newest first)."""
+    after_seq: _builtins.int
+    """Optional. Only messages with a seq greater than this. 0 means no bound."""
+    before_seq: _builtins.int
+    """Optional. Only messages with a seq less than this. 0 means no bound."""
+    exclude_compacted: _builtins.bool
+    """Optional. Leave out messages that a compaction covers."""
+    @_builtins.property
+    def create_time_range(self) -> Global___TimeRange:
+        """Optional. Only messages created in this range."""
+
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_message_pb2.Role.ValueType]:
+        """Optional. Only messages with one of these roles. Empty means any."""
+
     def __init__(
         self,
         *,
@@ -751,10 +798,16 @@ class ListMessagesRequest(_message.Message):
         session_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        after_seq: _builtins.int = ...,
+        before_seq: _builtins.int = ...,
+        create_time_range: Global___TimeRange | None = ...,
+        roles: _abc.Iterable[_message_pb2.Role.ValueType] | None = ...,
+        exclude_compacted: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_range", b"create_time_range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "before_seq", b"before_seq", "create_time_range", b"create_time_range", "exclude_compacted", b"exclude_compacted", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "roles", b"roles", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -787,3 +840,564 @@ class ListMessagesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMessagesResponse: _TypeAlias = ListMessagesResponse  # noqa: Y015
+
+@_typing.final
+class GetMessageRequest(_message.Message):
+    """Request for `GetMessage`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    message_id: _builtins.str
+    """The message's id."""
+    seq: _builtins.int
+    """The message's seq (1 or more)."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "selector", b"selector", "seq", b"seq"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "selector", b"selector", "seq", b"seq", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_selector: _TypeAlias = _typing.Literal["message_id", "seq"]  # noqa: Y015
+    _WhichOneofArgType_selector: _TypeAlias = _typing.Literal["selector", b"selector"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_selector) -> _WhichOneofReturnType_selector | None: ...
+
+Global___GetMessageRequest: _TypeAlias = GetMessageRequest  # noqa: Y015
+
+@_typing.final
+class GetContextWindowRequest(_message.Message):
+    """Request for `GetContextWindow`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGES_FIELD_NUMBER: _builtins.int
+    MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    max_messages: _builtins.int
+    """Optional. The most messages to return, at most 1,000. 0 means 1,000.
+    At least one of `max_messages` and `max_tokens` must be set.
+    """
+    max_tokens: _builtins.int
+    """Optional. The most tokens the window may hold, recap included. A
+    message counts its `token_count`; one without counts an estimate of one
+    token per 4 characters (rounded up) of its content, structured content
+    (as JSON) and tool-call text, plus 4. The recap counts the same
+    estimate. 0 means no token budget.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        max_messages: _builtins.int = ...,
+        max_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_messages", b"max_messages", "max_tokens", b"max_tokens", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetContextWindowRequest: _TypeAlias = GetContextWindowRequest  # noqa: Y015
+
+@_typing.final
+class ContextWindow(_message.Message):
+    """Response of `GetContextWindow`: what to send the model, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECAP_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    COMPACTED_THROUGH_SEQ_FIELD_NUMBER: _builtins.int
+    TOKEN_COUNT_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    recap: _builtins.str
+    """The session's recap of the compacted history; empty when none."""
+    compacted_through_seq: _builtins.int
+    """The session's `compacted_through_seq`: the window never reaches back
+    past it.
+    """
+    token_count: _builtins.int
+    """The tokens the window holds, by the rules of `max_tokens`."""
+    truncated: _builtins.bool
+    """True when older uncompacted messages were left out for lack of budget."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]:
+        """The newest uncompacted messages that fit, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        recap: _builtins.str = ...,
+        messages: _abc.Iterable[_message_pb2.Message] | None = ...,
+        compacted_through_seq: _builtins.int = ...,
+        token_count: _builtins.int = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compacted_through_seq", b"compacted_through_seq", "messages", b"messages", "recap", b"recap", "token_count", b"token_count", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContextWindow: _TypeAlias = ContextWindow  # noqa: Y015
+
+@_typing.final
+class CompactSessionRequest(_message.Message):
+    """Request for `CompactSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    THROUGH_SEQ_FIELD_NUMBER: _builtins.int
+    RECAP_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    through_seq: _builtins.int
+    """Required. The newest message seq the recap covers: from 1 to the
+    session's `last_seq`, and not below its `compacted_through_seq`.
+    """
+    recap: _builtins.str
+    """Required. The summary of messages 1 to `through_seq`. At most the
+    content limit (default 100,000 characters).
+    """
+    etag: _builtins.str
+    """Optional. The session's `etag` as last read; if it no longer matches,
+    ABORTED and nothing changes.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        through_seq: _builtins.int = ...,
+        recap: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "recap", b"recap", "session_id", b"session_id", "tenant_id", b"tenant_id", "through_seq", b"through_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompactSessionRequest: _TypeAlias = CompactSessionRequest  # noqa: Y015
+
+@_typing.final
+class AppendEventsRequest(_message.Message):
+    """Request for `AppendEvents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_LAST_EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    request_id: _builtins.str
+    """Optional. Makes the call safe to retry, as `AppendMessagesRequest.request_id`."""
+    expected_last_event_seq: _builtins.int
+    """Optional. Append only if the session's `last_event_seq` is still this
+    value; else ABORTED and nothing is written.
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:
+        """Required. The events to append, oldest first: 1 to 1,000 events, at
+        most 4 MiB together. Each needs a payload.
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        events: _abc.Iterable[_event_pb2.Event] | None = ...,
+        request_id: _builtins.str = ...,
+        expected_last_event_seq: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq", "expected_last_event_seq", b"expected_last_event_seq"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq", "events", b"events", "expected_last_event_seq", b"expected_last_event_seq", "request_id", b"request_id", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_last_event_seq: _TypeAlias = _typing.Literal["expected_last_event_seq"]  # noqa: Y015
+    _WhichOneofArgType__expected_last_event_seq: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_last_event_seq) -> _WhichOneofReturnType__expected_last_event_seq | None: ...
+
+Global___AppendEventsRequest: _TypeAlias = AppendEventsRequest  # noqa: Y015
+
+@_typing.final
+class AppendEventsResponse(_message.Message):
+    """Response of `AppendEvents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:
+        """The events as stored, in request order, with ids and seqs."""
+
+    @_builtins.property
+    def session(self) -> _session_pb2.Session:
+        """The session after the append."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_event_pb2.Event] | None = ...,
+        session: _session_pb2.Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendEventsResponse: _TypeAlias = AppendEventsResponse  # noqa: Y015
+
+@_typing.final
+class ListEventsRequest(_message.Message):
+    """Request for `ListEvents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    page_size: _builtins.int
+    """Optional. The most events to return. 0 means the default (100); above
+    the maximum (1,000) is lowered to it; negative is INVALID_ARGUMENT.
+    """
+    page_token: _builtins.str
+    """Optional. The `next_page_token` of a previous call; empty for the first
+    page.
+    """
+    after_seq: _builtins.int
+    """Optional. Only events with a seq greater than this. 0 means from the
+    start.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        after_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEventsRequest: _TypeAlias = ListEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListEventsResponse(_message.Message):
+    """Response of `ListEvents`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token that fetches the next page; empty when this page is the last."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:
+        """The events of this page, in seq order."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_event_pb2.Event] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEventsResponse: _TypeAlias = ListEventsResponse  # noqa: Y015
+
+@_typing.final
+class CreateCheckpointRequest(_message.Message):
+    """Request for `CreateCheckpoint`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    @_builtins.property
+    def checkpoint(self) -> _checkpoint_pb2.Checkpoint:
+        """Optional. The checkpoint: `label`, `description`, `tags`, and
+        `message_seq` and `event_seq` (0 means the session's current ones) are
+        read.
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        checkpoint: _checkpoint_pb2.Checkpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCheckpointRequest: _TypeAlias = CreateCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class ListCheckpointsRequest(_message.Message):
+    """Request for `ListCheckpoints`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    page_size: _builtins.int
+    """Optional. The most checkpoints to return. 0 means the default (100);
+    above the maximum (1,000) is lowered to it; negative is INVALID_ARGUMENT.
+    """
+    page_token: _builtins.str
+    """Optional. The `next_page_token` of a previous call; empty for the first
+    page.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCheckpointsRequest: _TypeAlias = ListCheckpointsRequest  # noqa: Y015
+
+@_typing.final
+class ListCheckpointsResponse(_message.Message):
+    """Response of `ListCheckpoints`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token that fetches the next page; empty when this page is the last."""
+    @_builtins.property
+    def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[_checkpoint_pb2.Checkpoint]:
+        """The checkpoints of this page, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        checkpoints: _abc.Iterable[_checkpoint_pb2.Checkpoint] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCheckpointsResponse: _TypeAlias = ListCheckpointsResponse  # noqa: Y015
+
+@_typing.final
+class GetCheckpointRequest(_message.Message):
+    """Request for `GetCheckpoint`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session, a canonical UUID string."""
+    checkpoint_id: _builtins.str
+    """Required. The checkpoint's id."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        checkpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class ForkSessionRequest(_message.Message):
+    """Request for `ForkSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_SEQ_FIELD_NUMBER: _builtins.int
+    EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    NEW_SESSION_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the source session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session to fork, a canonical UUID string."""
+    checkpoint_id: _builtins.str
+    """At a checkpoint: its message and event seqs."""
+    message_seq: _builtins.int
+    """At a message seq (0 or more; 0 copies no messages). Events are copied
+    up to `event_seq`.
+    """
+    event_seq: _builtins.int
+    """Optional. With `message_seq`: the newest event seq to copy; 0 copies no
+    events. Ignored with `checkpoint_id`.
+    """
+    new_session_id: _builtins.str
+    """Optional. The new session's id; empty means the server assigns one."""
+    title: _builtins.str
+    """Optional. The new session's title; empty means the source's title."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        checkpoint_id: _builtins.str = ...,
+        message_seq: _builtins.int = ...,
+        event_seq: _builtins.int = ...,
+        new_session_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "message_seq", b"message_seq", "point", b"point"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "event_seq", b"event_seq", "message_seq", b"message_seq", "new_session_id", b"new_session_id", "point", b"point", "session_id", b"session_id", "tenant_id", b"tenant_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_point: _TypeAlias = _typing.Literal["checkpoint_id", "message_seq"]  # noqa: Y015
+    _WhichOneofArgType_point: _TypeAlias = _typing.Literal["point", b"point"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_point) -> _WhichOneofReturnType_point | None: ...
+
+Global___ForkSessionRequest: _TypeAlias = ForkSessionRequest  # noqa: Y015
+
+@_typing.final
+class WatchSessionRequest(_message.Message):
+    """Request for `WatchSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    FROM_SEQ_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session to watch, a canonical UUID string."""
+    from_seq: _builtins.int
+    """Optional. Replay stored messages with a seq greater than this, then
+    follow. 0 replays everything; a client resuming passes the last seq it
+    saw. Negative is INVALID_ARGUMENT.
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        from_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_seq", b"from_seq", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchSessionRequest: _TypeAlias = WatchSessionRequest  # noqa: Y015
+
+@_typing.final
+class WatchSessionResponse(_message.Message):
+    """One item of a `WatchSession` stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def message(self) -> _message_pb2.Message:
+        """A message, replayed or new; seqs strictly increase along the stream."""
+
+    @_builtins.property
+    def session(self) -> _session_pb2.Session:
+        """The session after a change to its fields or state (not sent for the
+        counter updates that come with each message).
+        """
+
+    def __init__(
+        self,
+        *,
+        message: _message_pb2.Message | None = ...,
+        session: _session_pb2.Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "message", b"message", "session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "message", b"message", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["message", "session"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___WatchSessionResponse: _TypeAlias = WatchSessionResponse  # noqa: Y015

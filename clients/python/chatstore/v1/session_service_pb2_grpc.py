@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from chatstore.v1 import checkpoint_pb2 as chatstore_dot_v1_dot_checkpoint__pb2
+from chatstore.v1 import message_pb2 as chatstore_dot_v1_dot_message__pb2
 from chatstore.v1 import session_pb2 as chatstore_dot_v1_dot_session__pb2
 from chatstore.v1 import session_service_pb2 as chatstore_dot_v1_dot_session__service__pb2
 
@@ -108,6 +110,56 @@ class SessionServiceStub:
                 '/chatstore.v1.SessionService/ListMessages',
                 request_serializer=chatstore_dot_v1_dot_session__service__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=chatstore_dot_v1_dot_session__service__pb2.ListMessagesResponse.FromString,
+                _registered_method=True)
+        self.GetMessage = channel.unary_unary(
+                '/chatstore.v1.SessionService/GetMessage',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.GetMessageRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_message__pb2.Message.FromString,
+                _registered_method=True)
+        self.GetContextWindow = channel.unary_unary(
+                '/chatstore.v1.SessionService/GetContextWindow',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.GetContextWindowRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.ContextWindow.FromString,
+                _registered_method=True)
+        self.CompactSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/CompactSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.CompactSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.AppendEvents = channel.unary_unary(
+                '/chatstore.v1.SessionService/AppendEvents',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.AppendEventsRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.AppendEventsResponse.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/chatstore.v1.SessionService/ListEvents',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateCheckpoint = channel.unary_unary(
+                '/chatstore.v1.SessionService/CreateCheckpoint',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.CreateCheckpointRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_checkpoint__pb2.Checkpoint.FromString,
+                _registered_method=True)
+        self.ListCheckpoints = channel.unary_unary(
+                '/chatstore.v1.SessionService/ListCheckpoints',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.ListCheckpointsRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.ListCheckpointsResponse.FromString,
+                _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/chatstore.v1.SessionService/GetCheckpoint',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_checkpoint__pb2.Checkpoint.FromString,
+                _registered_method=True)
+        self.ForkSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/ForkSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.ForkSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.WatchSession = channel.unary_stream(
+                '/chatstore.v1.SessionService/WatchSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.WatchSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.WatchSessionResponse.FromString,
                 _registered_method=True)
 
 
@@ -264,24 +316,149 @@ class SessionServiceServicer:
         server numbers the messages with the session's next `seq` values, in
         request order, and updates the session's counters and `update_time` in
         the same transaction. Concurrent appends to one session are serialized:
-        seqs stay unique and gap-free.
+        seqs stay unique and gap-free. Idempotent under `request_id`: a retry
+        returns the first call's result and writes nothing.
         Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
         message, with the offending field named), NOT_FOUND (no such session in
         the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
         FAILED_PRECONDITION (the session is soft-deleted, archived or
-        READ_ONLY; the ErrorInfo reason says which).
+        READ_ONLY, or `request_id` was used before with other messages; the
+        ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
+        longer matches; nothing was written).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMessages(self, request, context):
-        """Lists a session's messages in `seq` order, oldest first, one page at a
-        time. A page costs the same at the start of a long history as deep in it.
+        """Lists a session's messages in `seq` order (oldest first, or newest first
+        with `order_by` "seq desc"), filtered, one page at a time. A page costs
+        the same at the start of a long history as deep in it.
 
-        Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, or a
-        `page_token` that is malformed or was issued for another session),
-        NOT_FOUND (no such session in the tenant).
+        Status codes: INVALID_ARGUMENT (malformed ids or filters, negative
+        `page_size`, or a `page_token` that is malformed or was issued for
+        another session or other filters), NOT_FOUND (no such session in the
+        tenant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMessage(self, request, context):
+        """Returns one message, by id or by seq.
+
+        Status codes: INVALID_ARGUMENT (malformed ids, no selector), NOT_FOUND
+        (no such session in the tenant, or no such message in it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetContextWindow(self, request, context):
+        """Returns what an agent should send its model: the session's recap (if
+        any) and the newest uncompacted messages that fit the budget, oldest
+        first. A tool call is never split from its results: tool results whose
+        call falls outside the window are left out with it.
+
+        Status codes: INVALID_ARGUMENT (no budget, or a negative one), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompactSession(self, request, context):
+        """Records that messages up to `through_seq` are summarized by `recap`:
+        stores the recap, marks those messages compacted (they are kept), and
+        sets status COMPACTED. Context windows then start after them.
+
+        Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
+        the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
+        FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
+        `compacted_through_seq`), ABORTED (`etag` is stale).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppendEvents(self, request, context):
+        """Appends a batch of events to a session's run log.
+
+        Atomic for the batch; event seqs are per session, gap-free, assigned in
+        the committing transaction. Idempotent under `request_id`.
+        Status codes: INVALID_ARGUMENT (an empty or oversized batch, an event
+        without a payload), NOT_FOUND, FAILED_PRECONDITION (soft-deleted,
+        archived or READ_ONLY, or `request_id` reused with other events), ABORTED
+        (`expected_last_event_seq` no longer matches).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """Lists a session's events in seq order, one page at a time.
+
+        Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, a
+        bad `page_token`), NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCheckpoint(self, request, context):
+        """Creates a checkpoint of a session at its current message and event
+        seqs, or at earlier ones.
+
+        Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the session's
+        newest, a field over its limit), NOT_FOUND, FAILED_PRECONDITION
+        (soft-deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCheckpoints(self, request, context):
+        """Lists a session's checkpoints, oldest first, one page at a time.
+
+        Status codes: INVALID_ARGUMENT, NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckpoint(self, request, context):
+        """Returns one checkpoint.
+
+        Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
+        session in the tenant, or no such checkpoint in it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForkSession(self, request, context):
+        """Creates a new session whose history is a copy of the source's up to a
+        checkpoint or a message seq, recording where it came from in
+        `fork_source`. The copy is independent: later writes to either session do
+        not touch the other. The routing key is not copied.
+
+        Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
+        no fork point), NOT_FOUND (no such session or checkpoint),
+        ALREADY_EXISTS (`new_session_id` is in use).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchSession(self, request, context):
+        """Streams a session's messages from `from_seq` on: first every stored
+        message after `from_seq`, then each new message and each change to the
+        session (status, title, compaction, deletion...) as it commits. Messages
+        come in seq order with no gap and no duplicate, so a client that
+        reconnects with the last seq it saw misses nothing.
+
+        Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
+        the client reads too slowly to keep up (reconnect from the last seq seen),
+        UNAVAILABLE when the server shuts down (reconnect elsewhere).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -354,6 +531,56 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=chatstore_dot_v1_dot_session__service__pb2.ListMessagesRequest.FromString,
                     response_serializer=chatstore_dot_v1_dot_session__service__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'GetMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMessage,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetMessageRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_message__pb2.Message.SerializeToString,
+            ),
+            'GetContextWindow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContextWindow,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetContextWindowRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.ContextWindow.SerializeToString,
+            ),
+            'CompactSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompactSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.CompactSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'AppendEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendEvents,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.AppendEventsRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.AppendEventsResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.ListEventsRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'CreateCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCheckpoint,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.CreateCheckpointRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_checkpoint__pb2.Checkpoint.SerializeToString,
+            ),
+            'ListCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCheckpoints,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.ListCheckpointsRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.ListCheckpointsResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_checkpoint__pb2.Checkpoint.SerializeToString,
+            ),
+            'ForkSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForkSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.ForkSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'WatchSession': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.WatchSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.WatchSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -716,6 +943,276 @@ class SessionService:
             '/chatstore.v1.SessionService/ListMessages',
             chatstore_dot_v1_dot_session__service__pb2.ListMessagesRequest.SerializeToString,
             chatstore_dot_v1_dot_session__service__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/GetMessage',
+            chatstore_dot_v1_dot_session__service__pb2.GetMessageRequest.SerializeToString,
+            chatstore_dot_v1_dot_message__pb2.Message.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContextWindow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/GetContextWindow',
+            chatstore_dot_v1_dot_session__service__pb2.GetContextWindowRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.ContextWindow.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompactSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/CompactSession',
+            chatstore_dot_v1_dot_session__service__pb2.CompactSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/AppendEvents',
+            chatstore_dot_v1_dot_session__service__pb2.AppendEventsRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.AppendEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/ListEvents',
+            chatstore_dot_v1_dot_session__service__pb2.ListEventsRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/CreateCheckpoint',
+            chatstore_dot_v1_dot_session__service__pb2.CreateCheckpointRequest.SerializeToString,
+            chatstore_dot_v1_dot_checkpoint__pb2.Checkpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/ListCheckpoints',
+            chatstore_dot_v1_dot_session__service__pb2.ListCheckpointsRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.ListCheckpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/GetCheckpoint',
+            chatstore_dot_v1_dot_session__service__pb2.GetCheckpointRequest.SerializeToString,
+            chatstore_dot_v1_dot_checkpoint__pb2.Checkpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForkSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/ForkSession',
+            chatstore_dot_v1_dot_session__service__pb2.ForkSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chatstore.v1.SessionService/WatchSession',
+            chatstore_dot_v1_dot_session__service__pb2.WatchSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.WatchSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,8 @@
 isort:skip_file
 """
 
+from chatstore.v1 import checkpoint_pb2 as _checkpoint_pb2
+from chatstore.v1 import message_pb2 as _message_pb2
 from chatstore.v1 import session_pb2 as _session_pb2
 from chatstore.v1 import session_service_pb2 as _session_service_pb2
 from collections import abc as _abc
@@ -140,20 +142,105 @@ class SessionServiceStub:
     server numbers the messages with the session's next `seq` values, in
     request order, and updates the session's counters and `update_time` in
     the same transaction. Concurrent appends to one session are serialized:
-    seqs stay unique and gap-free.
+    seqs stay unique and gap-free. Idempotent under `request_id`: a retry
+    returns the first call's result and writes nothing.
     Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
     message, with the offending field named), NOT_FOUND (no such session in
     the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
     FAILED_PRECONDITION (the session is soft-deleted, archived or
-    READ_ONLY; the ErrorInfo reason says which).
+    READ_ONLY, or `request_id` was used before with other messages; the
+    ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
+    longer matches; nothing was written).
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListMessagesRequest, _session_service_pb2.ListMessagesResponse]
-    """Lists a session's messages in `seq` order, oldest first, one page at a
-    time. A page costs the same at the start of a long history as deep in it.
+    """Lists a session's messages in `seq` order (oldest first, or newest first
+    with `order_by` "seq desc"), filtered, one page at a time. A page costs
+    the same at the start of a long history as deep in it.
 
-    Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, or a
-    `page_token` that is malformed or was issued for another session),
-    NOT_FOUND (no such session in the tenant).
+    Status codes: INVALID_ARGUMENT (malformed ids or filters, negative
+    `page_size`, or a `page_token` that is malformed or was issued for
+    another session or other filters), NOT_FOUND (no such session in the
+    tenant).
+    """
+    GetMessage: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetMessageRequest, _message_pb2.Message]
+    """Returns one message, by id or by seq.
+
+    Status codes: INVALID_ARGUMENT (malformed ids, no selector), NOT_FOUND
+    (no such session in the tenant, or no such message in it).
+    """
+    GetContextWindow: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetContextWindowRequest, _session_service_pb2.ContextWindow]
+    """Returns what an agent should send its model: the session's recap (if
+    any) and the newest uncompacted messages that fit the budget, oldest
+    first. A tool call is never split from its results: tool results whose
+    call falls outside the window are left out with it.
+
+    Status codes: INVALID_ARGUMENT (no budget, or a negative one), NOT_FOUND.
+    """
+    CompactSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.CompactSessionRequest, _session_pb2.Session]
+    """Records that messages up to `through_seq` are summarized by `recap`:
+    stores the recap, marks those messages compacted (they are kept), and
+    sets status COMPACTED. Context windows then start after them.
+
+    Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
+    the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
+    FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
+    `compacted_through_seq`), ABORTED (`etag` is stale).
+    """
+    AppendEvents: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.AppendEventsRequest, _session_service_pb2.AppendEventsResponse]
+    """Appends a batch of events to a session's run log.
+
+    Atomic for the batch; event seqs are per session, gap-free, assigned in
+    the committing transaction. Idempotent under `request_id`.
+    Status codes: INVALID_ARGUMENT (an empty or oversized batch, an event
+    without a payload), NOT_FOUND, FAILED_PRECONDITION (soft-deleted,
+    archived or READ_ONLY, or `request_id` reused with other events), ABORTED
+    (`expected_last_event_seq` no longer matches).
+    """
+    ListEvents: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListEventsRequest, _session_service_pb2.ListEventsResponse]
+    """Lists a session's events in seq order, one page at a time.
+
+    Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, a
+    bad `page_token`), NOT_FOUND.
+    """
+    CreateCheckpoint: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.CreateCheckpointRequest, _checkpoint_pb2.Checkpoint]
+    """Creates a checkpoint of a session at its current message and event
+    seqs, or at earlier ones.
+
+    Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the session's
+    newest, a field over its limit), NOT_FOUND, FAILED_PRECONDITION
+    (soft-deleted).
+    """
+    ListCheckpoints: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListCheckpointsRequest, _session_service_pb2.ListCheckpointsResponse]
+    """Lists a session's checkpoints, oldest first, one page at a time.
+
+    Status codes: INVALID_ARGUMENT, NOT_FOUND.
+    """
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetCheckpointRequest, _checkpoint_pb2.Checkpoint]
+    """Returns one checkpoint.
+
+    Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
+    session in the tenant, or no such checkpoint in it).
+    """
+    ForkSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ForkSessionRequest, _session_pb2.Session]
+    """Creates a new session whose history is a copy of the source's up to a
+    checkpoint or a message seq, recording where it came from in
+    `fork_source`. The copy is independent: later writes to either session do
+    not touch the other. The routing key is not copied.
+
+    Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
+    no fork point), NOT_FOUND (no such session or checkpoint),
+    ALREADY_EXISTS (`new_session_id` is in use).
+    """
+    WatchSession: _grpc.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]
+    """Streams a session's messages from `from_seq` on: first every stored
+    message after `from_seq`, then each new message and each change to the
+    session (status, title, compaction, deletion...) as it commits. Messages
+    come in seq order with no gap and no duplicate, so a client that
+    reconnects with the last seq it saw misses nothing.
+
+    Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
+    the client reads too slowly to keep up (reconnect from the last seq seen),
+    UNAVAILABLE when the server shuts down (reconnect elsewhere).
     """
 
 @_typing.type_check_only
@@ -267,20 +354,105 @@ class SessionServiceAsyncStub(SessionServiceStub):
     server numbers the messages with the session's next `seq` values, in
     request order, and updates the session's counters and `update_time` in
     the same transaction. Concurrent appends to one session are serialized:
-    seqs stay unique and gap-free.
+    seqs stay unique and gap-free. Idempotent under `request_id`: a retry
+    returns the first call's result and writes nothing.
     Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
     message, with the offending field named), NOT_FOUND (no such session in
     the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
     FAILED_PRECONDITION (the session is soft-deleted, archived or
-    READ_ONLY; the ErrorInfo reason says which).
+    READ_ONLY, or `request_id` was used before with other messages; the
+    ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
+    longer matches; nothing was written).
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListMessagesRequest, _session_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
-    """Lists a session's messages in `seq` order, oldest first, one page at a
-    time. A page costs the same at the start of a long history as deep in it.
+    """Lists a session's messages in `seq` order (oldest first, or newest first
+    with `order_by` "seq desc"), filtered, one page at a time. A page costs
+    the same at the start of a long history as deep in it.
 
-    Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, or a
-    `page_token` that is malformed or was issued for another session),
-    NOT_FOUND (no such session in the tenant).
+    Status codes: INVALID_ARGUMENT (malformed ids or filters, negative
+    `page_size`, or a `page_token` that is malformed or was issued for
+    another session or other filters), NOT_FOUND (no such session in the
+    tenant).
+    """
+    GetMessage: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetMessageRequest, _message_pb2.Message]  # type: ignore[assignment]
+    """Returns one message, by id or by seq.
+
+    Status codes: INVALID_ARGUMENT (malformed ids, no selector), NOT_FOUND
+    (no such session in the tenant, or no such message in it).
+    """
+    GetContextWindow: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetContextWindowRequest, _session_service_pb2.ContextWindow]  # type: ignore[assignment]
+    """Returns what an agent should send its model: the session's recap (if
+    any) and the newest uncompacted messages that fit the budget, oldest
+    first. A tool call is never split from its results: tool results whose
+    call falls outside the window are left out with it.
+
+    Status codes: INVALID_ARGUMENT (no budget, or a negative one), NOT_FOUND.
+    """
+    CompactSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.CompactSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Records that messages up to `through_seq` are summarized by `recap`:
+    stores the recap, marks those messages compacted (they are kept), and
+    sets status COMPACTED. Context windows then start after them.
+
+    Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
+    the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
+    FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
+    `compacted_through_seq`), ABORTED (`etag` is stale).
+    """
+    AppendEvents: _aio.UnaryUnaryMultiCallable[_session_service_pb2.AppendEventsRequest, _session_service_pb2.AppendEventsResponse]  # type: ignore[assignment]
+    """Appends a batch of events to a session's run log.
+
+    Atomic for the batch; event seqs are per session, gap-free, assigned in
+    the committing transaction. Idempotent under `request_id`.
+    Status codes: INVALID_ARGUMENT (an empty or oversized batch, an event
+    without a payload), NOT_FOUND, FAILED_PRECONDITION (soft-deleted,
+    archived or READ_ONLY, or `request_id` reused with other events), ABORTED
+    (`expected_last_event_seq` no longer matches).
+    """
+    ListEvents: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListEventsRequest, _session_service_pb2.ListEventsResponse]  # type: ignore[assignment]
+    """Lists a session's events in seq order, one page at a time.
+
+    Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, a
+    bad `page_token`), NOT_FOUND.
+    """
+    CreateCheckpoint: _aio.UnaryUnaryMultiCallable[_session_service_pb2.CreateCheckpointRequest, _checkpoint_pb2.Checkpoint]  # type: ignore[assignment]
+    """Creates a checkpoint of a session at its current message and event
+    seqs, or at earlier ones.
+
+    Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the session's
+    newest, a field over its limit), NOT_FOUND, FAILED_PRECONDITION
+    (soft-deleted).
+    """
+    ListCheckpoints: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListCheckpointsRequest, _session_service_pb2.ListCheckpointsResponse]  # type: ignore[assignment]
+    """Lists a session's checkpoints, oldest first, one page at a time.
+
+    Status codes: INVALID_ARGUMENT, NOT_FOUND.
+    """
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetCheckpointRequest, _checkpoint_pb2.Checkpoint]  # type: ignore[assignment]
+    """Returns one checkpoint.
+
+    Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
+    session in the tenant, or no such checkpoint in it).
+    """
+    ForkSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ForkSessionRequest, _session_pb2.Session]  # type: ignore[assignment]
+    """Creates a new session whose history is a copy of the source's up to a
+    checkpoint or a message seq, recording where it came from in
+    `fork_source`. The copy is independent: later writes to either session do
+    not touch the other. The routing key is not copied.
+
+    Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
+    no fork point), NOT_FOUND (no such session or checkpoint),
+    ALREADY_EXISTS (`new_session_id` is in use).
+    """
+    WatchSession: _aio.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]  # type: ignore[assignment]
+    """Streams a session's messages from `from_seq` on: first every stored
+    message after `from_seq`, then each new message and each change to the
+    session (status, title, compaction, deletion...) as it commits. Messages
+    come in seq order with no gap and no duplicate, so a client that
+    reconnects with the last seq it saw misses nothing.
+
+    Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
+    the client reads too slowly to keep up (reconnect from the last seq seen),
+    UNAVAILABLE when the server shuts down (reconnect elsewhere).
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -463,12 +635,15 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         server numbers the messages with the session's next `seq` values, in
         request order, and updates the session's counters and `update_time` in
         the same transaction. Concurrent appends to one session are serialized:
-        seqs stay unique and gap-free.
+        seqs stay unique and gap-free. Idempotent under `request_id`: a retry
+        returns the first call's result and writes nothing.
         Status codes: INVALID_ARGUMENT (an empty or oversized batch, or a bad
         message, with the offending field named), NOT_FOUND (no such session in
         the tenant), ALREADY_EXISTS (a caller-supplied message id is in use),
         FAILED_PRECONDITION (the session is soft-deleted, archived or
-        READ_ONLY; the ErrorInfo reason says which).
+        READ_ONLY, or `request_id` was used before with other messages; the
+        ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
+        longer matches; nothing was written).
         """
 
     @_abc_1.abstractmethod
@@ -477,12 +652,154 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _session_service_pb2.ListMessagesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_session_service_pb2.ListMessagesResponse, _abc.Awaitable[_session_service_pb2.ListMessagesResponse]]:
-        """Lists a session's messages in `seq` order, oldest first, one page at a
-        time. A page costs the same at the start of a long history as deep in it.
+        """Lists a session's messages in `seq` order (oldest first, or newest first
+        with `order_by` "seq desc"), filtered, one page at a time. A page costs
+        the same at the start of a long history as deep in it.
 
-        Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, or a
-        `page_token` that is malformed or was issued for another session),
-        NOT_FOUND (no such session in the tenant).
+        Status codes: INVALID_ARGUMENT (malformed ids or filters, negative
+        `page_size`, or a `page_token` that is malformed or was issued for
+        another session or other filters), NOT_FOUND (no such session in the
+        tenant).
+        """
+
+    @_abc_1.abstractmethod
+    def GetMessage(
+        self,
+        request: _session_service_pb2.GetMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_message_pb2.Message, _abc.Awaitable[_message_pb2.Message]]:
+        """Returns one message, by id or by seq.
+
+        Status codes: INVALID_ARGUMENT (malformed ids, no selector), NOT_FOUND
+        (no such session in the tenant, or no such message in it).
+        """
+
+    @_abc_1.abstractmethod
+    def GetContextWindow(
+        self,
+        request: _session_service_pb2.GetContextWindowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.ContextWindow, _abc.Awaitable[_session_service_pb2.ContextWindow]]:
+        """Returns what an agent should send its model: the session's recap (if
+        any) and the newest uncompacted messages that fit the budget, oldest
+        first. A tool call is never split from its results: tool results whose
+        call falls outside the window are left out with it.
+
+        Status codes: INVALID_ARGUMENT (no budget, or a negative one), NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CompactSession(
+        self,
+        request: _session_service_pb2.CompactSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Records that messages up to `through_seq` are summarized by `recap`:
+        stores the recap, marks those messages compacted (they are kept), and
+        sets status COMPACTED. Context windows then start after them.
+
+        Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
+        the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
+        FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
+        `compacted_through_seq`), ABORTED (`etag` is stale).
+        """
+
+    @_abc_1.abstractmethod
+    def AppendEvents(
+        self,
+        request: _session_service_pb2.AppendEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.AppendEventsResponse, _abc.Awaitable[_session_service_pb2.AppendEventsResponse]]:
+        """Appends a batch of events to a session's run log.
+
+        Atomic for the batch; event seqs are per session, gap-free, assigned in
+        the committing transaction. Idempotent under `request_id`.
+        Status codes: INVALID_ARGUMENT (an empty or oversized batch, an event
+        without a payload), NOT_FOUND, FAILED_PRECONDITION (soft-deleted,
+        archived or READ_ONLY, or `request_id` reused with other events), ABORTED
+        (`expected_last_event_seq` no longer matches).
+        """
+
+    @_abc_1.abstractmethod
+    def ListEvents(
+        self,
+        request: _session_service_pb2.ListEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.ListEventsResponse, _abc.Awaitable[_session_service_pb2.ListEventsResponse]]:
+        """Lists a session's events in seq order, one page at a time.
+
+        Status codes: INVALID_ARGUMENT (malformed ids, negative `page_size`, a
+        bad `page_token`), NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCheckpoint(
+        self,
+        request: _session_service_pb2.CreateCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_checkpoint_pb2.Checkpoint, _abc.Awaitable[_checkpoint_pb2.Checkpoint]]:
+        """Creates a checkpoint of a session at its current message and event
+        seqs, or at earlier ones.
+
+        Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the session's
+        newest, a field over its limit), NOT_FOUND, FAILED_PRECONDITION
+        (soft-deleted).
+        """
+
+    @_abc_1.abstractmethod
+    def ListCheckpoints(
+        self,
+        request: _session_service_pb2.ListCheckpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.ListCheckpointsResponse, _abc.Awaitable[_session_service_pb2.ListCheckpointsResponse]]:
+        """Lists a session's checkpoints, oldest first, one page at a time.
+
+        Status codes: INVALID_ARGUMENT, NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _session_service_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_checkpoint_pb2.Checkpoint, _abc.Awaitable[_checkpoint_pb2.Checkpoint]]:
+        """Returns one checkpoint.
+
+        Status codes: INVALID_ARGUMENT (malformed ids), NOT_FOUND (no such
+        session in the tenant, or no such checkpoint in it).
+        """
+
+    @_abc_1.abstractmethod
+    def ForkSession(
+        self,
+        request: _session_service_pb2.ForkSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.Session, _abc.Awaitable[_session_pb2.Session]]:
+        """Creates a new session whose history is a copy of the source's up to a
+        checkpoint or a message seq, recording where it came from in
+        `fork_source`. The copy is independent: later writes to either session do
+        not touch the other. The routing key is not copied.
+
+        Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
+        no fork point), NOT_FOUND (no such session or checkpoint),
+        ALREADY_EXISTS (`new_session_id` is in use).
+        """
+
+    @_abc_1.abstractmethod
+    def WatchSession(
+        self,
+        request: _session_service_pb2.WatchSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_session_service_pb2.WatchSessionResponse], _abc.AsyncIterator[_session_service_pb2.WatchSessionResponse]]:
+        """Streams a session's messages from `from_seq` on: first every stored
+        message after `from_seq`, then each new message and each change to the
+        session (status, title, compaction, deletion...) as it commits. Messages
+        come in seq order with no gap and no duplicate, so a client that
+        reconnects with the last seq it saw misses nothing.
+
+        Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
+        the client reads too slowly to keep up (reconnect from the last seq seen),
+        UNAVAILABLE when the server shuts down (reconnect elsewhere).
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

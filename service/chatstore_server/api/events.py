@@ -1,0 +1,100 @@
+"""SessionService methods on a session's run log: AppendEvents, ListEvents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from chatstore.v1 import session_service_pb2
+from chatstore_server.api import convert, pagination
+from chatstore_server.api.limits import Limits
+from chatstore_server.api.messages import check_batch_size, fingerprint, request_id
+from chatstore_server.api.validation import Checker
+from chatstore_server.store import EventRepository, NewEvent, Precondition
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_CUSTOM_TYPE_MAX_CHARS = 128
+
+
+class EventMethods:
+    """AppendEvents, ListEvents."""
+
+    _events: EventRepository
+    _limits: Limits
+
+    async def AppendEvents(  # noqa: N802 (gRPC method name)
+        self, request: session_service_pb2.AppendEventsRequest, context: Context
+    ) -> session_service_pb2.AppendEventsResponse:
+        check = Checker()
+        tenant_id = check.tenant_id(request.tenant_id)
+        session_id = check.uuid(request.session_id, "session_id")
+        size = sum(e.ByteSize() for e in request.events)
+        check_batch_size(check, "events", len(request.events), size, self._limits)
+        batch: list[NewEvent] = []
+        for index, event in enumerate(request.events):
+            field = f"events[{index}]"
+            kind = event.WhichOneof("payload")
+            if kind is None:
+                check.fail(f"{field}.payload", "set exactly one payload")
+                continue
+            if kind == "custom":
+                check.text(
+                    event.custom.type, f"{field}.custom.type", max_chars=_CUSTOM_TYPE_MAX_CHARS
+                )
+            create_time = (
+                check.timestamp(event.create_time, f"{field}.create_time")
+                if event.HasField("create_time")
+                else None
+            )
+            batch.append(convert.new_event(event, create_time=create_time))
+        if request.HasField("expected_last_event_seq") and request.expected_last_event_seq < 0:
+            check.fail("expected_last_event_seq", "must not be negative")
+        dedupe = request_id(check, request.request_id)
+        check.done()
+        session, stored = await self._events.append(
+            tenant_id,
+            session_id,
+            batch,
+            precondition=Precondition(
+                expected_last_seq=request.expected_last_event_seq
+                if request.HasField("expected_last_event_seq")
+                else None
+            ),
+            request_id=dedupe,
+            fingerprint=fingerprint(request.events) if dedupe else "",
+        )
+        return session_service_pb2.AppendEventsResponse(
+            events=[convert.event_to_proto(e) for e in stored],
+            session=convert.session_to_proto(session),
+        )
+
+    async def ListEvents(  # noqa: N802
+        self, request: session_service_pb2.ListEventsRequest, context: Context
+    ) -> session_service_pb2.ListEventsResponse:
+        check = Checker()
+        tenant_id = check.tenant_id(request.tenant_id)
+        session_id = check.uuid(request.session_id, "session_id")
+        limit = check.page_size(
+            request.page_size,
+            default=self._limits.default_message_page_size,
+            maximum=self._limits.max_page_size,
+        )
+        if request.after_seq < 0:
+            check.fail("after_seq", "must not be negative")
+        check.done()
+        binding = ["ListEvents", tenant_id, str(session_id), request.after_seq]
+        after_seq = request.after_seq
+        if request.page_token:
+            position = pagination.decode(request.page_token, binding)
+            if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
+                raise pagination.bad_position()
+            after_seq = position[0]
+        page = await self._events.list(tenant_id, session_id, limit=limit, after_seq=after_seq)
+        return session_service_pb2.ListEventsResponse(
+            events=[convert.event_to_proto(e) for e in page.items],
+            next_page_token=pagination.encode(binding, [page.next_cursor])
+            if page.next_cursor is not None
+            else "",
+        )

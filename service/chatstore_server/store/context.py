@@ -1,0 +1,100 @@
+"""The context window: what an agent sends its model next.
+
+The session's recap, then the newest uncompacted messages that fit the budget, oldest
+first. Messages are read newest first in short batches, so the work is bounded by the
+budget, not by the history's length.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+
+from sqlalchemy import select
+
+from chatstore_server.store.database import Database
+from chatstore_server.store.errors import NotFoundError
+from chatstore_server.store.records import ContextWindowRecord, MessageRecord, Role
+from chatstore_server.store.rows import message_record, session_record
+from chatstore_server.store.schema import messages
+from chatstore_server.store.scope import select_session
+
+MAX_MESSAGES = 1_000
+_BATCH = 200
+_CHARS_PER_TOKEN = 4
+_MESSAGE_OVERHEAD_TOKENS = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """The token estimate of a text: one token per 4 characters, rounded up."""
+    return math.ceil(len(text) / _CHARS_PER_TOKEN)
+
+
+def message_tokens(message: MessageRecord) -> int:
+    """A message's tokens: its `token_count` if known, else an estimate over its
+    content, structured content (as JSON) and tool-call text, plus 4 for framing."""
+    if message.token_count is not None:
+        return message.token_count
+    chars = len(message.content)
+    if message.structured_content is not None:
+        chars += len(json.dumps(message.structured_content, separators=(",", ":")))
+    chars += sum(len(c.id) + len(c.name) + len(c.arguments) for c in message.tool_calls)
+    return math.ceil(chars / _CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS
+
+
+async def context_window(
+    database: Database,
+    tenant_id: str,
+    session_id: uuid.UUID,
+    *,
+    max_messages: int,
+    max_tokens: int | None,
+) -> ContextWindowRecord:
+    """The recap plus the newest uncompacted messages within both budgets, oldest first.
+
+    The recap's estimate counts against `max_tokens`. A window never starts with a tool
+    result: its call lies outside the window, so the result is dropped with it.
+
+    Args:
+        max_messages: At most this many messages (1 to `MAX_MESSAGES`).
+        max_tokens: At most this many tokens, recap included; None for no limit.
+
+    Raises:
+        NotFoundError: No such session in the tenant.
+        UnavailableError: The database cannot be reached.
+    """
+    async with database.read() as conn:
+        row = (await conn.execute(select_session(tenant_id, session_id))).first()
+        if row is None:
+            raise NotFoundError("session", session_id)
+        session = session_record(row)
+        floor = session.compacted_through_seq
+        used = estimate_tokens(session.recap)
+        picked: list[MessageRecord] = []
+        truncated = False
+        before: int | None = None
+        while not truncated:
+            query = select(messages).where(
+                messages.c.session_id == session_id, messages.c.seq > floor
+            )
+            if before is not None:
+                query = query.where(messages.c.seq < before)
+            rows = (await conn.execute(query.order_by(messages.c.seq.desc()).limit(_BATCH))).all()
+            for message in (message_record(r, floor) for r in rows):
+                cost = message_tokens(message)
+                if len(picked) == max_messages or (
+                    max_tokens is not None and used + cost > max_tokens
+                ):
+                    truncated = True
+                    break
+                picked.append(message)
+                used += cost
+            if len(rows) < _BATCH:
+                break
+            before = rows[-1].seq
+    picked.reverse()
+    while picked and picked[0].role is Role.TOOL:
+        used -= message_tokens(picked.pop(0))
+        truncated = True
+    return ContextWindowRecord(session.recap, picked, floor, used, truncated)

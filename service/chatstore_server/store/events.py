@@ -1,0 +1,133 @@
+"""The run log: events appended with gap-free per-session seqs, read by page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+
+from chatstore_server.store.appends import Precondition, Replay, reserve
+from chatstore_server.store.database import Database
+from chatstore_server.store.records import EventRecord, NewEvent, Page, SessionRecord
+from chatstore_server.store.rows import event_record, session_record
+from chatstore_server.store.schema import events, sessions
+from chatstore_server.store.scope import require_session, select_session
+from chatstore_server.store.sessions import utc_now
+
+
+class EventRepository:
+    """A session's run log, scoped by tenant through its session."""
+
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+        self._db = database
+        self._clock = clock
+
+    async def append(
+        self,
+        tenant_id: str,
+        session_id: uuid.UUID,
+        batch: Sequence[NewEvent],
+        *,
+        precondition: Precondition | None = None,
+        request_id: str | None = None,
+        fingerprint: str = "",
+    ) -> tuple[SessionRecord, list[EventRecord]]:
+        """Append `batch` (non-empty) to the run log in one transaction; as
+        `MessageRepository.append`, with event seqs and `event_count`.
+
+        Raises:
+            NotFoundError, SessionStateError, ConflictError, RequestReusedError,
+            UnavailableError: As for messages.
+        """
+        if not batch:
+            raise ValueError("append needs at least one event")
+        now = self._clock()
+        try:
+            async with self._db.write() as conn:
+                session = await reserve(
+                    conn,
+                    tenant_id=tenant_id,
+                    session_id=session_id,
+                    kind="event",
+                    count=len(batch),
+                    now=now,
+                    counters={},
+                    precondition=precondition or Precondition(),
+                    request_id=request_id,
+                    fingerprint=fingerprint,
+                )
+                first_seq = session.last_event_seq - len(batch) + 1
+                stored = [
+                    EventRecord(
+                        id=uuid.uuid4(),
+                        session_id=session_id,
+                        seq=first_seq + offset,
+                        type=event.type,
+                        payload=event.payload,
+                        create_time=event.create_time or now,
+                    )
+                    for offset, event in enumerate(batch)
+                ]
+                await conn.execute(
+                    events.insert(),
+                    [
+                        {
+                            "id": e.id,
+                            "session_id": e.session_id,
+                            "seq": e.seq,
+                            "type": e.type,
+                            "payload": e.payload,
+                            "create_time": e.create_time,
+                        }
+                        for e in stored
+                    ],
+                )
+        except Replay as replay:
+            return await self._replay(tenant_id, session_id, replay)
+        return session, stored
+
+    async def _replay(
+        self, tenant_id: str, session_id: uuid.UUID, replay: Replay
+    ) -> tuple[SessionRecord, list[EventRecord]]:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select_session(tenant_id, session_id))).one()
+            rows = (
+                await conn.execute(
+                    select(events)
+                    .where(
+                        events.c.session_id == session_id,
+                        events.c.seq.between(replay.first_seq, replay.last_seq),
+                    )
+                    .order_by(events.c.seq)
+                )
+            ).all()
+        return session_record(row), [event_record(r) for r in rows]
+
+    async def list(
+        self, tenant_id: str, session_id: uuid.UUID, *, limit: int, after_seq: int = 0
+    ) -> Page[EventRecord, int]:
+        """A page of events with `seq > after_seq`, oldest first; the cursor is the last seq.
+
+        Raises:
+            NotFoundError: No such session in the tenant.
+            UnavailableError: The database cannot be reached.
+        """
+        query = (
+            select(events)
+            .join(sessions, sessions.c.id == events.c.session_id)
+            .where(
+                events.c.session_id == session_id,
+                sessions.c.tenant_id == tenant_id,
+                events.c.seq > after_seq,
+            )
+            .order_by(events.c.seq)
+            .limit(limit + 1)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                await require_session(conn, tenant_id, session_id)
+        items = [event_record(r) for r in rows[:limit]]
+        return Page(items, items[-1].seq if len(rows) > limit else None)

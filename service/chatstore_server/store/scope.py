@@ -1,0 +1,33 @@
+"""Tenant scoping: every lookup of a session goes through here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatstore_server.store.errors import NotFoundError
+from chatstore_server.store.schema import sessions
+
+
+def in_tenant(tenant_id: str, session_id: uuid.UUID) -> list[ColumnElement[bool]]:
+    """The conditions that pick the session, only within its tenant."""
+    return [sessions.c.id == session_id, sessions.c.tenant_id == tenant_id]
+
+
+def select_session(tenant_id: str, session_id: uuid.UUID) -> Select[Any]:
+    """SELECT every column of the session, only within its tenant."""
+    return select(sessions).where(*in_tenant(tenant_id, session_id))
+
+
+async def require_session(conn: AsyncConnection, tenant_id: str, session_id: uuid.UUID) -> None:
+    """Raise NotFoundError unless the session exists in the tenant.
+
+    Used after a child query (messages, events, checkpoints) came back empty, to tell
+    "none yet" from "no such session" with one more statement only in that case.
+    """
+    found = await conn.scalar(select(sessions.c.id).where(*in_tenant(tenant_id, session_id)))
+    if found is None:
+        raise NotFoundError("session", session_id)
