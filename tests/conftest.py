@@ -1,14 +1,23 @@
-"""Shared fixtures: a real chatstore server on a loopback port, and a real client.
+"""Shared fixtures: a real chatstore server on a loopback port, a real client, and a
+real database: every test that takes `database_url` runs twice, on a SQLite file and on
+PostgreSQL.
 
-Each test gets its own database file and its own server process state, so tests
-cannot see each other's data.
+Each test gets a database of its own (a fresh SQLite file; a fresh PostgreSQL database,
+cloned from a migrated template and dropped afterwards), so tests cannot see each
+other's data. PostgreSQL is `CHATSTORE_TEST_POSTGRES_URL` (default: the local server,
+database `test`, trust auth). When it is unreachable, its tests are skipped with a
+message, except under CI (`CI=true`), where that fails the run.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 from sqlalchemy import text
@@ -18,14 +27,98 @@ from chatstore import ChatStoreClient, PeerKind, SessionKey
 from chatstore.v1 import session_service_pb2_grpc
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
+from chatstore_server.store import Database, upgrade
 
 TENANT = "acme"
+POSTGRES_URL = os.environ.get(
+    "CHATSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """A fresh SQLite database file (the server creates and migrates it)."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'chatstore.db'}"
+def postgres_url(database: str) -> str:
+    """The SQLAlchemy URL of a database on the test PostgreSQL server."""
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+async def _admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        message = f"PostgreSQL is not reachable at {POSTGRES_URL} ({error})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI needs it", pytrace=False)
+        pytest.skip(f"{message}; set CHATSTORE_TEST_POSTGRES_URL to run these tests")
+
+
+_template: str | None = None
+
+
+async def _postgres_template() -> str:
+    """A migrated database to clone per test (cloning beats migrating each time), made
+    on first use and dropped when the session ends."""
+    global _template
+    if _template is None:
+        admin = await _admin()
+        name = f"chatstore_template_{uuid.uuid4().hex[:12]}"
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        _template = name
+        database = Database.from_url(postgres_url(name))
+        try:
+            await upgrade(database)
+        finally:
+            await database.dispose()
+    return _template
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _template is None:
+        return
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())
+
+
+async def _postgres_database(template: str | None) -> AsyncIterator[str]:
+    admin = await _admin()
+    name = f"chatstore_test_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{clone}')
+        yield postgres_url(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of the test's own: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'chatstore.db'}"
+        return
+    async for url in _postgres_database(await _postgres_template()):
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no schema at all, for migration tests."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    async for url in _postgres_database(None):
+        yield url
 
 
 @pytest.fixture

@@ -58,8 +58,8 @@ def _differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_migrations_match_the_declared_schema(database_url: str) -> None:
-    database = Database.from_url(database_url)
+async def test_migrations_match_the_declared_schema(empty_database_url: str) -> None:
+    database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
         async with database.engine.connect() as conn:
@@ -72,8 +72,8 @@ async def test_migrations_match_the_declared_schema(database_url: str) -> None:
     assert {"sessions", "messages", "alembic_version"} <= tables
 
 
-async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
-    database = Database.from_url(database_url)
+async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
+    database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
         await upgrade(database)
@@ -81,10 +81,8 @@ async def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
         await database.dispose()
 
 
-async def test_a_0001_database_upgrades_in_place_with_its_data(
-    database_url: str, settings: Settings
-) -> None:
-    database = Database.from_url(database_url)
+async def test_a_0001_database_upgrades_in_place_with_its_data(empty_database_url: str) -> None:
+    database = Database.from_url(empty_database_url)
     session_id, now = uuid.uuid4(), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     try:
         await upgrade(database, "0001")
@@ -122,7 +120,9 @@ async def test_a_0001_database_upgrades_in_place_with_its_data(
     finally:
         await database.dispose()
 
-    server = await ChatStoreServer.start(settings)
+    server = await ChatStoreServer.start(
+        Settings(listen="127.0.0.1:0", database_url=empty_database_url)
+    )
     try:
         async with ChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
             session = await client.get_session(str(session_id))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from chatstore_server import workers
 from chatstore_server.config import Settings
 from chatstore_server.server import serve
 
@@ -48,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.workers > 1:
+        refusal = workers.check(settings)
+        if refusal:
+            print(f"chatstore-server: bad setting workers: {refusal}", file=sys.stderr)
+            return 2
+        return workers.run(settings)
     asyncio.run(serve(settings))
     return 0
 

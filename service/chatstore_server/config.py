@@ -35,8 +35,27 @@ class Settings(BaseSettings):
         100_000, ge=1, description="longest message content, in characters"
     )
     db_pool_size: int = Field(10, ge=1, description="database connections kept open")
+    db_max_overflow: int = Field(
+        10, ge=0, description="extra connections opened under load, closed when idle"
+    )
     db_pool_timeout_seconds: float = Field(
         5.0, gt=0, description="how long a call waits for a free database connection"
+    )
+    db_connect_timeout_seconds: float = Field(
+        3.0, gt=0, description="how long opening a PostgreSQL connection may take"
+    )
+    db_command_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long one PostgreSQL statement may take"
+    )
+    health_check_interval_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="how often the database is pinged; health is NOT_SERVING while it fails",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="server processes sharing the listen port (more than 1 needs PostgreSQL)",
     )
 
     ephemeral_ttl_seconds: float = Field(

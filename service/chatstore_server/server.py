@@ -1,10 +1,14 @@
-"""The server process: database, migrations, gRPC server, health, reflection, shutdown."""
+"""The server process: database, migrations, gRPC server, health, reflection, background
+tasks (sweeper, health monitor, cross-process change listener) and graceful shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,11 +18,33 @@ from chatstore.v1 import session_service_pb2, session_service_pb2_grpc
 from chatstore_server.api.interceptors import ErrorInterceptor
 from chatstore_server.api.servicer import SessionServicer
 from chatstore_server.config import Settings
-from chatstore_server.store import ChangeFeed, Database, SessionPolicy, StoreError, sweep, upgrade
+from chatstore_server.store import (
+    ChangeFeed,
+    ChangeListener,
+    Database,
+    SessionPolicy,
+    StoreError,
+    sweep,
+    upgrade,
+)
 
 logger = logging.getLogger("chatstore_server")
 
 SERVICE_NAME = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def database_from(settings: Settings) -> Database:
+    """The database the settings name, with their pool and timeout settings."""
+    return Database.from_url(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
+        connect_timeout_seconds=settings.db_connect_timeout_seconds,
+        command_timeout_seconds=settings.db_command_timeout_seconds,
+    )
 
 
 class ChatStoreServer:
@@ -27,42 +53,39 @@ class ChatStoreServer:
     def __init__(
         self,
         server: grpc.aio.Server,
-        health: health.aio.HealthServicer,
+        health_servicer: health.aio.HealthServicer,
         database: Database,
-        port: int,
-        sweeper: asyncio.Task[None],
         feed: ChangeFeed,
+        port: int,
     ) -> None:
         self._server = server
-        self._feed = feed
-        self._health = health
+        self._health = health_servicer
         self._database = database
-        self._sweeper = sweeper
+        self._feed = feed
+        self._tasks: list[asyncio.Task[None]] = []
         self.port = port
         """The port actually bound (useful when `listen` asked for port 0)."""
 
     @classmethod
-    async def start(cls, settings: Settings) -> ChatStoreServer:
-        """Migrate the database, bind, and start serving.
+    async def start(cls, settings: Settings, *, migrate: bool = True) -> ChatStoreServer:
+        """Migrate the database (unless `migrate` is false), bind, and start serving.
 
         Raises:
             UnavailableError: The database cannot be reached.
             RuntimeError: The listen address cannot be bound.
         """
-        database = Database.from_url(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            pool_timeout_seconds=settings.db_pool_timeout_seconds,
-        )
+        database = database_from(settings)
         try:
-            await upgrade(database)
-            server = grpc.aio.server(
-                interceptors=[ErrorInterceptor()],
-                # A second server must fail to bind a port in use, not share it silently.
-                options=[("grpc.so_reuseport", 0)],
-            )
+            if migrate:
+                await upgrade(database)
             policy = settings.policy()
             feed = ChangeFeed(settings.watch_buffer_changes)
+            server = grpc.aio.server(
+                interceptors=[ErrorInterceptor()],
+                # Workers share the port on purpose; otherwise a second server must fail
+                # to bind a port in use rather than silently share it.
+                options=[("grpc.so_reuseport", 1 if settings.workers > 1 else 0)],
+            )
             session_service_pb2_grpc.add_SessionServiceServicer_to_server(
                 SessionServicer(database, policy, settings.limits(), feed), server
             )
@@ -77,23 +100,45 @@ class ChatStoreServer:
             await database.dispose()
             raise
         for service in ("", SERVICE_NAME):
-            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+            await health_servicer.set(service, _SERVING)
+        running = cls(server, health_servicer, database, feed, port)
+        running._spawn(_sweep_forever(database, policy, settings.sweep_interval_seconds, feed))
+        running._spawn(
+            _monitor_health(
+                database,
+                health_servicer,
+                settings.health_check_interval_seconds,
+                settings.db_connect_timeout_seconds,
+            )
+        )
+        if database.dialect_name == "postgresql":
+            listener = ChangeListener(
+                settings.database_url,
+                feed,
+                connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            )
+            running._spawn(listener.run())
         logger.info(
-            "serving on %s (port %d), database %s", settings.listen, port, database.engine.url
+            "serving on %s (port %d), database %s",
+            settings.listen,
+            port,
+            database.engine.url.render_as_string(hide_password=True),
         )
-        sweeper = asyncio.create_task(
-            _sweep_forever(database, policy, settings.sweep_interval_seconds, feed), name="sweeper"
-        )
-        return cls(server, health_servicer, database, port, sweeper, feed)
+        return running
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(work))
 
     async def stop(self, grace_seconds: float | None) -> None:
-        """Stop: health goes NOT_SERVING, new calls are refused, in-flight calls get
-        `grace_seconds` to finish, then the database pool closes."""
+        """Stop: health goes NOT_SERVING, watchers are told to reconnect elsewhere, new
+        calls are refused, in-flight calls get `grace_seconds` to finish, then the
+        background tasks stop and the database pool closes."""
         await self._health.enter_graceful_shutdown()
-        self._feed.close()  # watchers end with UNAVAILABLE and reconnect elsewhere
-        self._sweeper.cancel()
+        self._feed.close()
         await self._server.stop(grace_seconds)
-        await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._database.dispose()
 
     async def wait_for_termination(self) -> None:
@@ -116,9 +161,24 @@ async def _sweep_forever(
             logger.info("sweep purged %d sessions, marked %d idle", result.purged, result.idled)
 
 
-async def serve(settings: Settings) -> None:
+async def _monitor_health(
+    database: Database, health_servicer: health.aio.HealthServicer, interval: float, timeout: float
+) -> None:
+    """Keep the health status in step with the database: NOT_SERVING while it is down."""
+    serving = True
+    while True:
+        await asyncio.sleep(interval)
+        reachable = await database.ping(timeout)
+        if reachable != serving:
+            serving = reachable
+            logger.warning("database %s", "reachable again" if serving else "unreachable")
+            for service in ("", SERVICE_NAME):
+                await health_servicer.set(service, _SERVING if serving else _NOT_SERVING)
+
+
+async def serve(settings: Settings, *, migrate: bool = True) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    server = await ChatStoreServer.start(settings)
+    server = await ChatStoreServer.start(settings, migrate=migrate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -126,3 +186,13 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_seconds)
     await server.stop(settings.shutdown_grace_seconds)
+
+
+async def migrate_only(settings: Settings) -> None:
+    """Apply the migrations and return (for a supervisor starting several workers)."""
+    database = database_from(settings)
+    try:
+        await upgrade(database)
+    finally:
+        with contextlib.suppress(Exception):
+            await database.dispose()

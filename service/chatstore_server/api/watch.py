@@ -96,6 +96,13 @@ class WatchMethods:
                     raise NotFoundError("session", session_id)
                 if change.session is not None:
                     yield Response(session=convert.session_to_proto(change.session))
+                elif change.resync_session:  # changed by another server process
+                    record = await self._sessions.get(tenant_id, session_id)
+                    yield Response(session=convert.session_to_proto(record))
+                if change.resync_messages:
+                    async for message in self._stored(tenant_id, session_id, last):
+                        yield Response(message=convert.message_to_proto(message))
+                        last = message.seq
                 for message in change.messages:
                     if message.seq <= last:
                         continue

@@ -31,6 +31,7 @@ from chatstore_server.store.events import EventRepository
 from chatstore_server.store.fork import fork_session
 from chatstore_server.store.messages import MessageFilter, MessageRepository
 from chatstore_server.store.migrate import upgrade
+from chatstore_server.store.notify import ChangeListener
 from chatstore_server.store.records import (
     AccessMode,
     CheckpointRecord,
@@ -69,6 +70,7 @@ __all__ = [
     "AlreadyExistsError",
     "Change",
     "ChangeFeed",
+    "ChangeListener",
     "CheckpointCursor",
     "CheckpointRecord",
     "CheckpointRepository",

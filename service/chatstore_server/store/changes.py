@@ -18,12 +18,18 @@ from chatstore_server.store.records import MessageRecord, SessionRecord
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One committed write to a session: new messages, a new session state, or its end."""
+    """One committed write to a session: new messages, a new session state, or its end.
+
+    Changes made by another server process arrive without records, as hints: read new
+    messages (`resync_messages`) or the session (`resync_session`) from the store.
+    """
 
     session_id: uuid.UUID
     messages: tuple[MessageRecord, ...] = ()
     session: SessionRecord | None = None
     purged: bool = False
+    resync_messages: bool = False
+    resync_session: bool = False
 
 
 class SubscriptionOverflow(Exception):
@@ -113,6 +119,12 @@ class ChangeFeed:
         """Deliver a committed change to the session's subscribers (never blocks)."""
         for subscription in self._subscriptions.get(change.session_id, ()):
             subscription._offer(change)
+
+    def resync_all(self) -> None:
+        """Tell every subscriber to catch up from the store (changes may have been missed)."""
+        for session_id, subscribers in self._subscriptions.items():
+            for subscription in subscribers:
+                subscription._offer(Change(session_id, resync_messages=True))
 
     def close(self) -> None:
         """End every subscription (they drain, then get `SubscriptionClosed`)."""

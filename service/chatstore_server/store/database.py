@@ -7,12 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from chatstore_server.store.errors import translate_errors
+from chatstore_server.store.errors import StoreError, translate_errors
 
 # Execution option that marks a connection as a writer (see `_begin`).
 _WRITE_OPTION = "chatstore_write"
@@ -71,6 +71,7 @@ class Database:
         max_overflow: int = 10,
         pool_timeout_seconds: float = 5.0,
         connect_timeout_seconds: float = 5.0,
+        command_timeout_seconds: float | None = None,
         busy_timeout_ms: int = 5000,
         echo: bool = False,
     ) -> Database:
@@ -83,6 +84,8 @@ class Database:
             max_overflow: Extra connections allowed under load, closed when idle.
             pool_timeout_seconds: How long a call waits for a free connection.
             connect_timeout_seconds: How long opening a PostgreSQL connection may take.
+            command_timeout_seconds: How long one PostgreSQL statement may take; None
+                means no limit.
             busy_timeout_ms: How long a SQLite writer waits for another process's lock.
             echo: Log every statement (debugging only).
 
@@ -97,7 +100,10 @@ class Database:
         elif parsed.get_backend_name() == "postgresql":
             if parsed.get_driver_name() != "asyncpg":
                 raise ValueError("PostgreSQL URLs must use asyncpg: postgresql+asyncpg://")
-            kwargs["connect_args"] = {"timeout": connect_timeout_seconds}
+            kwargs["connect_args"] = {
+                "timeout": connect_timeout_seconds,
+                "command_timeout": command_timeout_seconds,
+            }
         else:
             raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
         kwargs |= {
@@ -143,6 +149,15 @@ class Database:
             with translate_errors():
                 async with self._writer.begin() as connection:
                     yield connection
+
+    async def ping(self, timeout_seconds: float) -> bool:
+        """Whether the database answers `SELECT 1` within `timeout_seconds`."""
+        try:
+            async with asyncio.timeout(timeout_seconds), self.read() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (StoreError, TimeoutError):
+            return False
+        return True
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -144,5 +144,7 @@ def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
         if _is_unavailable(error):
             raise UnavailableError("the database is unavailable") from error
         raise
+    except sa_exc.TimeoutError as error:  # no pooled connection came free in time
+        raise UnavailableError("the database is busy: no connection came free") from error
     except (OSError, TimeoutError) as error:
         raise UnavailableError("the database is unavailable") from error

@@ -21,6 +21,7 @@ from chatstore_server.store.errors import (
     SessionStateError,
     translate_errors,
 )
+from chatstore_server.store.notify import announce
 from chatstore_server.store.records import (
     MessageRecord,
     NewSession,
@@ -289,6 +290,7 @@ class SessionRepository:
                 row = (await conn.execute(statement)).one()
             if labels is not None:
                 await _write_labels(conn, tenant_id, session_id, labels)
+            await announce(conn, session_id, "session")
         record = session_record(row)
         self._feed.publish(Change(session_id, session=record))
         return record
@@ -425,6 +427,7 @@ class SessionRepository:
             if revision is not None and row._mapping["revision"] != revision:
                 # Leaving the block by raising rolls the delete back.
                 raise ConflictError("session", session_id, "the etag does not match")
+            await announce(conn, session_id, "purged")
         self._feed.publish(Change(session_id, purged=True))
         return session_record(row)
 

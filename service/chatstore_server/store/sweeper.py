@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
+from chatstore_server.store.notify import announce
 from chatstore_server.store.records import SessionPolicy, SessionStatus
 from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import sessions
@@ -49,23 +50,26 @@ async def sweep(
     c = sessions.c
     purged = 0
     while True:
-        due = select(c.id).where(c.expire_time <= now).limit(BATCH).scalar_subquery()
+        # SKIP LOCKED (PostgreSQL): concurrent sweepers take different rows.
+        due = (
+            select(c.id)
+            .where(c.expire_time <= now)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         async with database.write() as conn:
-            gone = (
-                (
-                    await conn.execute(
-                        delete(sessions).where(c.id.in_(due), c.expire_time <= now).returning(c.id)
-                    )
-                )
-                .scalars()
-                .all()
+            result = await conn.execute(
+                delete(sessions).where(c.id.in_(due), c.expire_time <= now).returning(c.id)
             )
+            gone = list(result.scalars())
+            for session_id in gone:
+                await announce(conn, session_id, "purged")
         for session_id in gone:
             if feed is not None:
                 feed.publish(Change(session_id, purged=True))
-        done = len(gone)
-        purged += done
-        if done < BATCH:
+        purged += len(gone)
+        if len(gone) < BATCH:
             break
     idled = 0
     quiet = [
@@ -74,7 +78,13 @@ async def sweep(
         c.delete_time.is_(None),
     ]
     while True:
-        batch = select(c.id).where(*quiet).limit(BATCH).scalar_subquery()
+        batch = (
+            select(c.id)
+            .where(*quiet)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         async with database.write() as conn:
             rows = (
                 await conn.execute(
@@ -84,12 +94,13 @@ async def sweep(
                     .returning(*sessions.c)
                 )
             ).all()
+            for row in rows:
+                await announce(conn, row.id, "session")
         for row in rows:
             if feed is not None:
                 record = session_record(row)
                 feed.publish(Change(record.id, session=record))
-        done = len(rows)
-        idled += done
-        if done < BATCH:
+        idled += len(rows)
+        if len(rows) < BATCH:
             break
     return SweepResult(purged, idled)

@@ -1,0 +1,113 @@
+"""Cross-process change notification over PostgreSQL LISTEN/NOTIFY.
+
+A write transaction announces what it changed with `pg_notify`, which PostgreSQL
+delivers only if and when the transaction commits, in commit order. Every server
+process listens (`ChangeListener`) and turns the announcements of *other* processes
+into resync hints on its own `ChangeFeed`: the watchers read what is new from the
+store. Their own process's changes already reach them directly, with the records.
+
+SQLite has no such channel: with SQLite, watchers see the changes of their own process
+only, which is why several workers need PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatstore_server.store.changes import Change, ChangeFeed
+
+logger = logging.getLogger("chatstore_server.store")
+
+CHANNEL = "chatstore_changes"
+PROCESS_TOKEN = uuid.uuid4().hex[:16]
+"""Identifies this process's announcements, which its listener skips."""
+
+What = Literal["messages", "session", "purged"]
+_CODES: dict[What, str] = {"messages": "m", "session": "s", "purged": "x"}
+
+
+async def announce(conn: AsyncConnection, session_id: uuid.UUID, what: What) -> None:
+    """Queue a notification of the change in the caller's transaction (PostgreSQL only)."""
+    if conn.dialect.name != "postgresql":
+        return
+    payload = json.dumps({"p": PROCESS_TOKEN, "s": str(session_id), "k": _CODES[what]})
+    await conn.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
+class ChangeListener:
+    """Listens on one dedicated connection and feeds other processes' changes to `feed`.
+
+    Reconnects with backoff when the connection drops; after every (re)connect it asks
+    every local watcher to resync from the store, since notifications sent while it
+    was away are lost.
+    """
+
+    def __init__(
+        self, database_url: str, feed: ChangeFeed, *, connect_timeout_seconds: float = 5.0
+    ) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._feed = feed
+        self._timeout = connect_timeout_seconds
+        self.connected = asyncio.Event()
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            body = json.loads(payload)
+            if body["p"] == PROCESS_TOKEN:
+                return
+            session_id = uuid.UUID(body["s"])
+            kind = body["k"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring a malformed change notification: %r", payload)
+            return
+        self._feed.publish(
+            Change(
+                session_id,
+                purged=kind == "x",
+                resync_messages=kind == "m",
+                resync_session=kind == "s",
+            )
+        )
+
+    async def run(self) -> None:
+        """Listen until cancelled."""
+        import asyncpg  # the listener is PostgreSQL-only; keep the import here
+
+        delay = 0.1
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _, lost=lost: lost.set())
+            try:
+                await conn.add_listener(CHANNEL, self._on_notification)
+                delay = 0.1
+                self.connected.set()
+                self._feed.resync_all()
+                while not lost.is_set():
+                    # A ping now and then also notices a connection that died silently.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=5.0)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1", timeout=self._timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), timeout=1.0)
+            logger.warning("lost the change-notification connection; reconnecting")

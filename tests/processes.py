@@ -1,0 +1,76 @@
+"""Real `chatstore-server` processes for tests that need more than one server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (for servers that need a fixed port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """A `chatstore-server` subprocess; its stderr is collected in `log`."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.log: list[str] = []
+        self.port = 0
+        self._ready = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace")
+            self.log.append(line)
+            if found := re.search(r"\(port (\d+)\)", line):
+                self.port = int(found.group(1))
+                self._ready.set()
+        self._ready.set()
+
+    @classmethod
+    async def start(cls, *args: str, timeout: float = 30) -> ServerProcess:
+        """Start `chatstore-server ARGS` and wait until it serves.
+
+        Raises:
+            RuntimeError: It exited before serving (its log is in the message).
+        """
+        process = await asyncio.create_subprocess_exec(
+            str(BIN / "chatstore-server"), *args, stderr=asyncio.subprocess.PIPE
+        )
+        server = cls(process)
+        await asyncio.wait_for(server._ready.wait(), timeout)
+        if not server.port:
+            await server.process.wait()
+            raise RuntimeError("server exited before serving:\n" + "".join(server.log))
+        return server
+
+    async def wait_for_log(self, text: str, count: int, timeout: float = 30) -> None:
+        """Wait until `text` has appeared on `count` lines of the log."""
+        async with asyncio.timeout(timeout):
+            while sum(text in line for line in self.log) < count:
+                await asyncio.sleep(0.05)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait; the exit code."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await self._reader
+        return code

@@ -1,0 +1,259 @@
+"""Several server processes on one PostgreSQL database, and database outages.
+
+These run real `chatstore-server` processes (or an in-process server behind a TCP
+proxy that the test cuts), talking to the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chatstore import ChatStoreClient, Message, Role, RpcError, Unavailable
+from chatstore_server.config import Settings
+from chatstore_server.server import ChatStoreServer
+from tests.conftest import TENANT, _postgres_database, _postgres_template, key
+from tests.processes import ServerProcess, free_port
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A PostgreSQL database of the test's own (these tests need PostgreSQL)."""
+    async for url in _postgres_database(await _postgres_template()):
+        yield url
+
+
+@pytest.fixture
+async def two_servers(pg_url: str) -> AsyncIterator[tuple[ServerProcess, ServerProcess]]:
+    """Two independent server processes on one database."""
+    first = await ServerProcess.start("--listen", "127.0.0.1:0", "--database-url", pg_url)
+    try:
+        second = await ServerProcess.start("--listen", "127.0.0.1:0", "--database-url", pg_url)
+    except BaseException:
+        await first.stop()
+        raise
+    yield first, second
+    assert await first.stop() == 0, "".join(first.log)
+    assert await second.stop() == 0, "".join(second.log)
+
+
+def user(text: str) -> Message:
+    return Message(role=Role.ROLE_USER, content=text)
+
+
+async def test_two_processes_keep_shared_sessions_gap_free(
+    two_servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = two_servers
+    async with (
+        ChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        ChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+    ):
+        sessions = [(await on_a.create_session(title=f"s{i}")).id for i in range(4)]
+        acknowledged: dict[str, list[str]] = collections.defaultdict(list)
+
+        async def client(index: int) -> None:
+            via = on_a if index % 2 else on_b
+            for turn in range(15):
+                session_id = sessions[(index + turn) % 4]
+                text = f"c{index}-t{turn}"
+                await via.append_messages(session_id, [user(text)])
+                acknowledged[session_id].append(text)
+
+        await asyncio.gather(*(client(i) for i in range(16)))
+
+        for session_id in sessions:
+            stored = [m async for m in on_b.list_messages(session_id, page_size=1000)]
+            count = len(acknowledged[session_id])
+            assert [m.seq for m in stored] == list(range(1, count + 1))
+            assert sorted(m.content for m in stored) == sorted(acknowledged[session_id])
+            assert (await on_a.get_session(session_id)).message_count == count
+    assert sum(len(v) for v in acknowledged.values()) == 16 * 15
+
+
+async def test_get_or_create_through_both_processes_makes_one_session(
+    two_servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = two_servers
+    async with (
+        ChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        ChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+    ):
+        results = await asyncio.gather(
+            *(
+                (on_a if i % 2 else on_b).get_or_create_session(key("race"), agent_id="bot")
+                for i in range(20)
+            )
+        )
+
+    assert len({r.session.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+
+
+async def test_a_watcher_on_one_process_sees_writes_through_the_other(
+    two_servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = two_servers
+    async with (
+        ChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        ChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+    ):
+        session = await on_b.create_session(title="before")
+        await on_b.append_messages(session.id, [user("stored before watching")])
+        stream = on_a.watch_session(session.id)
+        first = await asyncio.wait_for(anext(stream), 10)
+
+        for batch in range(20):
+            await on_b.append_messages(session.id, [user(f"b{batch}-{i}") for i in range(5)])
+        await on_b.update_session(session.id, title="after")
+
+        seen: list[int] = [first.message.seq]
+        titles: list[str] = []
+        async with asyncio.timeout(20):
+            async for item in stream:
+                if item.HasField("message"):
+                    seen.append(item.message.seq)
+                else:
+                    titles.append(item.session.title)
+                if len(seen) == 101 and titles:
+                    break
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    assert seen == list(range(1, 102))
+    assert titles == ["after"]
+
+
+async def test_workers_share_one_port(pg_url: str) -> None:
+    port = free_port()
+    supervisor = await ServerProcess.start(
+        "--listen", f"127.0.0.1:{port}", "--database-url", pg_url, "--workers", "2"
+    )
+    try:
+        await supervisor.wait_for_log("serving on", count=2)
+        pid = supervisor.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        worker_pids = [
+            child
+            for child in children
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ")
+        ]
+        assert len(worker_pids) == 2
+        for index in range(6):  # fresh connections, spread by the kernel
+            async with ChatStoreClient(f"127.0.0.1:{port}", tenant_id=TENANT) as client:
+                session = await client.create_session(title=f"via connection {index}")
+                assert (await client.get_session(session.id)).title == f"via connection {index}"
+    finally:
+        code = await supervisor.stop()
+    assert code == 0, "".join(supervisor.log)
+    for child in worker_pids:
+        assert not Path(f"/proc/{child}").exists(), f"worker {child} outlived the supervisor"
+
+
+async def test_several_workers_refuse_sqlite(tmp_path: object) -> None:
+    with pytest.raises(RuntimeError, match="several workers need PostgreSQL"):
+        await ServerProcess.start(
+            "--listen", f"127.0.0.1:{free_port()}", "--workers", "2",
+            "--database-url", f"sqlite+aiosqlite:///{tmp_path}/x.db",
+        )  # fmt: skip
+
+
+def _through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    netloc = (
+        f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
+    )
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def _health(target: str) -> int:
+    async with grpc.aio.insecure_channel(target) as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="chatstore.v1.SessionService"), timeout=5
+        )
+        return response.status
+
+
+async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str) -> None:
+    upstream = urlsplit(pg_url)
+    proxy = await TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432).start()
+    settings = Settings(
+        listen="127.0.0.1:0",
+        database_url=_through(proxy, pg_url),
+        health_check_interval_seconds=0.2,
+        db_connect_timeout_seconds=1,
+    )
+    server = await ChatStoreServer.start(settings)
+    target = f"127.0.0.1:{server.port}"
+    acknowledged: list[str] = []
+    failures: list[RpcError] = []
+    stop_load = asyncio.Event()
+    try:
+        async with ChatStoreClient(target, tenant_id=TENANT, timeout=5) as client:
+            session = await client.create_session(title="survives")
+
+            async def load() -> None:
+                turn = 0
+                while not stop_load.is_set():
+                    text = f"m{turn}"
+                    turn += 1
+                    try:
+                        await client.append_messages(session.id, [user(text)])
+                        acknowledged.append(text)
+                    except RpcError as error:
+                        failures.append(error)
+                        await asyncio.sleep(0.05)
+
+            writer = asyncio.create_task(load())
+            while len(acknowledged) < 20:
+                await asyncio.sleep(0.05)
+
+            await proxy.cut()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(Unavailable):
+                await client.get_session(session.id)
+            failed_after = loop.time() - started
+            async with asyncio.timeout(15):
+                while await _health(target) != health_pb2.HealthCheckResponse.NOT_SERVING:
+                    await asyncio.sleep(0.1)
+
+            await proxy.restore()
+            async with asyncio.timeout(30):
+                while await _health(target) != health_pb2.HealthCheckResponse.SERVING:
+                    await asyncio.sleep(0.1)
+                while True:
+                    try:
+                        await client.get_session(session.id)
+                        break
+                    except Unavailable:
+                        await asyncio.sleep(0.1)
+            count_at_recovery = len(acknowledged)
+            async with asyncio.timeout(15):
+                while len(acknowledged) < count_at_recovery + 20:  # writing works again
+                    await asyncio.sleep(0.05)
+            stop_load.set()
+            await writer
+
+            stored = [m.content async for m in client.list_messages(session.id, page_size=1000)]
+    finally:
+        stop_load.set()
+        await server.stop(None)
+        await proxy.close()
+
+    assert failed_after < 5, "the call hung until its deadline instead of failing fast"
+    assert failures, "the outage should have failed some appends"
+    assert {type(f) for f in failures} == {Unavailable}, [
+        f"{f.code}: {f.message}" for f in failures
+    ]
+    for text in acknowledged:
+        assert stored.count(text) == 1, f"acknowledged {text} is missing or duplicated"
