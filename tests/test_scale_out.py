@@ -180,7 +180,8 @@ async def _health(target: str) -> int:
         response = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="chatstore.v1.SessionService"), timeout=5
         )
-        return response.status
+        status: int = response.status
+        return status
 
 
 async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str) -> None:
