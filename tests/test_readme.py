@@ -34,3 +34,15 @@ async def test_readme_example_runs_against_a_real_server(
         "2 ROLE_ASSISTANT Leaving when?",
         "SESSION_NOT_FOUND",
     ]
+
+
+def test_readme_lists_every_setting() -> None:
+    import subprocess
+    import sys
+
+    script = README.parent / "scripts" / "settings_table.py"
+    table = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert table in README.read_text(), "README's settings table is stale: regenerate it"

@@ -1,54 +1,88 @@
 """`chatstore-server`: run the chatstore gRPC server.
 
-Flags override `CHATSTORE_*` environment variables, which override the defaults.
+Flags override `CHATSTORE_*` environment variables, which override the TOML file named
+by `--config` (or `CHATSTORE_CONFIG`), which overrides the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import json
+import os
 import sys
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from chatstore_server import workers
-from chatstore_server.config import Settings
+from chatstore_server import logs, workers
+from chatstore_server.config import Settings, load
 from chatstore_server.server import serve
+
+
+def _is_bool(annotation: object) -> bool:
+    return annotation is bool
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatstore-server",
         description="Serve chatstore's SessionService over gRPC.",
-        epilog="Every flag can also be set as CHATSTORE_<FLAG> (e.g. CHATSTORE_DATABASE_URL).",
+        epilog="Every flag can also be set as CHATSTORE_<FLAG> (e.g. CHATSTORE_DATABASE_URL),"
+        " or as a key of the --config file. List settings take JSON.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("CHATSTORE_CONFIG"),
+        metavar="FILE",
+        help="a TOML file of settings (keys as the flags, with underscores)",
     )
     for name, field in Settings.model_fields.items():
+        flag = f"--{name.replace('_', '-')}"
+        if _is_bool(field.annotation):
+            parser.add_argument(
+                flag,
+                dest=name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=field.description,
+            )
+            continue
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
         parser.add_argument(
-            f"--{name.replace('_', '-')}",
+            flag,
             dest=name,
             default=None,
             metavar=name.upper(),
-            help=f"{field.description} (default: {field.default})",
+            help=f"{field.description} (default: {default})",
         )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, validate settings, serve until SIGTERM or SIGINT."""
-    args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    args = vars(_parser().parse_args(argv))
+    config_file = args.pop("config")
+    overrides = {k: v for k, v in args.items() if v is not None}
+    for name in overrides:
+        annotation = Settings.model_fields[name].annotation
+        if typing.get_origin(annotation) is list:  # list settings come as JSON on the command line
+            overrides[name] = _json(overrides[name])
     try:
-        settings = Settings(**overrides)
+        settings = load(overrides, config_file)
     except ValidationError as error:
         for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"])
+            field = ".".join(str(part) for part in problem["loc"]) or "settings"
             print(f"chatstore-server: bad setting {field}: {problem['msg']}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    except (OSError, ValueError) as error:
+        print(f"chatstore-server: bad config file {config_file}: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
     if settings.workers > 1:
         refusal = workers.check(settings)
         if refusal:
@@ -57,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return workers.run(settings)
     asyncio.run(serve(settings))
     return 0
+
+
+def _json(value: str) -> object:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # let validation say what is wrong
 
 
 if __name__ == "__main__":

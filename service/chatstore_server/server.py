@@ -13,9 +13,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from chatstore.v1 import session_service_pb2, session_service_pb2_grpc
-from chatstore_server.api.interceptors import ErrorInterceptor
+from chatstore_server.api.auth import Authenticator, JwtPolicy, KeyGrant
+from chatstore_server.api.interceptors import CallInterceptor
+from chatstore_server.api.observability import Metrics
 from chatstore_server.api.servicer import SessionServicer
 from chatstore_server.config import Settings
 from chatstore_server.store import (
@@ -33,6 +36,41 @@ logger = logging.getLogger("chatstore_server")
 SERVICE_NAME = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def authenticator_from(settings: Settings) -> Authenticator:
+    """The credential checks the settings configure (none: every call is let through)."""
+    keys = [
+        KeyGrant(k.name, k.sha256, k.tenants, k.mode == "read_only")
+        for k in settings.all_api_keys()
+    ]
+    jwt_key = settings.jwt_verification_key()
+    policy = (
+        JwtPolicy(
+            key=jwt_key,
+            algorithms=settings.jwt_algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            tenants_claim=settings.jwt_tenants_claim,
+            mode_claim=settings.jwt_mode_claim,
+        )
+        if jwt_key
+        else None
+    )
+    return Authenticator(keys, policy)
+
+
+def _bind(server: grpc.aio.Server, settings: Settings) -> int:
+    """Bind the listen address, with TLS (and mTLS) when configured; the port bound."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return server.add_insecure_port(settings.listen)
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return server.add_secure_port(settings.listen, credentials)
 
 
 def database_from(settings: Settings) -> Database:
@@ -63,12 +101,24 @@ class ChatStoreServer:
         self._database = database
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics = Metrics()
+        """The server's metrics (also served over HTTP when `metrics_port` is set)."""
+        self.metrics_port: int | None = None
+        """The port of the metrics endpoint, when it is served."""
+        self._metrics_http: Any = None
         self.port = port
         """The port actually bound (useful when `listen` asked for port 0)."""
 
     @classmethod
-    async def start(cls, settings: Settings, *, migrate: bool = True) -> ChatStoreServer:
+    async def start(
+        cls, settings: Settings, *, migrate: bool = True, worker_index: int = 0
+    ) -> ChatStoreServer:
         """Migrate the database (unless `migrate` is false), bind, and start serving.
+
+        Args:
+            settings: What to serve, and how.
+            migrate: Apply the migrations first (a supervisor of workers does it once).
+            worker_index: This worker's index: its metrics port is `metrics_port` + it.
 
         Raises:
             UnavailableError: The database cannot be reached.
@@ -80,11 +130,15 @@ class ChatStoreServer:
                 await upgrade(database)
             policy = settings.policy()
             feed = ChangeFeed(settings.watch_buffer_changes)
+            metrics = Metrics()
+            metrics.watch_pool(database.pool_stats)
             server = grpc.aio.server(
-                interceptors=[ErrorInterceptor()],
-                # Workers share the port on purpose; otherwise a second server must fail
-                # to bind a port in use rather than silently share it.
-                options=[("grpc.so_reuseport", 1 if settings.workers > 1 else 0)],
+                interceptors=[
+                    CallInterceptor(
+                        authenticator_from(settings), metrics, log_requests=settings.log_requests
+                    )
+                ],
+                options=settings.grpc_options(),
             )
             session_service_pb2_grpc.add_SessionServiceServicer_to_server(
                 SessionServicer(database, policy, settings.limits(), feed), server
@@ -94,14 +148,24 @@ class ChatStoreServer:
             reflection.enable_server_reflection(
                 [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
             )
-            port = server.add_insecure_port(settings.listen)
+            port = _bind(server, settings)
             await server.start()
+            metrics_http = None
+            if settings.metrics_port is not None:
+                # Port 0 picks a free port; worker i of several takes metrics_port + i.
+                port_wanted = settings.metrics_port + worker_index if settings.metrics_port else 0
+                metrics_http, _ = start_http_server(
+                    port_wanted, settings.metrics_address, registry=metrics.registry
+                )
         except BaseException:
             await database.dispose()
             raise
         for service in ("", SERVICE_NAME):
             await health_servicer.set(service, _SERVING)
         running = cls(server, health_servicer, database, feed, port)
+        running.metrics = metrics
+        running._metrics_http = metrics_http
+        running.metrics_port = metrics_http.server_port if metrics_http else None
         running._spawn(_sweep_forever(database, policy, settings.sweep_interval_seconds, feed))
         running._spawn(
             _monitor_health(
@@ -136,6 +200,9 @@ class ChatStoreServer:
         await self._health.enter_graceful_shutdown()
         self._feed.close()
         await self._server.stop(grace_seconds)
+        if self._metrics_http is not None:
+            await asyncio.to_thread(self._metrics_http.shutdown)
+            self._metrics_http.server_close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -176,9 +243,9 @@ async def _monitor_health(
                 await health_servicer.set(service, _SERVING if serving else _NOT_SERVING)
 
 
-async def serve(settings: Settings, *, migrate: bool = True) -> None:
+async def serve(settings: Settings, *, migrate: bool = True, worker_index: int = 0) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    server = await ChatStoreServer.start(settings, migrate=migrate)
+    server = await ChatStoreServer.start(settings, migrate=migrate, worker_index=worker_index)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

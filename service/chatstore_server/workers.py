@@ -17,6 +17,7 @@ import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from chatstore_server import logs
 from chatstore_server.config import Settings
 from chatstore_server.server import migrate_only, serve
 
@@ -35,13 +36,10 @@ def check(settings: Settings) -> str | None:
     return None
 
 
-def _worker(fields: dict[str, Any]) -> None:
+def _worker(fields: dict[str, Any], index: int) -> None:
     settings = Settings(**fields)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
-    asyncio.run(serve(settings, migrate=False))
+    logs.configure(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings, migrate=False, worker_index=index))
 
 
 def run(settings: Settings) -> int:
@@ -49,7 +47,7 @@ def run(settings: Settings) -> int:
     asyncio.run(migrate_only(settings))
     context = multiprocessing.get_context("spawn")
     workers: list[BaseProcess] = [
-        context.Process(target=_worker, args=(settings.model_dump(),), name=f"worker-{i}")
+        context.Process(target=_worker, args=(settings.model_dump(), i), name=f"worker-{i}")
         for i in range(settings.workers)
     ]
     stopping = False

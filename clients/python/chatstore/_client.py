@@ -73,8 +73,22 @@ class ChatStoreClient:
         target: The server's `host:port`.
         tenant_id: The tenant every call acts for, unless a call names another.
         timeout: Default deadline of each call, in seconds; None waits forever.
+        api_key: A credential, sent as `authorization: Bearer <api_key>` (an API key or
+            a JWT).
+        tls: Connect with TLS (implied by any of the certificate arguments).
+        root_certificates: PEM CA bundle to verify the server by; None uses the
+            system's roots.
+        client_certificate: PEM certificate chain to present (mTLS), with
+            `client_private_key`.
+        client_private_key: PEM private key of `client_certificate`.
+        keepalive_time_seconds: Ping the server when the connection is idle this
+            long (keep it at or above the server's permitted ping interval); None
+            disables pings.
+        max_message_bytes: Largest message sent or received (default 8 MiB, the
+            server's default).
         channel: An existing `grpc.aio.Channel` to use instead of opening one on
-            `target` (the client then does not close it).
+            `target` (the client then does not close it; the TLS and keepalive
+            arguments are ignored).
 
     Every method raises a subclass of `chatstore.RpcError` when the call fails (see
     `chatstore._errors` for the tree) and `ValueError` when no tenant is known.
@@ -86,13 +100,37 @@ class ChatStoreClient:
         *,
         tenant_id: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        api_key: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_private_key: bytes | None = None,
+        keepalive_time_seconds: float | None = 60.0,
+        max_message_bytes: int = 8 * 1024 * 1024,
         channel: grpc.aio.Channel | None = None,
     ) -> None:
         self._owns_channel = channel is None
-        self._channel = channel or grpc.aio.insecure_channel(target)
+        if channel is None:
+            options: list[tuple[str, Any]] = [
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ]
+            if keepalive_time_seconds is not None:
+                options.append(("grpc.keepalive_time_ms", int(keepalive_time_seconds * 1000)))
+            if tls or root_certificates or client_certificate:
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=root_certificates,
+                    private_key=client_private_key,
+                    certificate_chain=client_certificate,
+                )
+                channel = grpc.aio.secure_channel(target, credentials, options=options)
+            else:
+                channel = grpc.aio.insecure_channel(target, options=options)
+        self._channel = channel
         self._stub = session_service_pb2_grpc.SessionServiceStub(self._channel)
         self._tenant_id = tenant_id
         self._timeout = timeout
+        self._auth: Metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
     async def __aenter__(self) -> ChatStoreClient:
         return self
@@ -126,7 +164,9 @@ class ChatStoreClient:
         # The one place where gRPC errors become chatstore exceptions.
         deadline = self._timeout if isinstance(timeout, _Unset) else timeout
         try:
-            return await method(request, timeout=deadline, metadata=tuple(metadata) or None)
+            return await method(
+                request, timeout=deadline, metadata=(*self._auth, *metadata) or None
+            )
         except grpc.aio.AioRpcError as error:
             raise from_grpc_error(error) from error
 
@@ -859,7 +899,9 @@ class ChatStoreClient:
         request = session_service_pb2.WatchSessionRequest(
             tenant_id=self._tenant(tenant_id), session_id=session_id, from_seq=from_seq
         )
-        call = self._stub.WatchSession(request, timeout=timeout, metadata=tuple(metadata) or None)
+        call = self._stub.WatchSession(
+            request, timeout=timeout, metadata=(*self._auth, *metadata) or None
+        )
         try:
             async for response in call:
                 yield response

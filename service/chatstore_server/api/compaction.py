@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from chatstore.v1 import session_pb2, session_service_pb2
-from chatstore_server.api import convert
+from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.validation import Checker, check_etag
 from chatstore_server.store import (
@@ -15,6 +15,7 @@ from chatstore_server.store import (
     Database,
     SessionRepository,
     context_window,
+    newest,
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -47,7 +48,9 @@ class CompactionMethods:
             max_messages=min(request.max_messages or CONTEXT_MAX_MESSAGES, CONTEXT_MAX_MESSAGES),
             max_tokens=request.max_tokens or None,
         )
-        return convert.context_window_to_proto(window)
+        newest_first = [convert.message_to_proto(m) for m in reversed(window.messages)]
+        kept = pagination.fitting(newest_first, self._limits.max_response_bytes)
+        return convert.context_window_to_proto(newest(window, kept))
 
     async def CompactSession(  # noqa: N802
         self, request: session_service_pb2.CompactSessionRequest, context: Context

@@ -92,9 +92,12 @@ class EventMethods:
                 raise pagination.bad_position()
             after_seq = position[0]
         page = await self._events.list(tenant_id, session_id, limit=limit, after_seq=after_seq)
+        items = [convert.event_to_proto(e) for e in page.items]
+        cursor = page.next_cursor
+        kept = pagination.fitting(items, self._limits.max_response_bytes)
+        if kept < len(items):
+            items, cursor = items[:kept], items[kept - 1].seq
         return session_service_pb2.ListEventsResponse(
-            events=[convert.event_to_proto(e) for e in page.items],
-            next_page_token=pagination.encode(binding, [page.next_cursor])
-            if page.next_cursor is not None
-            else "",
+            events=items,
+            next_page_token=pagination.encode(binding, [cursor]) if cursor is not None else "",
         )

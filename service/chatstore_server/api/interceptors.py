@@ -1,47 +1,123 @@
-"""The one place where exceptions become gRPC statuses.
+"""The one interceptor every chatstore call passes through.
 
-Handlers raise `ApiError` (bad input, a failed precondition) or let a `StoreError`
-through (not found, already exists, unavailable); both become a rich status here.
-Anything else is a bug: the client gets INTERNAL with a request id and nothing of the
-exception, and the log gets the traceback under that id.
+In order: a request id (the caller's `x-request-id`, or a new one), authentication and
+tenant authorization (decided from the request's `tenant_id` before anything is looked
+up), the caller's deadline, then the handler. Whatever the handler raises becomes a rich
+status here and only here: `ApiError` as it is, a `StoreError` mapped, a timeout as
+DEADLINE_EXCEEDED, and anything else as INTERNAL with the request id and nothing of the
+exception (its traceback goes to the log under that id). Every call is counted in the
+metrics and, if enabled, logged as one structured line. The request id returns to the
+caller in the `x-request-id` trailing metadata.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
+from chatstore_server.api.auth import Authenticator
 from chatstore_server.api.errors import ApiError, from_store_error, internal
+from chatstore_server.api.observability import Metrics
 from chatstore_server.store import StoreError
 
 logger = logging.getLogger("chatstore_server.api")
+access_logger = logging.getLogger("chatstore_server.access")
 
 _SERVICE_PREFIX = "/chatstore.v1."
+_REQUEST_ID = "x-request-id"
+_WATCH = "/chatstore.v1.SessionService/WatchSession"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
 
 
-async def _abort(context: Context, error: Exception, method: str) -> None:
+def _request_id(context: Context) -> str:
+    given = next((v for k, v in context.invocation_metadata() or () if k == _REQUEST_ID), None)
+    if isinstance(given, str) and 0 < len(given) <= 64 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def _api_error(error: Exception, method: str, request_id: str) -> ApiError:
     if isinstance(error, ApiError):
-        api_error = error
-    elif isinstance(error, StoreError):
-        api_error = from_store_error(error)
-    else:
-        request_id = uuid.uuid4().hex
-        logger.error("unhandled error in %s (request id %s)", method, request_id, exc_info=error)
-        api_error = internal(request_id)
-    status = api_error.to_status()
-    await context.abort(status.code, status.details, status.trailing_metadata)
+        return error
+    if isinstance(error, StoreError):
+        return from_store_error(error)
+    if isinstance(error, TimeoutError):
+        return ApiError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "the call's deadline passed before it completed",
+            reason="DEADLINE_EXCEEDED",
+        )
+    logger.error(
+        "unhandled error in %s (request id %s)",
+        method,
+        request_id,
+        exc_info=error,
+        extra={"request_id": request_id, "method": method},
+    )
+    return internal(request_id)
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps every exception of a chatstore handler to a `google.rpc.Status`."""
+class _Call:
+    """The bookkeeping of one call: its id, its outcome, its metrics and log line."""
+
+    def __init__(self, owner: CallInterceptor, method: str, context: Context) -> None:
+        self.owner = owner
+        self.method = method
+        self.context = context
+        self.request_id = _request_id(context)
+        self.code = "OK"
+        self.started = time.perf_counter()
+
+    def admit(self, request: Any) -> None:
+        auth = self.owner.authenticator
+        principal = auth.authenticate(self.context.invocation_metadata())
+        auth.authorize(principal, getattr(request, "tenant_id", ""), self.method)
+
+    async def fail(self, error: Exception) -> None:
+        api_error = _api_error(error, self.method, self.request_id)
+        self.code = api_error.code.name
+        status = api_error.to_status()
+        await self.context.abort(
+            status.code,
+            status.details,
+            (*status.trailing_metadata, (_REQUEST_ID, self.request_id)),
+        )
+
+    def finish(self) -> None:
+        seconds = time.perf_counter() - self.started
+        self.owner.metrics.observe(self.method, self.code, seconds)
+        if self.owner.log_requests:
+            access_logger.info(
+                "%s %s",
+                self.method.rsplit("/", 1)[-1],
+                self.code,
+                extra={
+                    "request_id": self.request_id,
+                    "method": self.method,
+                    "code": self.code,
+                    "duration_ms": round(seconds * 1000, 3),
+                },
+            )
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every chatstore handler (health and reflection pass untouched)."""
+
+    def __init__(
+        self, authenticator: Authenticator, metrics: Metrics, *, log_requests: bool = True
+    ) -> None:
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.log_requests = log_requests
 
     async def intercept_service(
         self,
@@ -57,37 +133,58 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         # grpc's handlers are namedtuples: swap in the wrapped behaviour.
         generic: Any = handler
         if generic.unary_unary is not None:
-            wrapped: Any = generic._replace(unary_unary=_wrap_unary(generic.unary_unary, method))
+            wrapped: Any = generic._replace(unary_unary=self._unary(generic.unary_unary, method))
         elif generic.unary_stream is not None:
-            wrapped = generic._replace(unary_stream=_wrap_stream(generic.unary_stream, method))
+            wrapped = generic._replace(unary_stream=self._stream(generic.unary_stream, method))
         else:
             return handler
         result: grpc.RpcMethodHandler[Any, Any] = wrapped
         return result
 
+    def _unary(self, behavior: UnaryBehavior, method: str) -> UnaryBehavior:
+        async def wrapper(request: Any, context: Context) -> Any:
+            call = _Call(self, method, context)
+            try:
+                call.admit(request)
+                async with asyncio.timeout(context.time_remaining()):
+                    response = await behavior(request, context)
+                context.set_trailing_metadata(((_REQUEST_ID, call.request_id),))
+                return response
+            except grpc.aio.AbortError:
+                raise  # context.abort() already chose the status
+            except asyncio.CancelledError:
+                call.code = "CANCELLED"
+                raise
+            except Exception as error:
+                await call.fail(error)
+                raise  # unreachable: abort() raises
+            finally:
+                call.finish()
 
-def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
-    async def wrapper(request: Any, context: Context) -> Any:
-        try:
-            return await behavior(request, context)
-        except grpc.aio.AbortError:
-            raise  # context.abort() already chose the status
-        except Exception as error:
-            await _abort(context, error, method)
-            raise  # unreachable: abort() raises
+        return wrapper
 
-    return wrapper
+    def _stream(self, behavior: StreamBehavior, method: str) -> StreamBehavior:
+        async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+            call = _Call(self, method, context)
+            watching = method == _WATCH
+            if watching:
+                self.metrics.watch_streams.inc()
+            try:
+                call.admit(request)
+                context.set_trailing_metadata(((_REQUEST_ID, call.request_id),))
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                call.code = "CANCELLED"
+                raise
+            except Exception as error:
+                await call.fail(error)
+                raise
+            finally:
+                if watching:
+                    self.metrics.watch_streams.dec()
+                call.finish()
 
-
-def _wrap_stream(behavior: StreamBehavior, method: str) -> StreamBehavior:
-    async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort(context, error, method)
-            raise
-
-    return wrapper
+        return wrapper

@@ -23,3 +23,6 @@ class Limits:
     default_message_page_size: int = 100
     max_page_size: int = 1_000
     """Page sizes above this are lowered to it."""
+    max_response_bytes: int = 8 * 1024 * 1024
+    """A response must stay below this (the server's max send message size): pages
+    stop short of it and say so with a next page token."""

@@ -210,11 +210,14 @@ class MessageMethods:
         page = await self._messages.list(
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
+        items = [convert.message_to_proto(m) for m in page.items]
+        cursor = page.next_cursor
+        kept = pagination.fitting(items, self._limits.max_response_bytes)
+        if kept < len(items):
+            items, cursor = items[:kept], items[kept - 1].seq
         return session_service_pb2.ListMessagesResponse(
-            messages=[convert.message_to_proto(m) for m in page.items],
-            next_page_token=pagination.encode(binding, [page.next_cursor])
-            if page.next_cursor is not None
-            else "",
+            messages=items,
+            next_page_token=pagination.encode(binding, [cursor]) if cursor is not None else "",
         )
 
     async def GetMessage(  # noqa: N802

@@ -69,3 +69,21 @@ def decode(token: str, binding: Sequence[Any]) -> list[Any]:
 def bad_position() -> Exception:
     """The error for a token whose position does not have the expected shape."""
     return invalid_argument([FieldViolation(_FIELD, "malformed page token")])
+
+
+# Room left in a response for everything that is not a list item (token, session...).
+_RESPONSE_OVERHEAD_BYTES = 64 * 1024
+
+
+def fitting(items: Sequence[Any], max_response_bytes: int) -> int:
+    """How many of `items` (protobuf messages) fit in one response of at most
+    `max_response_bytes`: a page stops short rather than fail (AIP-158 lets a page hold
+    fewer items than asked). Always at least one, since a single item is bounded far
+    below the limit by the content and metadata limits."""
+    budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
+    used = 0
+    for count, item in enumerate(items):
+        used += item.ByteSize() + 8  # field tag and length prefix
+        if used > budget and count > 0:
+            return count
+    return len(items)

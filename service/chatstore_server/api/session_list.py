@@ -156,9 +156,12 @@ class SessionListMethods:
         page = await self._sessions.list(
             tenant_id, limit=limit, where=where, order=order, after=after
         )
+        items = [convert.session_to_proto(r) for r in page.items]
+        cursor = page.next_cursor
+        kept = pagination.fitting(items, self._limits.max_response_bytes)
+        if kept < len(items):
+            items, cursor = items[:kept], SessionCursor.after(page.items[kept - 1], order)
         return session_service_pb2.ListSessionsResponse(
-            sessions=[convert.session_to_proto(r) for r in page.items],
-            next_page_token=pagination.encode(binding, _position(page.next_cursor))
-            if page.next_cursor
-            else "",
+            sessions=items,
+            next_page_token=pagination.encode(binding, _position(cursor)) if cursor else "",
         )

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from chatstore.v1 import session_pb2, session_service_pb2
-from chatstore_server.api import convert, session_fields
+from chatstore_server.api import convert, pagination, session_fields
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.validation import Checker, check_etag
 from chatstore_server.store import SessionRepository
@@ -69,7 +69,9 @@ class SessionMethods:
             record, recent = await self._sessions.get_with_recent(
                 tenant_id, session_id, FULL_VIEW_MESSAGES
             )
-            return convert.session_to_proto(record, recent)
+            newest_first = [convert.message_to_proto(m) for m in reversed(recent)]
+            kept = pagination.fitting(newest_first, self._limits.max_response_bytes)
+            return convert.session_to_proto(record, recent[len(recent) - kept :])
         return convert.session_to_proto(await self._sessions.get(tenant_id, session_id))
 
     async def UpdateSession(  # noqa: N802

@@ -15,7 +15,7 @@ from chatstore_server.store.changes import (
 )
 from chatstore_server.store.checkpoints import CheckpointCursor, CheckpointRepository
 from chatstore_server.store.context import MAX_MESSAGES as CONTEXT_MAX_MESSAGES
-from chatstore_server.store.context import context_window
+from chatstore_server.store.context import context_window, newest
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     AlreadyExistsError,
@@ -115,6 +115,7 @@ __all__ = [
     "UnavailableError",
     "context_window",
     "fork_session",
+    "newest",
     "sweep",
     "upgrade",
 ]

@@ -94,7 +94,18 @@ async def context_window(
                 break
             before = rows[-1].seq
     picked.reverse()
-    while picked and picked[0].role is Role.TOOL:
-        used -= message_tokens(picked.pop(0))
-        truncated = True
-    return ContextWindowRecord(session.recap, picked, floor, used, truncated)
+    return newest(ContextWindowRecord(session.recap, picked, floor, used, truncated), len(picked))
+
+
+def newest(window: ContextWindowRecord, keep: int) -> ContextWindowRecord:
+    """The window cut down to its newest `keep` messages, then past any tool result
+    that no longer has its call, with the tokens recounted."""
+    messages = window.messages[len(window.messages) - keep :] if keep else []
+    while messages and messages[0].role is Role.TOOL:
+        messages = messages[1:]
+    if len(messages) == len(window.messages):
+        return window
+    tokens = estimate_tokens(window.recap) + sum(message_tokens(m) for m in messages)
+    return ContextWindowRecord(
+        window.recap, messages, window.compacted_through_seq, tokens, truncated=True
+    )

@@ -159,6 +159,16 @@ class Database:
             return False
         return True
 
+    def pool_stats(self) -> dict[str, int]:
+        """Connections of the pool by state: in_use, idle, overflow, size."""
+        pool: Any = self.engine.sync_engine.pool
+        return {
+            "in_use": pool.checkedout(),
+            "idle": pool.checkedin(),
+            "overflow": max(pool.overflow(), 0),
+            "size": pool.size(),
+        }
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
