@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatstore import ChatStoreClient, PeerKind, SessionKey
+from chatstore import AsyncChatStoreClient, PeerKind, SessionKey
 from chatstore.v1 import session_service_pb2_grpc
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
@@ -139,8 +139,8 @@ def target(server: ChatStoreServer) -> str:
 
 
 @pytest.fixture
-async def client(target: str) -> AsyncIterator[ChatStoreClient]:
-    async with ChatStoreClient(target, tenant_id=TENANT) as connected:
+async def client(target: str) -> AsyncIterator[AsyncChatStoreClient]:
+    async with AsyncChatStoreClient(target, tenant_id=TENANT) as connected:
         yield connected
 
 

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from chatstore import (
-    ChatStoreClient,
+    AsyncChatStoreClient,
     CheckpointEvent,
     CustomEvent,
     ErrorEvent,
@@ -44,7 +44,7 @@ def user(text: str) -> Message:
     return Message(role=Role.ROLE_USER, content=text)
 
 
-async def test_every_event_payload_round_trips(client: ChatStoreClient) -> None:
+async def test_every_event_payload_round_trips(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     sent = every_kind_of_event()
 
@@ -60,7 +60,7 @@ async def test_every_event_payload_round_trips(client: ChatStoreClient) -> None:
     assert (response.session.event_count, response.session.last_event_seq) == (7, 7)
 
 
-async def test_concurrent_event_appends_are_gap_free(client: ChatStoreClient) -> None:
+async def test_concurrent_event_appends_are_gap_free(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     await asyncio.gather(
@@ -71,7 +71,7 @@ async def test_concurrent_event_appends_are_gap_free(client: ChatStoreClient) ->
 
 
 async def test_event_appends_are_idempotent_under_a_request_id(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     session = await client.create_session()
     first = await client.append_events(session.id, every_kind_of_event(), request_id="e-1")
@@ -83,7 +83,7 @@ async def test_event_appends_are_idempotent_under_a_request_id(
     assert await snapshot(database_url) == before
 
 
-async def test_event_without_payload_is_invalid(client: ChatStoreClient) -> None:
+async def test_event_without_payload_is_invalid(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     with pytest.raises(InvalidArgument) as caught:
@@ -92,7 +92,7 @@ async def test_event_without_payload_is_invalid(client: ChatStoreClient) -> None
     assert [v.field for v in caught.value.field_violations] == ["events[1].payload"]
 
 
-async def test_events_and_messages_number_separately(client: ChatStoreClient) -> None:
+async def test_events_and_messages_number_separately(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("a"), user("b")])
 
@@ -102,7 +102,7 @@ async def test_events_and_messages_number_separately(client: ChatStoreClient) ->
     assert (response.session.last_seq, response.session.last_event_seq) == (2, 1)
 
 
-async def test_events_to_a_read_only_session_fail(client: ChatStoreClient) -> None:
+async def test_events_to_a_read_only_session_fail(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.archive_session(session.id)
 
@@ -110,7 +110,7 @@ async def test_events_to_a_read_only_session_fail(client: ChatStoreClient) -> No
         await client.append_events(session.id, every_kind_of_event()[:1])
 
 
-async def test_checkpoints_are_created_listed_and_read(client: ChatStoreClient) -> None:
+async def test_checkpoints_are_created_listed_and_read(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("a"), user("b")])
     await client.append_events(session.id, every_kind_of_event()[:3])
@@ -129,7 +129,7 @@ async def test_checkpoints_are_created_listed_and_read(client: ChatStoreClient) 
     assert (await client.get_session(session.id)).checkpoint_count == 2
 
 
-async def test_checkpoint_beyond_the_history_is_invalid(client: ChatStoreClient) -> None:
+async def test_checkpoint_beyond_the_history_is_invalid(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("a")])
 
@@ -139,7 +139,7 @@ async def test_checkpoint_beyond_the_history_is_invalid(client: ChatStoreClient)
     assert [v.field for v in caught.value.field_violations] == ["checkpoint.message_seq"]
 
 
-async def test_unknown_checkpoint_is_not_found(client: ChatStoreClient) -> None:
+async def test_unknown_checkpoint_is_not_found(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     with pytest.raises(NotFound) as caught:
@@ -148,7 +148,9 @@ async def test_unknown_checkpoint_is_not_found(client: ChatStoreClient) -> None:
     assert caught.value.reason == "CHECKPOINT_NOT_FOUND"
 
 
-async def test_fork_at_a_checkpoint_then_both_go_their_own_way(client: ChatStoreClient) -> None:
+async def test_fork_at_a_checkpoint_then_both_go_their_own_way(
+    client: AsyncChatStoreClient,
+) -> None:
     source = await client.create_session(
         title="main", agent_id="bot", key=key("p1"), labels={"team": "a"}
     )
@@ -182,7 +184,7 @@ async def test_fork_at_a_checkpoint_then_both_go_their_own_way(client: ChatStore
     assert not fork_ids & source_ids  # copies, not shared rows
 
 
-async def test_fork_at_a_seq(client: ChatStoreClient) -> None:
+async def test_fork_at_a_seq(client: AsyncChatStoreClient) -> None:
     source = await client.create_session(title="main")
     await client.append_messages(source.id, [user(f"m{i}") for i in range(1, 6)])
 
@@ -193,7 +195,7 @@ async def test_fork_at_a_seq(client: ChatStoreClient) -> None:
     assert fork.fork_source.checkpoint_id == ""
 
 
-async def test_fork_before_a_compaction_drops_the_recap(client: ChatStoreClient) -> None:
+async def test_fork_before_a_compaction_drops_the_recap(client: AsyncChatStoreClient) -> None:
     source = await client.create_session()
     await client.append_messages(source.id, [user(f"m{i}") for i in range(1, 7)])
     await client.compact_session(source.id, through_seq=4, recap="four")
@@ -205,7 +207,7 @@ async def test_fork_before_a_compaction_drops_the_recap(client: ChatStoreClient)
     assert (after.recap, after.compacted_through_seq) == ("four", 4)
 
 
-async def test_fork_beyond_the_history_is_invalid(client: ChatStoreClient) -> None:
+async def test_fork_beyond_the_history_is_invalid(client: AsyncChatStoreClient) -> None:
     source = await client.create_session()
     await client.append_messages(source.id, [user("a")])
 

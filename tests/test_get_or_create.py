@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from chatstore import ChatStoreClient, InvalidArgument, PeerKind, Session, SessionKey
+from chatstore import AsyncChatStoreClient, InvalidArgument, PeerKind, Session, SessionKey
 from tests.conftest import key, snapshot
 
 
-async def test_creates_once_then_returns_the_same_session(client: ChatStoreClient) -> None:
+async def test_creates_once_then_returns_the_same_session(client: AsyncChatStoreClient) -> None:
     first = await client.get_or_create_session(
         key("u1"), agent_id="bot", defaults=Session(title="From Discord", model="m1")
     )
@@ -28,7 +28,7 @@ async def test_creates_once_then_returns_the_same_session(client: ChatStoreClien
 
 
 async def test_twenty_concurrent_callers_get_one_session(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     results = await asyncio.gather(
         *(client.get_or_create_session(key("race"), agent_id="bot") for _ in range(20))
@@ -40,7 +40,7 @@ async def test_twenty_concurrent_callers_get_one_session(
 
 
 async def test_each_part_of_the_key_and_the_agent_tell_sessions_apart(
-    client: ChatStoreClient,
+    client: AsyncChatStoreClient,
 ) -> None:
     base = await client.get_or_create_session(key("u1"), agent_id="bot")
     variants = [
@@ -53,7 +53,7 @@ async def test_each_part_of_the_key_and_the_agent_tell_sessions_apart(
     assert len({base.session.id, *(v.session.id for v in variants)}) == 4
 
 
-async def test_a_deleted_session_gives_its_key_up(client: ChatStoreClient) -> None:
+async def test_a_deleted_session_gives_its_key_up(client: AsyncChatStoreClient) -> None:
     old = await client.get_or_create_session(key("u1"), agent_id="bot")
     await client.delete_session(old.session.id)
 
@@ -80,7 +80,7 @@ async def test_a_deleted_session_gives_its_key_up(client: ChatStoreClient) -> No
     ],
 )
 async def test_bad_key_is_invalid_argument(
-    client: ChatStoreClient, database_url: str, bad_key: SessionKey | None, field: str
+    client: AsyncChatStoreClient, database_url: str, bad_key: SessionKey | None, field: str
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await client.get_or_create_session(bad_key)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2
 
 from chatstore import (
     Aborted,
-    ChatStoreClient,
+    AsyncChatStoreClient,
     FailedPrecondition,
     InvalidArgument,
     Message,
@@ -24,7 +24,7 @@ def user(text: str) -> Message:
     return Message(role=Role.ROLE_USER, content=text)
 
 
-async def test_every_message_field_round_trips(client: ChatStoreClient) -> None:
+async def test_every_message_field_round_trips(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     parts = struct_pb2.Value()
     parts.list_value.values.add().struct_value.update({"type": "image_url", "url": "https://x"})
@@ -57,7 +57,7 @@ async def test_every_message_field_round_trips(client: ChatStoreClient) -> None:
     assert not first.compacted
 
 
-async def test_size_counts_structured_content(client: ChatStoreClient) -> None:
+async def test_size_counts_structured_content(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     value = struct_pb2.Value(string_value="abc")
 
@@ -71,7 +71,7 @@ async def test_size_counts_structured_content(client: ChatStoreClient) -> None:
 
 
 async def test_retry_with_the_same_request_id_returns_the_first_result(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     session = await client.create_session()
     first = await client.append_messages(session.id, [user("a"), user("b")], request_id="req-1")
@@ -84,7 +84,7 @@ async def test_retry_with_the_same_request_id_returns_the_first_result(
     assert await snapshot(database_url) == before
 
 
-async def test_racing_retries_write_once(client: ChatStoreClient, database_url: str) -> None:
+async def test_racing_retries_write_once(client: AsyncChatStoreClient, database_url: str) -> None:
     session = await client.create_session()
 
     results = await asyncio.gather(
@@ -96,7 +96,7 @@ async def test_racing_retries_write_once(client: ChatStoreClient, database_url: 
     assert len((await snapshot(database_url))["messages"]) == 1
 
 
-async def test_request_id_is_per_session(client: ChatStoreClient) -> None:
+async def test_request_id_is_per_session(client: AsyncChatStoreClient) -> None:
     one = await client.create_session()
     two = await client.create_session()
 
@@ -107,7 +107,7 @@ async def test_request_id_is_per_session(client: ChatStoreClient) -> None:
 
 
 async def test_request_id_reused_with_other_messages_fails(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("a")], request_id="req")
@@ -120,7 +120,7 @@ async def test_request_id_reused_with_other_messages_fails(
     assert await snapshot(database_url) == before
 
 
-async def test_retry_wins_over_its_own_moved_precondition(client: ChatStoreClient) -> None:
+async def test_retry_wins_over_its_own_moved_precondition(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     first = await client.append_messages(
         session.id, [user("a")], request_id="r", expected_last_seq=0
@@ -135,7 +135,7 @@ async def test_retry_wins_over_its_own_moved_precondition(client: ChatStoreClien
 
 @pytest.mark.parametrize("precondition", ["expected_last_seq", "etag"])
 async def test_precondition_mismatch_is_aborted_and_writes_nothing(
-    client: ChatStoreClient, database_url: str, precondition: str
+    client: AsyncChatStoreClient, database_url: str, precondition: str
 ) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("a")])
@@ -150,7 +150,7 @@ async def test_precondition_mismatch_is_aborted_and_writes_nothing(
     assert await snapshot(database_url) == before
 
 
-async def test_matching_preconditions_let_the_append_through(client: ChatStoreClient) -> None:
+async def test_matching_preconditions_let_the_append_through(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     first = await client.append_messages(session.id, [user("a")], expected_last_seq=0)
@@ -162,7 +162,7 @@ async def test_matching_preconditions_let_the_append_through(client: ChatStoreCl
 
 
 async def test_one_bad_message_writes_none_of_the_batch(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     session = await client.create_session()
     before = await snapshot(database_url)
@@ -180,7 +180,9 @@ async def test_one_bad_message_writes_none_of_the_batch(
     assert await snapshot(database_url) == before
 
 
-async def test_32_concurrent_appenders_get_unique_gap_free_seqs(client: ChatStoreClient) -> None:
+async def test_32_concurrent_appenders_get_unique_gap_free_seqs(
+    client: AsyncChatStoreClient,
+) -> None:
     session = await client.create_session()
 
     async def writer(index: int) -> list[int]:

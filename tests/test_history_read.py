@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from chatstore import (
-    ChatStoreClient,
+    AsyncChatStoreClient,
     InvalidArgument,
     Message,
     NotFound,
@@ -30,7 +30,7 @@ def at(minutes: int) -> timestamp_pb2.Timestamp:
 
 
 @pytest.fixture
-async def long_session(client: ChatStoreClient) -> Session:
+async def long_session(client: AsyncChatStoreClient) -> Session:
     """1,000 messages: roles cycle user/assistant/system; message i was written at minute i."""
     session = await client.create_session()
     for start in range(0, 1000, 250):
@@ -62,7 +62,7 @@ FILTERS: dict[str, tuple[dict[str, object], list[int]]] = {
 @pytest.mark.parametrize("newest_first", [False, True])
 @pytest.mark.parametrize("case", list(FILTERS))
 async def test_paging_1000_messages_never_repeats_or_skips(
-    client: ChatStoreClient, long_session: Session, newest_first: bool, case: str
+    client: AsyncChatStoreClient, long_session: Session, newest_first: bool, case: str
 ) -> None:
     filters, expected = FILTERS[case]
 
@@ -79,7 +79,9 @@ async def test_paging_1000_messages_never_repeats_or_skips(
     assert seen == (expected[::-1] if newest_first else expected)
 
 
-async def test_get_message_by_id_and_by_seq(client: ChatStoreClient, long_session: Session) -> None:
+async def test_get_message_by_id_and_by_seq(
+    client: AsyncChatStoreClient, long_session: Session
+) -> None:
     by_seq = await client.get_message(long_session.id, seq=777)
     by_id = await client.get_message(long_session.id, message_id=by_seq.id)
 
@@ -96,7 +98,7 @@ def turn(role: Role.ValueType, text: str, tokens: int | None = 10, **fields: obj
     return Message(role=role, content=text, token_count=tokens, **fields)  # type: ignore[arg-type]
 
 
-async def test_context_window_by_count_and_by_tokens(client: ChatStoreClient) -> None:
+async def test_context_window_by_count_and_by_tokens(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(
         session.id, [turn(Role.ROLE_USER, f"m{i}", tokens=i) for i in range(1, 11)]
@@ -116,7 +118,9 @@ async def test_context_window_by_count_and_by_tokens(client: ChatStoreClient) ->
     assert not everything.truncated
 
 
-async def test_context_window_estimates_messages_without_counts(client: ChatStoreClient) -> None:
+async def test_context_window_estimates_messages_without_counts(
+    client: AsyncChatStoreClient,
+) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, "x" * 40, tokens=None)])
 
@@ -126,7 +130,7 @@ async def test_context_window_estimates_messages_without_counts(client: ChatStor
 
 
 async def test_context_window_never_splits_a_tool_call_from_its_result(
-    client: ChatStoreClient,
+    client: AsyncChatStoreClient,
 ) -> None:
     session = await client.create_session()
     await client.append_messages(
@@ -158,7 +162,7 @@ async def test_context_window_never_splits_a_tool_call_from_its_result(
     assert all(w.truncated for w in windows[:4])
 
 
-async def test_recap_counts_against_the_token_budget(client: ChatStoreClient) -> None:
+async def test_recap_counts_against_the_token_budget(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, f"m{i}") for i in range(6)])
     await client.compact_session(session.id, through_seq=2, recap="r" * 40)  # 10 tokens
@@ -170,7 +174,7 @@ async def test_recap_counts_against_the_token_budget(client: ChatStoreClient) ->
     assert window.token_count == 30
 
 
-async def test_compaction_then_the_window_starts_after_it(client: ChatStoreClient) -> None:
+async def test_compaction_then_the_window_starts_after_it(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, f"m{i}") for i in range(1, 9)])
 
@@ -190,7 +194,7 @@ async def test_compaction_then_the_window_starts_after_it(client: ChatStoreClien
 
 @pytest.mark.parametrize(("through_seq", "field"), [(9, "through_seq"), (0, "through_seq")])
 async def test_compaction_out_of_range_is_invalid(
-    client: ChatStoreClient, through_seq: int, field: str
+    client: AsyncChatStoreClient, through_seq: int, field: str
 ) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, f"m{i}") for i in range(8)])
@@ -202,7 +206,7 @@ async def test_compaction_out_of_range_is_invalid(
     assert (await client.get_session(session.id)).compacted_through_seq == 0
 
 
-async def test_compaction_only_moves_forward(client: ChatStoreClient) -> None:
+async def test_compaction_only_moves_forward(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, f"m{i}") for i in range(8)])
     await client.compact_session(session.id, through_seq=6, recap="six")
@@ -212,7 +216,7 @@ async def test_compaction_only_moves_forward(client: ChatStoreClient) -> None:
 
 
 async def test_a_message_after_compaction_makes_the_session_active(
-    client: ChatStoreClient,
+    client: AsyncChatStoreClient,
 ) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, "a"), turn(Role.ROLE_USER, "b")])

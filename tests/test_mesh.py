@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chatstore import ChatStoreClient, InvalidArgument, Message, ResourceExhausted, Role
+from chatstore import AsyncChatStoreClient, InvalidArgument, Message, ResourceExhausted, Role
 from chatstore.v1 import CreateSessionRequest, session_service_pb2_grpc
 from chatstore_server.__main__ import main
 from chatstore_server.config import Settings
@@ -43,7 +43,7 @@ def user(text: str) -> Message:
 async def test_an_oversized_request_is_refused_and_the_server_carries_on(
     small_server: ChatStoreServer,
 ) -> None:
-    async with ChatStoreClient(f"127.0.0.1:{small_server.port}", tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(f"127.0.0.1:{small_server.port}", tenant_id=TENANT) as client:
         session = await client.create_session()
         with pytest.raises(ResourceExhausted):
             await client.append_messages(session.id, [user("x" * 90_000)] * 8)  # ~720 KB
@@ -56,7 +56,7 @@ async def test_an_oversized_request_is_refused_and_the_server_carries_on(
 
 
 async def test_pages_stop_short_of_the_send_limit(small_server: ChatStoreServer) -> None:
-    async with ChatStoreClient(f"127.0.0.1:{small_server.port}", tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(f"127.0.0.1:{small_server.port}", tenant_id=TENANT) as client:
         session = await client.create_session()
         for i in range(10):
             await client.append_messages(session.id, [user(f"{i} " + "y" * 60_000)])
@@ -102,12 +102,12 @@ async def test_metrics_count_calls_by_method_and_status(small_server: ChatStoreS
     not_found = 'chatstore_requests_total{code="NOT_FOUND",method="GetSession"}'
     before = await asyncio.to_thread(scrape, port)
 
-    async with ChatStoreClient(f"127.0.0.1:{small_server.port}", tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(f"127.0.0.1:{small_server.port}", tenant_id=TENANT) as client:
         session = await client.create_session()
         await client.create_session()
         with pytest.raises(Exception, match="NOT_FOUND"):
             await client.get_session("00000000-0000-4000-8000-000000000000")
-        stream = client.watch_session(session.id)
+        stream = client.watch(session.id)
         await client.append_messages(session.id, [user("hi")])
         await anext(stream)
         during = await asyncio.to_thread(scrape, port)
@@ -126,7 +126,7 @@ async def test_logs_are_json_lines_with_request_details(tmp_path: Path) -> None:
         "--listen", "127.0.0.1:0", "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"
     )
     try:
-        async with ChatStoreClient(server.target, tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(server.target, tenant_id=TENANT) as client:
             await client.create_session()
         await server.wait_for_log('"method": "/chatstore.v1.SessionService/CreateSession"', 1)
     finally:

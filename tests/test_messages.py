@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf import timestamp_pb2
 
-from chatstore import AlreadyExists, ChatStoreClient, Message, NotFound, Role, ToolCall
+from chatstore import AlreadyExists, AsyncChatStoreClient, Message, NotFound, Role, ToolCall
 from tests.conftest import snapshot
 
 
@@ -17,7 +17,7 @@ def user(text: str) -> Message:
     return Message(role=Role.ROLE_USER, content=text)
 
 
-async def test_appends_in_batches_get_gap_free_seqs(client: ChatStoreClient) -> None:
+async def test_appends_in_batches_get_gap_free_seqs(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     seqs: list[int] = []
@@ -33,7 +33,7 @@ async def test_appends_in_batches_get_gap_free_seqs(client: ChatStoreClient) -> 
     assert await client.get_session(session.id) == response.session
 
 
-async def test_append_returns_the_stored_messages(client: ChatStoreClient) -> None:
+async def test_append_returns_the_stored_messages(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     call = ToolCall(id="call_1", name="search", arguments='{"q": "rome"')  # malformed on purpose
 
@@ -57,7 +57,7 @@ async def test_append_returns_the_stored_messages(client: ChatStoreClient) -> No
     assert listed == list(response.messages)
 
 
-async def test_imported_ids_and_times_are_kept(client: ChatStoreClient) -> None:
+async def test_imported_ids_and_times_are_kept(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     wanted = str(uuid.uuid4())
     sent = timestamp_pb2.Timestamp()
@@ -73,7 +73,7 @@ async def test_imported_ids_and_times_are_kept(client: ChatStoreClient) -> None:
 
 
 async def test_listing_returns_messages_in_seq_order_page_by_page(
-    client: ChatStoreClient,
+    client: AsyncChatStoreClient,
 ) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user(f"m{i}") for i in range(25)])
@@ -85,7 +85,7 @@ async def test_listing_returns_messages_in_seq_order_page_by_page(
     assert [m.content for p in pages for m in p.items] == [f"m{i}" for i in range(25)]
 
 
-async def test_exactly_full_last_page_has_no_next_token(client: ChatStoreClient) -> None:
+async def test_exactly_full_last_page_has_no_next_token(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("a"), user("b")])
 
@@ -95,7 +95,9 @@ async def test_exactly_full_last_page_has_no_next_token(client: ChatStoreClient)
     assert pages[0].next_page_token == ""
 
 
-async def test_concurrent_appends_to_one_session_stay_gap_free(client: ChatStoreClient) -> None:
+async def test_concurrent_appends_to_one_session_stay_gap_free(
+    client: AsyncChatStoreClient,
+) -> None:
     session = await client.create_session()
 
     responses = await asyncio.gather(
@@ -113,24 +115,24 @@ async def test_concurrent_appends_to_one_session_stay_gap_free(client: ChatStore
     assert (await client.get_session(session.id)).message_count == 24
 
 
-async def test_list_messages_of_unknown_session_is_not_found(client: ChatStoreClient) -> None:
+async def test_list_messages_of_unknown_session_is_not_found(client: AsyncChatStoreClient) -> None:
     with pytest.raises(NotFound):
         await anext(client.list_messages(str(uuid.uuid4())).pages())
 
 
-async def test_empty_session_lists_no_messages(client: ChatStoreClient) -> None:
+async def test_empty_session_lists_no_messages(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     assert [m async for m in client.list_messages(session.id)] == []
 
 
-async def test_append_to_unknown_session_is_not_found(client: ChatStoreClient) -> None:
+async def test_append_to_unknown_session_is_not_found(client: AsyncChatStoreClient) -> None:
     with pytest.raises(NotFound):
         await client.append_messages(str(uuid.uuid4()), [user("hi")])
 
 
 async def test_duplicate_message_id_writes_nothing(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     session = await client.create_session()
     taken = (await client.append_messages(session.id, [user("first")])).messages[0].id
@@ -146,7 +148,7 @@ async def test_duplicate_message_id_writes_nothing(
 
 
 async def test_purging_a_session_deletes_its_messages(
-    client: ChatStoreClient, database_url: str
+    client: AsyncChatStoreClient, database_url: str
 ) -> None:
     session = await client.create_session(labels={"team": "a"})
     await client.append_messages(session.id, [user("a"), user("b")])

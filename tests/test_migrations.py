@@ -20,7 +20,7 @@ from sqlalchemy import (
     table,
 )
 
-from chatstore import ChatStoreClient, Message, Retention, Role, SessionStatus, TokenUsage
+from chatstore import AsyncChatStoreClient, Message, Retention, Role, SessionStatus, TokenUsage
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import Database, upgrade
@@ -124,7 +124,7 @@ async def test_a_0001_database_upgrades_in_place_with_its_data(empty_database_ur
         Settings(listen="127.0.0.1:0", database_url=empty_database_url)
     )
     try:
-        async with ChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
             session = await client.get_session(str(session_id))
             messages = [m async for m in client.list_messages(str(session_id))]
             appended = await client.append_messages(

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatstore import ChatStoreClient, Message, Role, RpcError, Unavailable
+from chatstore import AsyncChatStoreClient, Message, Role, RpcError, Unavailable
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from tests.conftest import TENANT, _postgres_database, _postgres_template, key
@@ -56,8 +56,8 @@ async def test_two_processes_keep_shared_sessions_gap_free(
 ) -> None:
     a, b = two_servers
     async with (
-        ChatStoreClient(a.target, tenant_id=TENANT) as on_a,
-        ChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+        AsyncChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        AsyncChatStoreClient(b.target, tenant_id=TENANT) as on_b,
     ):
         sessions = [(await on_a.create_session(title=f"s{i}")).id for i in range(4)]
         acknowledged: dict[str, list[str]] = collections.defaultdict(list)
@@ -86,8 +86,8 @@ async def test_get_or_create_through_both_processes_makes_one_session(
 ) -> None:
     a, b = two_servers
     async with (
-        ChatStoreClient(a.target, tenant_id=TENANT) as on_a,
-        ChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+        AsyncChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        AsyncChatStoreClient(b.target, tenant_id=TENANT) as on_b,
     ):
         results = await asyncio.gather(
             *(
@@ -105,12 +105,12 @@ async def test_a_watcher_on_one_process_sees_writes_through_the_other(
 ) -> None:
     a, b = two_servers
     async with (
-        ChatStoreClient(a.target, tenant_id=TENANT) as on_a,
-        ChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+        AsyncChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        AsyncChatStoreClient(b.target, tenant_id=TENANT) as on_b,
     ):
         session = await on_b.create_session(title="before")
         await on_b.append_messages(session.id, [user("stored before watching")])
-        stream = on_a.watch_session(session.id)
+        stream = on_a.watch(session.id)
         first = await asyncio.wait_for(anext(stream), 10)
 
         for batch in range(20):
@@ -149,7 +149,7 @@ async def test_workers_share_one_port(pg_url: str) -> None:
         ]
         assert len(worker_pids) == 2
         for index in range(6):  # fresh connections, spread by the kernel
-            async with ChatStoreClient(f"127.0.0.1:{port}", tenant_id=TENANT) as client:
+            async with AsyncChatStoreClient(f"127.0.0.1:{port}", tenant_id=TENANT) as client:
                 session = await client.create_session(title=f"via connection {index}")
                 assert (await client.get_session(session.id)).title == f"via connection {index}"
     finally:
@@ -199,7 +199,7 @@ async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str
     failures: list[RpcError] = []
     stop_load = asyncio.Event()
     try:
-        async with ChatStoreClient(target, tenant_id=TENANT, timeout=5) as client:
+        async with AsyncChatStoreClient(target, tenant_id=TENANT, timeout=5) as client:
             session = await client.create_session(title="survives")
 
             async def load() -> None:

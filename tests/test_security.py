@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
-from chatstore import ChatStoreClient, PermissionDenied, Unauthenticated, Unavailable
+from chatstore import AsyncChatStoreClient, PermissionDenied, Unauthenticated, Unavailable
 from chatstore.v1 import session_service_pb2
 from chatstore_server.api.auth import READ_METHODS
 from chatstore_server.config import ApiKey, Settings
@@ -50,8 +50,8 @@ async def secured(database_url: str) -> AsyncIterator[ChatStoreServer]:
     await server.stop(None)
 
 
-def client(server: ChatStoreServer, key: str | None, tenant: str = "a") -> ChatStoreClient:
-    return ChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=tenant, api_key=key)
+def client(server: ChatStoreServer, key: str | None, tenant: str = "a") -> AsyncChatStoreClient:
+    return AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=tenant, api_key=key)
 
 
 def request_for(method: Any, tenant_id: str, session_id: str) -> Any:
@@ -281,11 +281,11 @@ async def test_tls(database_url: str, pki: dict[str, Path]) -> None:
     server = await ChatStoreServer.start(settings)
     target = f"127.0.0.1:{server.port}"
     try:
-        async with ChatStoreClient(
+        async with AsyncChatStoreClient(
             target, tenant_id="a", root_certificates=pki["ca"].read_bytes()
         ) as secure:
             assert (await secure.create_session()).tenant_id == "a"
-        async with ChatStoreClient(target, tenant_id="a", timeout=5) as plain:
+        async with AsyncChatStoreClient(target, tenant_id="a", timeout=5) as plain:
             with pytest.raises(Unavailable):
                 await plain.create_session()
     finally:
@@ -306,7 +306,7 @@ async def test_mtls_refuses_clients_without_a_valid_certificate(
     target = f"127.0.0.1:{server.port}"
     root = pki["ca"].read_bytes()
     try:
-        async with ChatStoreClient(
+        async with AsyncChatStoreClient(
             target,
             tenant_id="a",
             root_certificates=root,
@@ -314,12 +314,12 @@ async def test_mtls_refuses_clients_without_a_valid_certificate(
             client_private_key=pki["client.key"].read_bytes(),
         ) as trusted:
             assert (await trusted.create_session()).tenant_id == "a"
-        async with ChatStoreClient(
+        async with AsyncChatStoreClient(
             target, tenant_id="a", root_certificates=root, timeout=5
         ) as anonymous:
             with pytest.raises(Unavailable):
                 await anonymous.create_session()
-        async with ChatStoreClient(
+        async with AsyncChatStoreClient(
             target,
             tenant_id="a",
             root_certificates=root,

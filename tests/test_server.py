@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatstore import ChatStoreClient, Internal, Message, Role
+from chatstore import AsyncChatStoreClient, Internal, Message, Role
 from chatstore_server.__main__ import main
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 
 async def test_data_survives_a_restart(settings: Settings) -> None:
     first = await ChatStoreServer.start(settings)
-    async with ChatStoreClient(f"127.0.0.1:{first.port}", tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(f"127.0.0.1:{first.port}", tenant_id=TENANT) as client:
         session = await client.create_session(title="kept", session_metadata={"k": [1, "x"]})
         await client.append_messages(
             session.id, [Message(role=Role.ROLE_USER, content=f"m{i}") for i in range(5)]
@@ -37,7 +37,7 @@ async def test_data_survives_a_restart(settings: Settings) -> None:
 
     second = await ChatStoreServer.start(settings)
     try:
-        async with ChatStoreClient(f"127.0.0.1:{second.port}", tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(f"127.0.0.1:{second.port}", tenant_id=TENANT) as client:
             after = await client.get_session(session.id)
             messages_after = [m async for m in client.list_messages(session.id)]
             listed = [s async for s in client.list_sessions()]
@@ -76,7 +76,7 @@ async def _buf_curl(target: str, method: str, body: dict[str, object]) -> tuple[
 
 
 async def test_buf_curl_reads_a_session_through_reflection(
-    client: ChatStoreClient, target: str
+    client: AsyncChatStoreClient, target: str
 ) -> None:
     session = await client.create_session(title="from buf")
 
@@ -99,7 +99,7 @@ async def test_buf_curl_reads_a_session_through_reflection(
 
 
 async def test_unexpected_error_is_internal_without_its_text(
-    client: ChatStoreClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: AsyncChatStoreClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = await client.create_session()
 
@@ -137,7 +137,7 @@ async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
         assert line, "server exited before serving"
         if found := re.search(r"\(port (\d+)\)", line):
             port = int(found.group(1))
-    async with ChatStoreClient(f"127.0.0.1:{port}", tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(f"127.0.0.1:{port}", tenant_id=TENANT) as client:
         created = await client.create_session(title="before shutdown")
 
     process.send_signal(signal.SIGTERM)

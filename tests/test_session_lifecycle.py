@@ -11,7 +11,7 @@ from chatstore import (
     Aborted,
     AccessMode,
     AlreadyExists,
-    ChatStoreClient,
+    AsyncChatStoreClient,
     FailedPrecondition,
     Message,
     Retention,
@@ -27,7 +27,7 @@ def user(text: str, tokens: int | None = None) -> Message:
     return Message(role=Role.ROLE_USER, content=text, token_count=tokens)
 
 
-async def test_new_session_has_lifecycle_defaults(client: ChatStoreClient) -> None:
+async def test_new_session_has_lifecycle_defaults(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     assert session.status == SessionStatus.SESSION_STATUS_ACTIVE
@@ -40,7 +40,7 @@ async def test_new_session_has_lifecycle_defaults(client: ChatStoreClient) -> No
     assert session.etag
 
 
-async def test_every_field_round_trips(client: ChatStoreClient) -> None:
+async def test_every_field_round_trips(client: AsyncChatStoreClient) -> None:
     created = await client.create_session(
         title="t",
         agent_id="bot",
@@ -65,7 +65,7 @@ async def test_every_field_round_trips(client: ChatStoreClient) -> None:
     assert dict(fetched.labels) == {"team": "support", "tier": "gold"}
 
 
-async def test_pin_and_unpin(client: ChatStoreClient) -> None:
+async def test_pin_and_unpin(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     pinned = await client.pin_session(session.id)
@@ -78,7 +78,7 @@ async def test_pin_and_unpin(client: ChatStoreClient) -> None:
     assert len({session.etag, pinned.etag, unpinned.etag}) == 3
 
 
-async def test_archive_and_unarchive(client: ChatStoreClient) -> None:
+async def test_archive_and_unarchive(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     archived = await client.archive_session(session.id)
@@ -93,7 +93,7 @@ async def test_archive_and_unarchive(client: ChatStoreClient) -> None:
     assert [s.id async for s in client.list_sessions()] == [session.id]
 
 
-async def test_soft_delete_then_undelete(client: ChatStoreClient) -> None:
+async def test_soft_delete_then_undelete(client: AsyncChatStoreClient) -> None:
     session = await client.create_session(title="oops")
     await client.append_messages(session.id, [user("kept")])
 
@@ -114,7 +114,7 @@ async def test_soft_delete_then_undelete(client: ChatStoreClient) -> None:
     assert [s.id async for s in client.list_sessions()] == [session.id]
 
 
-async def test_undelete_of_a_live_session_is_already_exists(client: ChatStoreClient) -> None:
+async def test_undelete_of_a_live_session_is_already_exists(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     with pytest.raises(AlreadyExists) as caught:
@@ -132,7 +132,7 @@ async def test_undelete_of_a_live_session_is_already_exists(client: ChatStoreCli
     ],
 )
 async def test_append_to_an_unwritable_session_fails_and_writes_nothing(
-    client: ChatStoreClient, database_url: str, make_unwritable: str, reason: str
+    client: AsyncChatStoreClient, database_url: str, make_unwritable: str, reason: str
 ) -> None:
     session = await client.create_session()
     if make_unwritable == "read_only":
@@ -150,7 +150,7 @@ async def test_append_to_an_unwritable_session_fails_and_writes_nothing(
 
 
 async def test_read_only_session_accepts_appends_again_once_read_write(
-    client: ChatStoreClient,
+    client: AsyncChatStoreClient,
 ) -> None:
     session = await client.create_session(access_mode=AccessMode.ACCESS_MODE_READ_ONLY)
 
@@ -160,7 +160,7 @@ async def test_read_only_session_accepts_appends_again_once_read_write(
     assert response.session.last_seq == 1
 
 
-async def test_updating_a_deleted_session_fails(client: ChatStoreClient) -> None:
+async def test_updating_a_deleted_session_fails(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.delete_session(session.id)
 
@@ -171,7 +171,7 @@ async def test_updating_a_deleted_session_fails(client: ChatStoreClient) -> None
         await client.pin_session(session.id)
 
 
-async def test_ephemeral_session_expires_until_saved(client: ChatStoreClient) -> None:
+async def test_ephemeral_session_expires_until_saved(client: AsyncChatStoreClient) -> None:
     session = await client.create_session(retention=Retention.RETENTION_EPHEMERAL)
     ttl = session.expire_time.ToDatetime() - session.create_time.ToDatetime()
 
@@ -185,7 +185,7 @@ async def test_ephemeral_session_expires_until_saved(client: ChatStoreClient) ->
     assert ephemeral_again.expire_time.ToDatetime() > session.expire_time.ToDatetime()
 
 
-async def test_appending_slides_an_ephemeral_expiry(client: ChatStoreClient) -> None:
+async def test_appending_slides_an_ephemeral_expiry(client: AsyncChatStoreClient) -> None:
     session = await client.create_session(retention=Retention.RETENTION_EPHEMERAL)
 
     after = (await client.append_messages(session.id, [user("hi")])).session
@@ -193,7 +193,7 @@ async def test_appending_slides_an_ephemeral_expiry(client: ChatStoreClient) -> 
     assert after.expire_time.ToDatetime() > session.expire_time.ToDatetime()
 
 
-async def test_every_write_changes_the_etag(client: ChatStoreClient) -> None:
+async def test_every_write_changes_the_etag(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     etags = [session.etag]
     etags.append((await client.update_session(session.id, title="a")).etag)
@@ -212,7 +212,7 @@ async def test_every_write_changes_the_etag(client: ChatStoreClient) -> None:
     ["update_session", "delete_session", "pin_session", "archive_session", "purge"],
 )
 async def test_stale_etag_is_aborted_and_changes_nothing(
-    client: ChatStoreClient, database_url: str, write: str
+    client: AsyncChatStoreClient, database_url: str, write: str
 ) -> None:
     session = await client.create_session(title="v1")
     stale = session.etag
@@ -234,7 +234,7 @@ async def test_stale_etag_is_aborted_and_changes_nothing(
     assert await snapshot(database_url) == before
 
 
-async def test_current_etag_lets_the_write_through(client: ChatStoreClient) -> None:
+async def test_current_etag_lets_the_write_through(client: AsyncChatStoreClient) -> None:
     session = await client.create_session(title="v1")
 
     updated = await client.update_session(session.id, title="v2", etag=session.etag)
@@ -242,7 +242,7 @@ async def test_current_etag_lets_the_write_through(client: ChatStoreClient) -> N
     assert updated.title == "v2"
 
 
-async def test_appends_move_the_counters(client: ChatStoreClient) -> None:
+async def test_appends_move_the_counters(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     after = (
@@ -265,7 +265,7 @@ async def test_appends_move_the_counters(client: ChatStoreClient) -> None:
     assert longer.session.last_message_preview == "y" * 200
 
 
-async def test_token_usage_can_be_overwritten(client: ChatStoreClient) -> None:
+async def test_token_usage_can_be_overwritten(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     billed = TokenUsage(input_tokens=1000, output_tokens=50, total_tokens=1050)
 
@@ -274,7 +274,7 @@ async def test_token_usage_can_be_overwritten(client: ChatStoreClient) -> None:
     assert updated.token_usage == billed
 
 
-async def test_full_view_embeds_the_newest_messages(client: ChatStoreClient) -> None:
+async def test_full_view_embeds_the_newest_messages(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user(f"m{i}") for i in range(1, 121)])
 
@@ -285,7 +285,7 @@ async def test_full_view_embeds_the_newest_messages(client: ChatStoreClient) -> 
     assert [m.seq for m in full.recent_messages] == list(range(21, 121))
 
 
-async def test_keyed_session_is_unique_per_agent(client: ChatStoreClient) -> None:
+async def test_keyed_session_is_unique_per_agent(client: AsyncChatStoreClient) -> None:
     await client.create_session(agent_id="bot", key=key("p1"))
 
     with pytest.raises(AlreadyExists) as caught:

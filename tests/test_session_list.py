@@ -10,7 +10,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chatstore import (
-    ChatStoreClient,
+    AsyncChatStoreClient,
     Inclusion,
     InvalidArgument,
     Message,
@@ -22,11 +22,11 @@ from chatstore.v1 import ListSessionsRequest, TimeRange, session_service_pb2_grp
 from tests.conftest import TENANT, key, snapshot
 
 
-async def ids(client: ChatStoreClient, **filters: object) -> list[str]:
+async def ids(client: AsyncChatStoreClient, **filters: object) -> list[str]:
     return [s.id async for s in client.list_sessions(**filters)]  # type: ignore[arg-type]
 
 
-async def test_filters_by_channel_and_peer(client: ChatStoreClient) -> None:
+async def test_filters_by_channel_and_peer(client: AsyncChatStoreClient) -> None:
     discord = await client.create_session(key=key("p1", channel="discord"))
     slack = await client.create_session(key=key("p2", channel="slack"))
     await client.create_session()
@@ -36,7 +36,7 @@ async def test_filters_by_channel_and_peer(client: ChatStoreClient) -> None:
     assert await ids(client, account_id="bot-1", channel="slack") == [slack.id]
 
 
-async def test_filters_by_any_of_several_statuses(client: ChatStoreClient) -> None:
+async def test_filters_by_any_of_several_statuses(client: AsyncChatStoreClient) -> None:
     active = await client.create_session()
     archived = await client.create_session()
     await client.archive_session(archived.id)
@@ -50,7 +50,7 @@ async def test_filters_by_any_of_several_statuses(client: ChatStoreClient) -> No
     assert sorted(both) == sorted([active.id, archived.id])
 
 
-async def test_filters_by_retention(client: ChatStoreClient) -> None:
+async def test_filters_by_retention(client: AsyncChatStoreClient) -> None:
     ephemeral = await client.create_session(retention=Retention.RETENTION_EPHEMERAL)
     saved = await client.create_session()
 
@@ -58,7 +58,7 @@ async def test_filters_by_retention(client: ChatStoreClient) -> None:
     assert await ids(client, retention=Retention.RETENTION_SAVED) == [saved.id]
 
 
-async def test_label_filter_needs_every_pair(client: ChatStoreClient) -> None:
+async def test_label_filter_needs_every_pair(client: AsyncChatStoreClient) -> None:
     both = await client.create_session(labels={"team": "a", "tier": "gold"})
     await client.create_session(labels={"team": "a", "tier": "free"})
     await client.create_session(labels={"team": "b", "tier": "gold"})
@@ -67,7 +67,7 @@ async def test_label_filter_needs_every_pair(client: ChatStoreClient) -> None:
     assert len(await ids(client, labels={"team": "a"})) == 2
 
 
-async def test_label_filter_follows_label_updates(client: ChatStoreClient) -> None:
+async def test_label_filter_follows_label_updates(client: AsyncChatStoreClient) -> None:
     session = await client.create_session(labels={"team": "a"})
 
     await client.update_session(session.id, labels={"team": "b"})
@@ -76,7 +76,7 @@ async def test_label_filter_follows_label_updates(client: ChatStoreClient) -> No
     assert await ids(client, labels={"team": "b"}) == [session.id]
 
 
-async def test_pinned_only(client: ChatStoreClient) -> None:
+async def test_pinned_only(client: AsyncChatStoreClient) -> None:
     pinned = await client.create_session()
     await client.create_session()
     await client.pin_session(pinned.id)
@@ -86,7 +86,7 @@ async def test_pinned_only(client: ChatStoreClient) -> None:
 
 @pytest.mark.parametrize("state", ["archived", "deleted"])
 async def test_archived_and_deleted_are_excluded_included_or_only(
-    client: ChatStoreClient, state: str
+    client: AsyncChatStoreClient, state: str
 ) -> None:
     live = await client.create_session()
     hidden = await client.create_session()
@@ -103,7 +103,7 @@ async def test_archived_and_deleted_are_excluded_included_or_only(
     assert await ids(client, **{state: Inclusion.INCLUSION_ONLY}) == [hidden.id]
 
 
-async def test_time_ranges(client: ChatStoreClient) -> None:
+async def test_time_ranges(client: AsyncChatStoreClient) -> None:
     first = await client.create_session()
     second = await client.create_session()
     split = second.create_time.ToDatetime(tzinfo=UTC)
@@ -117,7 +117,7 @@ async def test_time_ranges(client: ChatStoreClient) -> None:
     ]
 
 
-async def test_rows_carry_counters_and_preview(client: ChatStoreClient) -> None:
+async def test_rows_carry_counters_and_preview(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [Message(role=Role.ROLE_USER, content="hello there")])
 
@@ -140,7 +140,7 @@ ORDERS = [
 @pytest.mark.parametrize("order_by", ORDERS)
 @pytest.mark.parametrize("pinned_first", [False, True])
 async def test_paging_never_repeats_or_skips_while_sessions_are_created(
-    client: ChatStoreClient, order_by: str, pinned_first: bool
+    client: AsyncChatStoreClient, order_by: str, pinned_first: bool
 ) -> None:
     titles = ["delta", "alpha", "echo", "bravo", "charlie"] * 5  # duplicate titles: ties
     existing = []
@@ -166,7 +166,7 @@ async def test_paging_never_repeats_or_skips_while_sessions_are_created(
 
 
 @pytest.mark.parametrize("order_by", ORDERS)
-async def test_order_is_total_and_as_asked(client: ChatStoreClient, order_by: str) -> None:
+async def test_order_is_total_and_as_asked(client: AsyncChatStoreClient, order_by: str) -> None:
     for title in ["b", "a", "c", "a"]:
         await client.create_session(title=title)
 
@@ -180,7 +180,7 @@ async def test_order_is_total_and_as_asked(client: ChatStoreClient, order_by: st
     assert keys == sorted(keys, reverse=direction == "desc")
 
 
-async def test_pinned_first_puts_pinned_sessions_ahead(client: ChatStoreClient) -> None:
+async def test_pinned_first_puts_pinned_sessions_ahead(client: AsyncChatStoreClient) -> None:
     old = await client.create_session(title="old")
     await client.create_session(title="new")
     await client.pin_session(old.id)
@@ -231,7 +231,9 @@ async def test_bad_list_request_is_invalid_argument(
     assert await snapshot(database_url) == before
 
 
-async def test_page_token_reused_with_another_order_is_invalid(client: ChatStoreClient) -> None:
+async def test_page_token_reused_with_another_order_is_invalid(
+    client: AsyncChatStoreClient,
+) -> None:
     for _ in range(3):
         await client.create_session()
     page = await anext(client.list_sessions(page_size=1).pages())

@@ -8,12 +8,12 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from chatstore import AlreadyExists, ChatStoreClient, InvalidArgument, NotFound
+from chatstore import AlreadyExists, AsyncChatStoreClient, InvalidArgument, NotFound
 from chatstore.v1 import Session, UpdateSessionRequest, session_service_pb2_grpc
 from tests.conftest import TENANT
 
 
-async def test_create_then_get_returns_the_stored_session(client: ChatStoreClient) -> None:
+async def test_create_then_get_returns_the_stored_session(client: AsyncChatStoreClient) -> None:
     created = await client.create_session(
         title="Trip planning", agent_id="planner", session_metadata={"user": "u1", "n": 2}
     )
@@ -29,7 +29,7 @@ async def test_create_then_get_returns_the_stored_session(client: ChatStoreClien
     assert (fetched.message_count, fetched.last_seq) == (0, 0)
 
 
-async def test_create_with_a_client_supplied_id_keeps_it(client: ChatStoreClient) -> None:
+async def test_create_with_a_client_supplied_id_keeps_it(client: AsyncChatStoreClient) -> None:
     wanted = str(uuid.uuid4())
 
     created = await client.create_session(session_id=wanted)
@@ -40,7 +40,7 @@ async def test_create_with_a_client_supplied_id_keeps_it(client: ChatStoreClient
     assert caught.value.reason == "SESSION_ALREADY_EXISTS"
 
 
-async def test_get_unknown_session_is_not_found(client: ChatStoreClient) -> None:
+async def test_get_unknown_session_is_not_found(client: AsyncChatStoreClient) -> None:
     missing = str(uuid.uuid4())
 
     with pytest.raises(NotFound) as caught:
@@ -51,7 +51,7 @@ async def test_get_unknown_session_is_not_found(client: ChatStoreClient) -> None
     assert caught.value.metadata["session_id"] == missing
 
 
-async def test_session_of_another_tenant_is_not_found(client: ChatStoreClient) -> None:
+async def test_session_of_another_tenant_is_not_found(client: AsyncChatStoreClient) -> None:
     theirs = await client.create_session(tenant_id="other", title="private")
 
     with pytest.raises(NotFound):
@@ -62,7 +62,7 @@ async def test_session_of_another_tenant_is_not_found(client: ChatStoreClient) -
     assert (await client.get_session(theirs.id, tenant_id="other")).title == "private"
 
 
-async def test_list_pages_through_every_session_newest_first(client: ChatStoreClient) -> None:
+async def test_list_pages_through_every_session_newest_first(client: AsyncChatStoreClient) -> None:
     created = [await client.create_session(title=f"s{i}") for i in range(7)]
 
     pages = [page async for page in client.list_sessions(page_size=3).pages()]
@@ -73,7 +73,7 @@ async def test_list_pages_through_every_session_newest_first(client: ChatStoreCl
     assert listed == [s.id for s in reversed(created)]
 
 
-async def test_list_orders_by_update_time(client: ChatStoreClient) -> None:
+async def test_list_orders_by_update_time(client: AsyncChatStoreClient) -> None:
     first = await client.create_session(title="first")
     second = await client.create_session(title="second")
 
@@ -82,7 +82,7 @@ async def test_list_orders_by_update_time(client: ChatStoreClient) -> None:
     assert [s.id async for s in client.list_sessions()] == [first.id, second.id]
 
 
-async def test_list_filters_by_agent(client: ChatStoreClient) -> None:
+async def test_list_filters_by_agent(client: AsyncChatStoreClient) -> None:
     mine = [await client.create_session(agent_id="a1") for _ in range(3)]
     await client.create_session(agent_id="a2")
 
@@ -91,7 +91,7 @@ async def test_list_filters_by_agent(client: ChatStoreClient) -> None:
     assert sorted(listed) == sorted(s.id for s in mine)
 
 
-async def test_page_size_over_the_maximum_is_capped(client: ChatStoreClient) -> None:
+async def test_page_size_over_the_maximum_is_capped(client: AsyncChatStoreClient) -> None:
     await client.create_session()
 
     pages = [p async for p in client.list_sessions(page_size=1_000_000).pages()]
@@ -99,7 +99,9 @@ async def test_page_size_over_the_maximum_is_capped(client: ChatStoreClient) -> 
     assert len(pages) == 1
 
 
-async def test_page_token_reused_with_another_filter_is_invalid(client: ChatStoreClient) -> None:
+async def test_page_token_reused_with_another_filter_is_invalid(
+    client: AsyncChatStoreClient,
+) -> None:
     for _ in range(3):
         await client.create_session(agent_id="a1")
     first_page = await anext(client.list_sessions(agent_id="a1", page_size=1).pages())
@@ -113,21 +115,21 @@ async def test_page_token_reused_with_another_filter_is_invalid(client: ChatStor
 
 
 @pytest.mark.parametrize("token", ["garbage", "eyJ2IjoxfQ", "%%%"])
-async def test_malformed_page_token_is_invalid(client: ChatStoreClient, token: str) -> None:
+async def test_malformed_page_token_is_invalid(client: AsyncChatStoreClient, token: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await anext(client.list_sessions(page_token=token).pages())
 
     assert [v.field for v in caught.value.field_violations] == ["page_token"]
 
 
-async def test_negative_page_size_is_invalid(client: ChatStoreClient) -> None:
+async def test_negative_page_size_is_invalid(client: AsyncChatStoreClient) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await anext(client.list_sessions(page_size=-1).pages())
 
     assert [v.field for v in caught.value.field_violations] == ["page_size"]
 
 
-async def test_update_changes_only_the_fields_named(client: ChatStoreClient) -> None:
+async def test_update_changes_only_the_fields_named(client: AsyncChatStoreClient) -> None:
     created = await client.create_session(title="old", agent_id="a1", session_metadata={"k": "v"})
 
     updated = await client.update_session(created.id, title="new")
@@ -137,7 +139,7 @@ async def test_update_changes_only_the_fields_named(client: ChatStoreClient) -> 
     assert await client.get_session(created.id) == updated
 
 
-async def test_update_can_clear_fields(client: ChatStoreClient) -> None:
+async def test_update_can_clear_fields(client: AsyncChatStoreClient) -> None:
     created = await client.create_session(title="old", session_metadata={"k": "v"})
 
     updated = await client.update_session(created.id, title="", session_metadata=None)
@@ -149,7 +151,7 @@ async def test_update_can_clear_fields(client: ChatStoreClient) -> None:
 async def test_update_with_wildcard_mask_replaces_every_mutable_field(target: str) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = session_service_pb2_grpc.SessionServiceStub(channel)
-        async with ChatStoreClient(target, tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(target, tenant_id=TENANT) as client:
             created = await client.create_session(title="old", agent_id="a1")
 
         updated = await stub.UpdateSession(
@@ -166,7 +168,7 @@ async def test_update_with_wildcard_mask_replaces_every_mutable_field(target: st
 async def test_update_without_mask_changes_the_populated_fields(target: str) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = session_service_pb2_grpc.SessionServiceStub(channel)
-        async with ChatStoreClient(target, tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(target, tenant_id=TENANT) as client:
             created = await client.create_session(title="old", agent_id="a1")
 
         updated = await stub.UpdateSession(
@@ -176,7 +178,7 @@ async def test_update_without_mask_changes_the_populated_fields(target: str) -> 
     assert (updated.title, updated.agent_id) == ("new", "a1")
 
 
-async def test_purge_removes_the_session(client: ChatStoreClient) -> None:
+async def test_purge_removes_the_session(client: AsyncChatStoreClient) -> None:
     created = await client.create_session(title="doomed")
 
     purged = await client.delete_session(created.id, purge=True)

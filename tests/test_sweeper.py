@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chatstore import ChatStoreClient, Message, NotFound, Retention, Role, SessionStatus
+from chatstore import AsyncChatStoreClient, Message, NotFound, Retention, Role, SessionStatus
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import (
@@ -118,7 +118,7 @@ async def test_the_server_sweeps_in_the_background(database_url: str) -> None:
     )
     server = await ChatStoreServer.start(settings)
     try:
-        async with ChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
             ephemeral = await client.create_session(retention=Retention.RETENTION_EPHEMERAL)
             saved = await client.create_session()
 

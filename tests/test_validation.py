@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from chatstore import ChatStoreClient, InvalidArgument, Message, Role, TokenUsage
+from chatstore import AsyncChatStoreClient, InvalidArgument, Message, Role, TokenUsage
 from chatstore.v1 import (
     CreateSessionRequest,
     Session,
@@ -18,10 +18,10 @@ from chatstore.v1 import (
 )
 from tests.conftest import TENANT, snapshot
 
-Call = Callable[[ChatStoreClient, str], Awaitable[object]]
+Call = Callable[[AsyncChatStoreClient, str], Awaitable[object]]
 
 
-async def _append(client: ChatStoreClient, session_id: str, message: Message) -> object:
+async def _append(client: AsyncChatStoreClient, session_id: str, message: Message) -> object:
     return await client.append_messages(session_id, [Message(role=Role.ROLE_USER), message])
 
 
@@ -103,7 +103,7 @@ CASES: dict[str, tuple[Call, str]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 async def test_bad_input_is_invalid_argument_and_writes_nothing(
-    client: ChatStoreClient, database_url: str, case: str
+    client: AsyncChatStoreClient, database_url: str, case: str
 ) -> None:
     call, field = CASES[case]
     session = await client.create_session(title="existing")
@@ -119,7 +119,7 @@ async def test_bad_input_is_invalid_argument_and_writes_nothing(
 
 
 async def test_empty_tenant_is_invalid(target: str) -> None:
-    async with ChatStoreClient(target) as no_tenant:
+    async with AsyncChatStoreClient(target) as no_tenant:
         with pytest.raises(ValueError, match="tenant_id"):
             await no_tenant.get_session(str(uuid.uuid4()))
     async with grpc.aio.insecure_channel(target) as channel:
@@ -145,7 +145,7 @@ async def test_empty_tenant_is_invalid(target: str) -> None:
 async def test_bad_update_mask_is_invalid(
     target: str, database_url: str, paths: list[str], field: str, description: str
 ) -> None:
-    async with ChatStoreClient(target, tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(target, tenant_id=TENANT) as client:
         session = await client.create_session(title="keep")
     before = await snapshot(database_url)
     async with grpc.aio.insecure_channel(target) as channel:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chatstore import (
-    ChatStoreClient,
+    AsyncChatStoreClient,
     InvalidArgument,
     Message,
     NotFound,
@@ -39,10 +39,10 @@ async def take(
     return items
 
 
-async def test_replays_then_follows(client: ChatStoreClient) -> None:
+async def test_replays_then_follows(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user("old 1"), user("old 2")])
-    stream = client.watch_session(session.id)
+    stream = client.watch(session.id)
 
     replayed = await asyncio.wait_for(take(stream, 2), 10)
     await client.append_messages(session.id, [user("new 3")])
@@ -53,11 +53,11 @@ async def test_replays_then_follows(client: ChatStoreClient) -> None:
     assert [(r.message.seq, r.message.content) for r in live] == [(3, "new 3")]
 
 
-async def test_from_seq_skips_what_the_client_has(client: ChatStoreClient) -> None:
+async def test_from_seq_skips_what_the_client_has(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [user(f"m{i}") for i in range(1, 6)])
 
-    stream = client.watch_session(session.id, from_seq=3)
+    stream = client.watch(session.id, from_seq=3)
     got = await asyncio.wait_for(take(stream, 2), 10)
     await stream.aclose()  # type: ignore[attr-defined]
 
@@ -65,7 +65,7 @@ async def test_from_seq_skips_what_the_client_has(client: ChatStoreClient) -> No
 
 
 async def test_resume_after_disconnect_sees_every_seq_exactly_once(
-    client: ChatStoreClient,
+    client: AsyncChatStoreClient,
 ) -> None:
     session = await client.create_session()
     total = 300
@@ -81,7 +81,7 @@ async def test_resume_after_disconnect_sees_every_seq_exactly_once(
     seen: list[int] = []
     task = asyncio.create_task(writer())
     while len(seen) < total:
-        stream = client.watch_session(session.id, from_seq=seen[-1] if seen else 0)
+        stream = client.watch(session.id, from_seq=seen[-1] if seen else 0)
         # Read a few, then drop the connection, while the writer keeps going.
         got = await asyncio.wait_for(take(stream, min(23, total - len(seen))), 30)
         await stream.aclose()  # type: ignore[attr-defined]
@@ -91,9 +91,9 @@ async def test_resume_after_disconnect_sees_every_seq_exactly_once(
     assert seen == list(range(1, total + 1))
 
 
-async def test_session_changes_are_streamed(client: ChatStoreClient) -> None:
+async def test_session_changes_are_streamed(client: AsyncChatStoreClient) -> None:
     session = await client.create_session(title="before")
-    stream = client.watch_session(session.id)
+    stream = client.watch(session.id)
     reader = asyncio.create_task(asyncio.wait_for(take(stream, 4), 10))
     await asyncio.sleep(0.1)  # let the watch subscribe
 
@@ -109,9 +109,11 @@ async def test_session_changes_are_streamed(client: ChatStoreClient) -> None:
     assert got[3].session.compacted_through_seq == 1
 
 
-async def test_a_purged_session_ends_the_stream_with_not_found(client: ChatStoreClient) -> None:
+async def test_a_purged_session_ends_the_stream_with_not_found(
+    client: AsyncChatStoreClient,
+) -> None:
     session = await client.create_session()
-    stream = client.watch_session(session.id)
+    stream = client.watch(session.id)
 
     async def read_all() -> list[WatchSessionResponse]:
         return [item async for item in stream]
@@ -124,16 +126,16 @@ async def test_a_purged_session_ends_the_stream_with_not_found(client: ChatStore
         await reader
 
 
-async def test_watching_an_unknown_session_is_not_found(client: ChatStoreClient) -> None:
+async def test_watching_an_unknown_session_is_not_found(client: AsyncChatStoreClient) -> None:
     with pytest.raises(NotFound):
-        await anext(client.watch_session("00000000-0000-4000-8000-000000000000"))
+        await anext(client.watch("00000000-0000-4000-8000-000000000000"))
 
 
-async def test_negative_from_seq_is_invalid(client: ChatStoreClient) -> None:
+async def test_negative_from_seq_is_invalid(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 
     with pytest.raises(InvalidArgument) as caught:
-        await anext(client.watch_session(session.id, from_seq=-1))
+        await anext(client.watch(session.id, from_seq=-1))
 
     assert [v.field for v in caught.value.field_violations] == ["from_seq"]
 
@@ -143,9 +145,9 @@ async def test_a_slow_reader_is_cut_off_not_buffered(database_url: str) -> None:
     server = await ChatStoreServer.start(settings)
     appended = 600
     try:
-        async with ChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
+        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
             session = await client.create_session()
-            stream = client.watch_session(session.id)
+            stream = client.watch(session.id, reconnect=False)
             await client.append_messages(session.id, [user("first")])
             await asyncio.wait_for(take(stream, 1), 10)  # subscribed and reading...
             # ...then the reader stops reading while the writer goes on.
@@ -171,9 +173,9 @@ async def test_a_slow_reader_is_cut_off_not_buffered(database_url: str) -> None:
 async def test_shutdown_ends_watches_with_unavailable(database_url: str) -> None:
     settings = Settings(listen="127.0.0.1:0", database_url=database_url)
     server = await ChatStoreServer.start(settings)
-    async with ChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
+    async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
         session = await client.create_session()
-        stream = client.watch_session(session.id)
+        stream = client.watch(session.id, reconnect=False)
 
         async def read_all() -> None:
             async for _ in stream:

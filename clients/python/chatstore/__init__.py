@@ -1,11 +1,21 @@
 """chatstore: the typed Python client of the chatstore session store.
 
-    from chatstore import ChatStoreClient, Message, Role
+    from chatstore import AsyncChatStoreClient, ChatStoreClient, Message, Role
 
-The generated protobuf and gRPC code lives in `chatstore.v1`.
+`AsyncChatStoreClient` (asyncio) and `ChatStoreClient` (blocking) have the same
+methods. The generated protobuf and gRPC code lives in `chatstore.v1`.
 """
 
-from chatstore._client import DEFAULT_TARGET, DEFAULT_TIMEOUT_SECONDS, UNSET, ChatStoreClient
+from chatstore._async.client import AsyncChatStoreClient
+from chatstore._async.pagers import AsyncPager
+from chatstore._base import (
+    DEFAULT_TARGET,
+    DEFAULT_TIMEOUT_SECONDS,
+    NO_RETRIES,
+    UNSET,
+    Page,
+    RetryPolicy,
+)
 from chatstore._errors import (
     Aborted,
     AlreadyExists,
@@ -22,7 +32,8 @@ from chatstore._errors import (
     Unauthenticated,
     Unavailable,
 )
-from chatstore._pagers import AsyncPager, Page
+from chatstore._sync.client import ChatStoreClient
+from chatstore._sync.pagers import Pager
 from chatstore.v1 import (
     AccessMode,
     Checkpoint,
@@ -53,10 +64,12 @@ from chatstore.v1 import (
 __all__ = [
     "DEFAULT_TARGET",
     "DEFAULT_TIMEOUT_SECONDS",
+    "NO_RETRIES",
     "UNSET",
     "Aborted",
     "AccessMode",
     "AlreadyExists",
+    "AsyncChatStoreClient",
     "AsyncPager",
     "ChatStoreClient",
     "ChatStoreError",
@@ -80,10 +93,12 @@ __all__ = [
     "NotFound",
     "OutputEvent",
     "Page",
+    "Pager",
     "PeerKind",
     "PermissionDenied",
     "ResourceExhausted",
     "Retention",
+    "RetryPolicy",
     "Role",
     "RpcError",
     "Session",

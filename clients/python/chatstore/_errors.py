@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -129,15 +130,27 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
 }
 
 
-def from_grpc_error(error: grpc.aio.AioRpcError) -> RpcError:
-    """Translate a gRPC error, decoding its `google.rpc.Status` details if present."""
-    code = error.code()
+class _FailedCall(Protocol):
+    """What both grpc.aio.AioRpcError and the sync grpc.RpcError (a grpc.Call) offer."""
+
+    def code(self) -> grpc.StatusCode: ...
+    def details(self) -> str | None: ...
+    def trailing_metadata(self) -> Any: ...
+
+
+def from_grpc_error(error: Any) -> RpcError:
+    """Translate a gRPC error (async or sync), decoding its `google.rpc.Status` details.
+
+    `error` is a `grpc.aio.AioRpcError` or a `grpc.RpcError` that is also a `grpc.Call`.
+    """
+    failed: _FailedCall = error
+    code = failed.code()
     kwargs: dict[str, object] = {}
-    for key, value in error.trailing_metadata() or ():
+    for key, value in failed.trailing_metadata() or ():
         if key == _DETAILS_KEY and isinstance(value, bytes):
             kwargs = _decode_details(status_pb2.Status.FromString(value))
     cls = _BY_CODE.get(code, RpcError)
-    return cls(code, error.details() or "", **kwargs)  # type: ignore[arg-type]
+    return cls(code, failed.details() or "", **kwargs)  # type: ignore[arg-type]
 
 
 def _decode_details(status: status_pb2.Status) -> dict[str, object]:

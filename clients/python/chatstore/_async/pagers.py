@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Generic, TypeVar
 
+from chatstore._async import io
+from chatstore._base import Page
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of results and the token of the next page ("" after the last page)."""
-
-    items: list[T]
-    next_page_token: str
 
 
 class AsyncPager(Generic[T]):
@@ -25,7 +19,7 @@ class AsyncPager(Generic[T]):
     be iterated once.
     """
 
-    def __init__(self, fetch: Callable[[str], Awaitable[Page[T]]], page_token: str = "") -> None:
+    def __init__(self, fetch: io.PageFetch[T], page_token: str = "") -> None:
         self._fetch = fetch
         self._token = page_token
 

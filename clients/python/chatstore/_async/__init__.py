@@ -1,0 +1,1 @@
+"""The async client: the hand-written source of the sync one (`chatstore._sync`)."""

@@ -1,0 +1,1 @@
+"""The sync client, generated from `chatstore._async` (see scripts/generate.py)."""
