@@ -38,8 +38,10 @@ UNASYNC_FILES = ("client.py", "pagers.py")
 # unasync rewrites code tokens; docstrings and comments need these by hand.
 SYNC_TEXT = (
     ("An async client", "A blocking client"),
-    ("`chatstore.ChatStoreClient` has the same methods, blocking.",
-     "`chatstore.AsyncChatStoreClient` has the same methods, async."),
+    (
+        "`chatstore.ChatStoreClient` has the same methods, blocking.",
+        "`chatstore.AsyncChatStoreClient` has the same methods, async.",
+    ),
     ("async with ", "with "),
     ("async for ", "for "),
     ("await ", ""),
@@ -130,8 +132,10 @@ def _unasync(client: Path) -> None:
             text = text.replace(old, new)
         output.write_text(SYNC_HEADER.format(name=output.name) + "\n" + text)
     ruff = Path(sysconfig.get_path("scripts")) / "ruff"
-    subprocess.run([str(ruff), "format", "--quiet", "--isolated", "--line-length", "100",
-                    *map(str, outputs)], check=True)
+    subprocess.run(
+        [str(ruff), "format", "--quiet", "--isolated", "--line-length", "100", *map(str, outputs)],
+        check=True,
+    )
 
 
 def _diff(expected: Path, actual: Path) -> list[str]:
