@@ -17,7 +17,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[server,cli,dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install chatstore with its server and dev extras

@@ -74,3 +74,50 @@ class ServerProcess:
         code = await asyncio.wait_for(self.process.wait(), timeout)
         await self._reader
         return code
+
+
+class BlockingServer:
+    """A `chatstore-server` subprocess for blocking tests (the CLI, the sync client)."""
+
+    def __init__(self, *args: str, timeout: float = 30) -> None:
+        import subprocess
+        import threading
+        import time
+
+        self.process = subprocess.Popen(
+            [str(BIN / "chatstore-server"), *args], stderr=subprocess.PIPE, text=True
+        )
+        self.log: list[str] = []
+        self.port = 0
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.log.append(line)
+                if not self.port and (found := re.search(r"\(port (\d+)\)", line)):
+                    self.port = int(found.group(1))
+                    ready.set()
+            ready.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.1):
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise TimeoutError("server did not start:\n" + "".join(self.log))
+        if not self.port:
+            raise RuntimeError("server exited before serving:\n" + "".join(self.log))
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(30)
+        self._reader.join(5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
