@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := clients/node/node_modules/.package-lock.json
 PY_SOURCES := clients/python/chatstore service/chatstore_server tests scripts
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt generate check-generated clean
+.PHONY: help install run test lint fmt generate check-generated breaking clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,12 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[server,cli,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install chatstore with its server and dev extras
+$(NODE_STAMP): clients/node/package-lock.json
+	npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) $(NODE_STAMP) ## Install everything: .venv (chatstore, server, cli, dev) and the Node client
 
 run: $(STAMP) ## Serve on 127.0.0.1:50051 with SQLite in ./chatstore.db (migrates first)
 	$(BIN)/chatstore-server
 
-test: $(STAMP) ## Run the whole test suite (real server, SQLite and PostgreSQL)
+test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (real servers, SQLite and PostgreSQL, Node client)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy --strict, buf lint and buf format
@@ -47,5 +51,12 @@ generate: $(STAMP) ## Regenerate clients/python/chatstore/v1 from protos/
 check-generated: $(STAMP) ## Fail if regenerating would change the committed code
 	$(BIN)/python scripts/generate.py --check
 
-clean: ## Remove the virtual environment and caches (keeps chatstore.db)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+breaking: $(STAMP) ## Fail if the protos break compatibility with the previous commit
+	@if git rev-parse --verify --quiet HEAD~1 >/dev/null; then \
+		$(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
+	else \
+		echo "breaking: no previous commit to compare with"; \
+	fi
+
+clean: ## Remove the virtual environment, node_modules and caches (keeps chatstore.db)
+	rm -rf $(VENV) clients/node/node_modules .mypy_cache .ruff_cache .pytest_cache

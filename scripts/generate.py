@@ -26,6 +26,9 @@ import sysconfig
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
@@ -138,6 +141,120 @@ def _unasync(client: Path) -> None:
     )
 
 
+API_REFERENCE = ROOT / "docs" / "api.md"
+_SCALARS = {
+    1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 8: "bool", 9: "string",
+    12: "bytes", 13: "uint32", 17: "sint32", 18: "sint64",
+}  # fmt: skip
+
+
+def _descriptors() -> descriptor_pb2.FileDescriptorSet:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.pb"
+        protos = sorted(
+            str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto")
+        )
+        subprocess.run(
+            [
+                sys.executable, "-m", "grpc_tools.protoc",
+                f"-I{PROTO_ROOT}", f"-I{THIRD_PARTY}",
+                f"-I{resources.files('grpc_tools') / '_proto'}",
+                "--include_source_info", f"--descriptor_set_out={out}", *protos,
+            ],
+            check=True,
+            cwd=PROTO_ROOT,
+        )  # fmt: skip
+        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+
+_RETRIES = {
+    "IDEMPOTENCY_UNKNOWN": "not idempotent: clients do not retry it",
+    "NO_SIDE_EFFECTS": "no side effects: safe to retry",
+    "IDEMPOTENT": "idempotent: safe to retry",
+}
+
+
+def _comment(locations: dict[tuple[int, ...], str], path: tuple[int, ...], inline: bool) -> str:
+    raw = locations.get(path, "")
+    text = "\n".join(line.removeprefix(" ") for line in raw.splitlines()).strip()
+    return " ".join(text.split()).replace("|", "\\|") if inline else text
+
+
+def _type_name(field: descriptor_pb2.FieldDescriptorProto) -> str:
+    name = _SCALARS.get(field.type) or field.type_name.removeprefix(".chatstore.v1.")
+    if field.label == descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED:
+        name = f"repeated {name}"
+    return f"`{name}`"
+
+
+def _api_reference() -> str:
+    """Markdown of every service, message and enum of chatstore.v1, from the comments."""
+    lines = [
+        "# chatstore.v1 API reference",
+        "",
+        "Generated from the comments in `protos/chatstore/v1/` by `scripts/generate.py`;",
+        "do not edit. Status codes, limits and defaults are in each comment.",
+        "",
+    ]
+    services: list[Any] = []
+    messages: list[Any] = []
+    enums: list[Any] = []
+    for file in _descriptors().file:
+        if not file.name.startswith("chatstore/"):
+            continue
+        locations = {
+            tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location
+        }
+        for s_index, service in enumerate(file.service):
+            services.append((file, service, s_index, locations))
+        for m_index, message in enumerate(file.message_type):
+            messages.append((file, message, (4, m_index), locations))
+            for e_index, enum in enumerate(message.enum_type):
+                enums.append((file, enum, (4, m_index, 4, e_index), locations))
+        for e_index, enum in enumerate(file.enum_type):
+            enums.append((file, enum, (5, e_index), locations))
+    for _, service, s_index, locations in services:
+        lines += [f"## {service.name}", "", _comment(locations, (6, s_index), False), ""]
+        for m_index, method in enumerate(service.method):
+            stream = "stream " if method.server_streaming else ""
+            level = descriptor_pb2.MethodOptions.IdempotencyLevel.Name(
+                method.options.idempotency_level
+            )
+            lines += [
+                f"### {method.name}",
+                "",
+                f"`{method.input_type.removeprefix('.chatstore.v1.')}` → "
+                f"`{stream}{method.output_type.removeprefix('.chatstore.v1.')}`"
+                f" ({_RETRIES[level]})",
+                "",
+                _comment(locations, (6, s_index, 2, m_index), False),
+                "",
+            ]
+    lines += ["## Messages", ""]
+    for file, message, path, locations in sorted(messages, key=lambda m: m[1].name):
+        lines += [f"### {message.name}", "", f"In `{file.name}`.", ""]
+        lines += [_comment(locations, path, False), ""]
+        lines += ["| field | type | description |", "| --- | --- | --- |"]
+        for f_index, field in enumerate(message.field):
+            lines.append(
+                f"| `{field.name}` | {_type_name(field)} | "
+                f"{_comment(locations, (*path, 2, f_index), True)} |"
+            )
+        lines.append("")
+    lines += ["## Enums", ""]
+    for file, enum, path, locations in sorted(enums, key=lambda e: e[1].name):
+        lines += [f"### {enum.name}", "", f"In `{file.name}`.", ""]
+        lines += [_comment(locations, path, False), ""]
+        lines += ["| value | number | description |", "| --- | --- | --- |"]
+        for v_index, value in enumerate(enum.value):
+            lines.append(
+                f"| `{value.name}` | {value.number} | "
+                f"{_comment(locations, (*path, 2, v_index), True)} |"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def _diff(expected: Path, actual: Path) -> list[str]:
     comparison = filecmp.dircmp(expected, actual, ignore=["__pycache__"])
     problems = [f"missing: {name}" for name in comparison.left_only]
@@ -159,6 +276,7 @@ def main() -> int:
         target.mkdir(parents=True, exist_ok=True)
         _protoc(OUT_ROOT)
         _unasync(CLIENT)
+        API_REFERENCE.write_text(_api_reference())
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / PACKAGE_DIR).mkdir(parents=True)
@@ -171,6 +289,8 @@ def main() -> int:
         for name in UNASYNC_FILES:
             if (shadow / "_sync" / name).read_bytes() != (CLIENT / "_sync" / name).read_bytes():
                 problems.append(f"differs: _sync/{name}")
+        if not API_REFERENCE.is_file() or API_REFERENCE.read_text() != _api_reference():
+            problems.append("differs: docs/api.md")
     for problem in problems:
         print(f"check-generated: {problem} (run `make generate`)", file=sys.stderr)
     return 1 if problems else 0

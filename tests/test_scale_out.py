@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chatstore import AsyncChatStoreClient, Message, Role, RpcError, Unavailable
+from chatstore import NO_RETRIES, AsyncChatStoreClient, Message, Role, RpcError, Unavailable
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from tests.conftest import TENANT, _postgres_database, _postgres_template, key
@@ -199,7 +199,10 @@ async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str
     failures: list[RpcError] = []
     stop_load = asyncio.Event()
     try:
-        async with AsyncChatStoreClient(target, tenant_id=TENANT, timeout=5) as client:
+        # No client retries: this is about what the server answers during the outage.
+        async with AsyncChatStoreClient(
+            target, tenant_id=TENANT, timeout=5, retry=NO_RETRIES
+        ) as client:
             session = await client.create_session(title="survives")
 
             async def load() -> None:

@@ -81,8 +81,8 @@ class RetryPolicy:
         multiplier: Each delay's bound grows by this factor.
     """
 
-    max_attempts: int = 5
-    initial_backoff_seconds: float = 0.1
+    max_attempts: int = 6
+    initial_backoff_seconds: float = 0.2
     max_backoff_seconds: float = 5.0
     multiplier: float = 2.0
 
@@ -119,6 +119,11 @@ def channel_options(
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
+        # Reconnect promptly when a server restarts (gRPC's default first waits 1 s,
+        # during which every call, retries included, fails at once).
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
     if keepalive_time_seconds is not None:
         options.append(("grpc.keepalive_time_ms", int(keepalive_time_seconds * 1000)))
