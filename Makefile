@@ -7,10 +7,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := clients/node/node_modules/.package-lock.json
-PY_SOURCES := clients/python/chatstore service/chatstore_server tests scripts
+PY_SOURCES := clients/python/chatstore service/chatstore_server tests scripts bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt generate check-generated breaking clean
+.PHONY: help install run test lint fmt generate check-generated breaking bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ lint: $(STAMP) ## ruff, mypy --strict, buf lint and buf format
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy -p chatstore -p chatstore_server
-	$(BIN)/mypy tests scripts
+	$(BIN)/mypy tests scripts bench
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code protos
 
@@ -50,6 +50,12 @@ generate: $(STAMP) ## Regenerate clients/python/chatstore/v1 from protos/
 
 check-generated: $(STAMP) ## Fail if regenerating would change the committed code
 	$(BIN)/python scripts/generate.py --check
+
+bench: $(STAMP) ## Full benchmark, SQLite and PostgreSQL, beside an echo ceiling (< 10 min)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## Short benchmark on SQLite (< 1 min)
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 breaking: $(STAMP) ## Fail if the protos break compatibility with the previous commit
 	@if git rev-parse --verify --quiet HEAD~1 >/dev/null; then \

@@ -131,6 +131,16 @@ async def test_watching_an_unknown_session_is_not_found(client: AsyncChatStoreCl
         await anext(client.watch("00000000-0000-4000-8000-000000000000"))
 
 
+async def test_from_seq_beyond_the_newest_message_is_invalid(client: AsyncChatStoreClient) -> None:
+    session = await client.create_session()
+    await client.append_messages(session.id, [user("only one")])
+
+    with pytest.raises(InvalidArgument) as caught:
+        await anext(client.watch(session.id, from_seq=2))
+
+    assert [v.field for v in caught.value.field_violations] == ["from_seq"]
+
+
 async def test_negative_from_seq_is_invalid(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 

@@ -245,11 +245,13 @@ async def _monitor_health(
 
 async def serve(settings: Settings, *, migrate: bool = True, worker_index: int = 0) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    server = await ChatStoreServer.start(settings, migrate=migrate, worker_index=worker_index)
+    # Handlers first: a signal that arrives while the server is starting still stops it
+    # gracefully, right after start-up.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    server = await ChatStoreServer.start(settings, migrate=migrate, worker_index=worker_index)
     await stop.wait()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_seconds)
     await server.stop(settings.shutdown_grace_seconds)

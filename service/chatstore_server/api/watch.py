@@ -21,6 +21,7 @@ from chatstore_server.api.errors import ApiError
 from chatstore_server.api.validation import Checker
 from chatstore_server.store import (
     ChangeFeed,
+    InvalidReferenceError,
     MessageFilter,
     MessageRecord,
     MessageRepository,
@@ -70,7 +71,12 @@ class WatchMethods:
         Response = session_service_pb2.WatchSessionResponse  # noqa: N806
         subscription = self._feed.subscribe(session_id)
         try:
-            await self._sessions.get(tenant_id, session_id)  # NOT_FOUND before anything
+            current = await self._sessions.get(tenant_id, session_id)  # NOT_FOUND first
+            if request.from_seq > current.last_seq:
+                # Else every message up to from_seq would be skipped as already seen.
+                raise InvalidReferenceError(
+                    "from_seq", f"beyond the session's newest message ({current.last_seq})"
+                )
             last = request.from_seq
             async for message in self._stored(tenant_id, session_id, last):
                 yield Response(message=convert.message_to_proto(message))

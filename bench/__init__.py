@@ -1,0 +1,1 @@
+"""chatstore's benchmark: `make bench` (full) and `make bench-quick`."""

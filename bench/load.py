@@ -1,0 +1,226 @@
+"""The load generator: runs in its own process, so it does not share the server's CPU
+time slice. Drives one scenario for a bounded time and request count, then prints one
+JSON object: calls, seconds, calls/s, latency percentiles (ms), errors.
+
+    python -m bench.load '{"scenario": "get_session", "targets": ["127.0.0.1:50051"], ...}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from chatstore.v1 import (
+    AppendMessagesRequest,
+    GetContextWindowRequest,
+    GetSessionRequest,
+    ListMessagesRequest,
+    ListSessionsRequest,
+    Message,
+    Role,
+    WatchSessionRequest,
+    session_service_pb2_grpc,
+)
+
+ECHO = "/bench.Echo/Echo"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _request_factory(spec: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
+    """(stub method name, a function making the next request) for a unary scenario."""
+    tenant, session = spec.get("tenant", "bench"), spec.get("session_id", "")
+    scenario = spec["scenario"]
+    if scenario == "get_session":
+        return "GetSession", lambda: GetSessionRequest(tenant_id=tenant, session_id=session)
+    if scenario == "append":
+        content = "x" * spec.get("payload_bytes", 100)
+
+        def append() -> AppendMessagesRequest:
+            # As the client sends it: with a request id, so that retries are safe.
+            return AppendMessagesRequest(
+                tenant_id=tenant,
+                session_id=session,
+                request_id=uuid.uuid4().hex,
+                messages=[Message(role=Role.ROLE_USER, content=content)],
+            )
+
+        return "AppendMessages", append
+    if scenario == "list_messages":
+        after = spec.get("after_seq", 0)
+        return "ListMessages", lambda: ListMessagesRequest(
+            tenant_id=tenant, session_id=session, page_size=50, after_seq=after
+        )
+    if scenario == "list_sessions":
+        return "ListSessions", lambda: ListSessionsRequest(tenant_id=tenant, page_size=50)
+    if scenario == "context_window":
+        return "GetContextWindow", lambda: GetContextWindowRequest(
+            tenant_id=tenant, session_id=session, max_messages=50
+        )
+    raise ValueError(f"unknown scenario {scenario}")
+
+
+async def unary(spec: dict[str, Any]) -> dict[str, Any]:
+    """Drive a unary scenario: `concurrency` callers spread over `targets`."""
+    channels = [grpc.aio.insecure_channel(t) for t in spec["targets"]]
+    if spec["scenario"] == "echo":
+        payload = b"x" * spec.get("payload_bytes", 100)
+        calls: list[Any] = [c.unary_unary(ECHO) for c in channels]
+
+        def invoke(index: int) -> Any:
+            return calls[index % len(calls)](payload)
+    else:
+        method, make = _request_factory(spec)
+        stubs = [getattr(session_service_pb2_grpc.SessionServiceStub(c), method) for c in channels]
+
+        def invoke(index: int) -> Any:
+            return stubs[index % len(stubs)](make())
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    deadline = time.perf_counter() + spec["duration"]
+    budget = spec.get("max_requests", 10**9)
+
+    async def caller(index: int) -> None:
+        nonlocal budget
+        while time.perf_counter() < deadline and budget > 0:
+            budget -= 1
+            started = time.perf_counter()
+            try:
+                await invoke(index)
+            except grpc.aio.AioRpcError as error:
+                errors[error.code().name] = errors.get(error.code().name, 0) + 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    for index in range(min(len(channels) * 4, spec["concurrency"])):  # warm the connections
+        await invoke(index)
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(i) for i in range(spec["concurrency"])))
+    seconds = time.perf_counter() - started
+    for channel in channels:
+        await channel.close()
+    return {
+        "calls": len(latencies),
+        "seconds": seconds,
+        "calls_per_second": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "errors": errors,
+    }
+
+
+async def watch(spec: dict[str, Any]) -> dict[str, Any]:
+    """`watchers` streams on one session; a writer appends at `rate` per second for
+    `duration` seconds; every delivery's latency (write sent to message received)."""
+    channel = grpc.aio.insecure_channel(spec["targets"][0])
+    stub = session_service_pb2_grpc.SessionServiceStub(channel)
+    tenant, session = spec["tenant"], spec["session_id"]
+    current = await stub.GetSession(GetSessionRequest(tenant_id=tenant, session_id=session))
+    start_seq = current.last_seq  # follow from now on
+    latencies: list[float] = []
+    received: list[list[int]] = [[] for _ in range(spec["watchers"])]
+    ready = asyncio.Event()
+    sent_at: dict[int, float] = {}
+
+    async def watcher(index: int) -> None:
+        call = stub.WatchSession(
+            WatchSessionRequest(tenant_id=tenant, session_id=session, from_seq=start_seq)
+        )
+        async for item in call:
+            if item.HasField("message"):
+                seq = item.message.seq
+                if item.message.content == "ready":
+                    received[index].append(seq)
+                    if all(received):
+                        ready.set()
+                    continue
+                now = time.perf_counter()
+                received[index].append(seq)
+                latencies.append(now - sent_at.get(seq, now))
+
+    tasks = [asyncio.create_task(watcher(i)) for i in range(spec["watchers"])]
+    # A first message that every watcher must see before the clock starts.
+    await stub.AppendMessages(
+        AppendMessagesRequest(
+            tenant_id=tenant,
+            session_id=session,
+            messages=[Message(role=Role.ROLE_USER, content="ready")],
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 30)
+    interval = 1 / spec["rate"]
+    writes = int(spec["rate"] * spec["duration"])
+    started = time.perf_counter()
+    for index in range(writes):
+        target_time = started + index * interval
+        await asyncio.sleep(max(0, target_time - time.perf_counter()))
+        sent = time.perf_counter()
+        response = await stub.AppendMessages(
+            AppendMessagesRequest(
+                tenant_id=tenant,
+                session_id=session,
+                messages=[Message(role=Role.ROLE_USER, content="w")],
+            )
+        )
+        sent_at[response.messages[0].seq] = sent
+    await asyncio.sleep(1.0)  # let the last deliveries land
+    seconds = time.perf_counter() - started
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await channel.close()
+    complete = all(r[1:] == list(range(r[0] + 1, r[0] + 1 + writes)) for r in received)
+    return {
+        "watchers": spec["watchers"],
+        "writes": writes,
+        "deliveries": len(latencies),
+        "deliveries_per_second": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "all_in_order": complete,
+    }
+
+
+async def idle_watches(spec: dict[str, Any]) -> dict[str, Any]:
+    """Open `watchers` idle streams, report on stdout, hold them until stdin closes."""
+    channel = grpc.aio.insecure_channel(spec["targets"][0])
+    stub = session_service_pb2_grpc.SessionServiceStub(channel)
+    calls = [
+        stub.WatchSession(
+            WatchSessionRequest(tenant_id=spec["tenant"], session_id=spec["session_id"])
+        )
+        for _ in range(spec["watchers"])
+    ]
+    await asyncio.gather(*(call.wait_for_connection() for call in calls))
+    await asyncio.sleep(2)  # let the server set every stream up
+    print(json.dumps({"open": len(calls)}), flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    for call in calls:
+        call.cancel()
+    await channel.close()
+    return {"open": len(calls)}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    runner = {"watch": watch, "idle_watches": idle_watches}.get(spec["scenario"], unary)
+    result = asyncio.run(runner(spec))
+    if spec["scenario"] != "idle_watches":
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

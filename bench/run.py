@@ -1,0 +1,324 @@
+"""Run the benchmark: chatstore beside a bare grpc.aio echo server, in one run.
+
+    python -m bench.run                # full: SQLite and PostgreSQL, under 10 minutes
+    python -m bench.run --quick        # SQLite, short runs: under a minute
+    python -m bench.run --write-doc    # also rewrite docs/performance.md
+
+Every figure is measured here, now, side by side with the echo ceiling, because this
+machine is shared and noisy: compare ratios, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.seed import Seeded, seed
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+POSTGRES_URL = os.environ.get(
+    "CHATSTORE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TARGETS = {  # ratio to the echo ceiling, 16 concurrent calls (issue #8)
+    "GetSession": 0.70,
+    "AppendMessages (1 message)": 0.50,
+    "ListMessages (page of 50)": 0.40,
+    "GetContextWindow (50 messages)": 0.40,
+}
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """The process's resident (VmRSS) and peak resident (VmHWM) memory, in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
+
+
+class Server:
+    """A server subprocess (chatstore or the echo ceiling)."""
+
+    def __init__(self, args: list[str], log: Path, port_file: Path | None = None) -> None:
+        self.log = log
+        self.process = subprocess.Popen(args, stderr=log.open("w"), stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        self.port = 0
+        while not self.port:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+            if port_file is not None:
+                if port_file.exists() and port_file.read_text():
+                    self.port = int(port_file.read_text())
+            elif found := re.search(r"\(port (\d+)\)", log.read_text()):
+                self.port = int(found.group(1))
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@contextmanager
+def chatstore(database_url: str, workdir: Path, name: str) -> Iterator[Server]:
+    server = Server(
+        [str(BIN / "chatstore-server"), "--listen", "127.0.0.1:0", "--database-url", database_url,
+         "--log-format", "text", "--sweep-interval-seconds", "3600"],
+        workdir / f"{name}.log",
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def echo(workdir: Path) -> Iterator[Server]:
+    port_file = workdir / "echo.port"
+    server = Server(
+        [sys.executable, "-m", "bench.echo_server", str(port_file)], workdir / "echo.log", port_file
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def load(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one scenario in a fresh load-generator process; its JSON result."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=spec.get("duration", 10) + 120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str, Any]:
+    """Every scenario on one backend; the results by name."""
+    duration = 2.0 if quick else 6.0
+    deep = 20_000 if quick else 1_000_000
+    large = 20_000 if quick else 100_000
+    started = time.perf_counter()
+    seeded: Seeded = asyncio.run(seed(url, deep_messages=deep, large_sessions=large))
+    results: dict[str, Any] = {"seed_seconds": round(time.perf_counter() - started, 1)}
+    unary: dict[str, Any] = {}
+
+    def run(name: str, target: str | list[str], scenario: str, **extra: Any) -> dict[str, Any]:
+        spec = {
+            "scenario": scenario,
+            "targets": [target] if isinstance(target, str) else target,
+            "concurrency": 16,
+            "duration": duration,
+            "tenant": "bench",
+            "session_id": seeded.hot_session,
+            "payload_bytes": 100,
+        } | extra
+        result = load(spec)
+        unary[name] = result
+        print(f"  {backend:10} {name:44} {result['calls_per_second']:8.0f}/s", flush=True)
+        return result
+
+    with echo(workdir) as ceiling, chatstore(url, workdir, backend) as server:
+        run("echo (ceiling)", ceiling.target, "echo")
+        run("GetSession", server.target, "get_session")
+        run("AppendMessages (1 message)", server.target, "append")
+        run("ListMessages (page of 50)", server.target, "list_messages")
+        run("ListSessions (page of 50)", server.target, "list_sessions", tenant=seeded.small_tenant)
+        run("GetContextWindow (50 messages)", server.target, "context_window")
+        run(
+            "ListMessages page at seq 1,000",
+            server.target,
+            "list_messages",
+            session_id=seeded.deep_session,
+            after_seq=1_000,
+        )
+        run(
+            f"ListMessages page at seq {deep:,}",
+            server.target,
+            "list_messages",
+            session_id=seeded.deep_session,
+            after_seq=deep - 50,
+        )
+        run(
+            "ListSessions, 1,000 in the tenant",
+            server.target,
+            "list_sessions",
+            tenant=seeded.small_tenant,
+        )
+        run(
+            f"ListSessions, {large:,} in the tenant",
+            server.target,
+            "list_sessions",
+            tenant=seeded.large_tenant,
+        )
+        run("echo (ceiling, again)", ceiling.target, "echo")
+        results["watch"] = load(
+            {
+                "scenario": "watch",
+                "targets": [server.target],
+                "tenant": "bench",
+                "session_id": seeded.hot_session,
+                "watchers": 100,
+                "rate": 200,
+                "duration": duration,
+            }
+        )
+        print(f"  {backend:10} watch fan-out: {results['watch']}", flush=True)
+        run("GetSession, 64 callers", server.target, "get_session", concurrency=64)
+        results["server_memory_kib_after_64_callers"] = memory_kib(server.process.pid)
+        before = memory_kib(server.process.pid)["VmRSS"]
+        idle = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", json.dumps({
+                "scenario": "idle_watches", "targets": [server.target], "tenant": "bench",
+                "session_id": seeded.hot_session, "watchers": 1_000,
+            })],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert idle.stdout is not None
+        assert idle.stdin is not None
+        idle.stdout.readline()
+        during = memory_kib(server.process.pid)["VmRSS"]
+        idle.stdin.close()
+        idle.wait(60)
+        results["idle_watch_streams"] = {"streams": 1_000, "added_rss_kib": during - before}
+    if backend == "postgresql":
+        with chatstore(url, workdir, "second") as second, chatstore(url, workdir, "first") as first:
+            run(
+                "AppendMessages, 2 server processes",
+                [first.target, second.target],
+                "append",
+                concurrency=32,
+            )
+            run("AppendMessages, 1 server process", first.target, "append", concurrency=32)
+    results["unary"] = unary
+    ceiling_rate = (
+        unary["echo (ceiling)"]["calls_per_second"]
+        + unary["echo (ceiling, again)"]["calls_per_second"]
+    ) / 2
+    for result in unary.values():
+        result["ratio_to_echo"] = result["calls_per_second"] / ceiling_rate
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| backend | scenario | calls/s | p50 ms | p99 ms | ratio to echo | target |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for backend, found in results["backends"].items():
+        for name, r in found["unary"].items():
+            target = TARGETS.get(name)
+            wanted = f">= {target:.2f}" if target else ""
+            lines.append(
+                f"| {backend} | {name} | {r['calls_per_second']:.0f} | {r['p50_ms']:.2f} |"
+                f" {r['p99_ms']:.2f} | {r['ratio_to_echo']:.2f} | {wanted} |"
+            )
+    lines += [
+        "",
+        "| backend | watch fan-out (100 watchers, 200 appends/s) | deliveries/s"
+        " | p50 ms | p99 ms | all in order |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for backend, found in results["backends"].items():
+        w = found["watch"]
+        lines.append(
+            f"| {backend} | {w['writes']} writes | {w['deliveries_per_second']:.0f} |"
+            f" {w['p50_ms']:.2f} | {w['p99_ms']:.2f} | {w['all_in_order']} |"
+        )
+    lines += [
+        "",
+        "| backend | server peak RSS after 64 callers | RSS added by 1,000 idle watch streams"
+        " | seeding |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for backend, found in results["backends"].items():
+        peak = found["server_memory_kib_after_64_callers"]["VmHWM"] / 1024
+        added = found["idle_watch_streams"]["added_rss_kib"] / 1024
+        lines.append(
+            f"| {backend} | {peak:.0f} MiB | {added:.0f} MiB | {found['seed_seconds']} s |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, SQLite only")
+    parser.add_argument("--backends", default=None, help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "latest.json")
+    parser.add_argument("--write-doc", action="store_true", help="rewrite docs/performance.md")
+    args = parser.parse_args()
+    backends = (args.backends or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": "make bench-quick" if args.quick else "make bench",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
+        f" {platform.python_version()}, {platform.platform()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "backends": {},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for backend in backends:
+            print(f"{backend}:", flush=True)
+            if backend == "sqlite":
+                url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+                results["backends"][backend] = run_backend(backend, url, args.quick, workdir)
+            else:
+                results["backends"][backend] = asyncio.run(_postgres(args.quick, workdir))
+    results["seconds"] = round(time.perf_counter() - started)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    rendered = table(results)
+    print("\n" + rendered)
+    print(f"\n{results['seconds']} s; results in {args.output}")
+    if args.write_doc:
+        (ROOT / "docs" / "performance.md").write_text(
+            "# Performance\n\n"
+            f"Measured with `{results['command']}` on {results['date']}, on {results['machine']}.\n"
+            "Every chatstore figure is a ratio to a bare `grpc.aio` echo server measured in the\n"
+            "same run (same harness, same payload size, 16 concurrent calls), because absolute\n"
+            "numbers drift on this shared machine. The load generator runs in its own process.\n\n"
+            + rendered
+            + "\n"
+        )
+    return 0
+
+
+async def _postgres(quick: bool, workdir: Path) -> dict[str, Any]:
+    import asyncpg
+
+    admin = await asyncpg.connect(POSTGRES_URL)
+    name = f"chatstore_bench_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        return await asyncio.to_thread(run_backend, "postgresql", f"{base}/{name}", quick, workdir)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
