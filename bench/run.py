@@ -92,6 +92,7 @@ def chatstore(database_url: str, workdir: Path, name: str) -> Iterator[Server]:
 @contextmanager
 def echo(workdir: Path) -> Iterator[Server]:
     port_file = workdir / "echo.port"
+    port_file.unlink(missing_ok=True)  # a stale port from an earlier backend
     server = Server(
         [sys.executable, "-m", "bench.echo_server", str(port_file)], workdir / "echo.log", port_file
     )
@@ -107,10 +108,12 @@ def load(spec: dict[str, Any]) -> dict[str, Any]:
         [sys.executable, "-m", "bench.load", json.dumps(spec)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=ROOT,
         timeout=spec.get("duration", 10) + 120,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed on {spec['scenario']}:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -194,7 +197,8 @@ def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str,
                 "scenario": "idle_watches", "targets": [server.target], "tenant": "bench",
                 "session_id": seeded.hot_session, "watchers": 1_000,
             })],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, cwd=ROOT,
         )  # fmt: skip
         assert idle.stdout is not None
         assert idle.stdin is not None

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 
 from chatstore_server.store import (
     Database,
@@ -102,6 +102,10 @@ async def seed(
                 ]
                 async with database.write() as conn:
                     await conn.execute(insert(sessions), rows)
+        # A bulk load leaves the planner without statistics until autovacuum runs;
+        # bulk loaders ANALYZE, as an operator would after an import.
+        async with database.write() as conn:
+            await conn.execute(text("ANALYZE"))
         return Seeded(str(hot.id), str(deep["id"]), deep_messages, "small", "large", large_sessions)
     finally:
         await database.dispose()
