@@ -85,19 +85,13 @@ class EventMethods:
             check.fail("after_seq", "must not be negative")
         check.done()
         binding = ["ListEvents", tenant_id, str(session_id), request.after_seq]
-        after_seq = request.after_seq
-        if request.page_token:
-            position = pagination.decode(request.page_token, binding)
-            if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
-                raise pagination.bad_position()
-            after_seq = position[0]
+        from_token = pagination.decode_seq(request.page_token, binding)
+        after_seq = request.after_seq if from_token is None else from_token
         page = await self._events.list(tenant_id, session_id, limit=limit, after_seq=after_seq)
-        items = [convert.event_to_proto(e) for e in page.items]
-        cursor = page.next_cursor
-        kept = pagination.fitting(items, self._limits.max_response_bytes)
-        if kept < len(items):
-            items, cursor = items[:kept], items[kept - 1].seq
-        return session_service_pb2.ListEventsResponse(
-            events=items,
-            next_page_token=pagination.encode(binding, [cursor]) if cursor is not None else "",
+        items, token = pagination.seq_page(
+            [convert.event_to_proto(e) for e in page.items],
+            page.next_cursor,
+            binding,
+            self._limits.max_response_bytes,
         )
+        return session_service_pb2.ListEventsResponse(events=items, next_page_token=token)

@@ -201,24 +201,17 @@ class MessageMethods:
             [where.create_time.start, where.create_time.end],
             where.exclude_compacted,
         ]
-        after = None
-        if request.page_token:
-            position = pagination.decode(request.page_token, binding)
-            if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
-                raise pagination.bad_position()
-            after = position[0]
+        after = pagination.decode_seq(request.page_token, binding)
         page = await self._messages.list(
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
-        items = [convert.message_to_proto(m) for m in page.items]
-        cursor = page.next_cursor
-        kept = pagination.fitting(items, self._limits.max_response_bytes)
-        if kept < len(items):
-            items, cursor = items[:kept], items[kept - 1].seq
-        return session_service_pb2.ListMessagesResponse(
-            messages=items,
-            next_page_token=pagination.encode(binding, [cursor]) if cursor is not None else "",
+        items, token = pagination.seq_page(
+            [convert.message_to_proto(m) for m in page.items],
+            page.next_cursor,
+            binding,
+            self._limits.max_response_bytes,
         )
+        return session_service_pb2.ListMessagesResponse(messages=items, next_page_token=token)
 
     async def GetMessage(  # noqa: N802
         self, request: session_service_pb2.GetMessageRequest, context: Context

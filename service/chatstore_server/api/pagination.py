@@ -87,3 +87,29 @@ def fitting(items: Sequence[Any], max_response_bytes: int) -> int:
         if used > budget and count > 0:
             return count
     return len(items)
+
+
+def decode_seq(token: str, binding: Sequence[Any]) -> int | None:
+    """The position of a token of a seq-ordered listing (messages, events); None when
+    `token` is empty.
+
+    Raises:
+        ApiError: INVALID_ARGUMENT for a malformed token, or one issued for another request.
+    """
+    if not token:
+        return None
+    position = decode(token, binding)
+    if len(position) != 1 or not isinstance(position[0], int) or position[0] < 0:
+        raise bad_position()
+    seq: int = position[0]
+    return seq
+
+
+def seq_page(
+    items: list[Any], next_seq: int | None, binding: Sequence[Any], max_response_bytes: int
+) -> tuple[list[Any], str]:
+    """A page of seq-ordered protos, cut short of the response limit, and its next token."""
+    kept = fitting(items, max_response_bytes)
+    if kept < len(items):
+        items, next_seq = items[:kept], items[kept - 1].seq
+    return items, encode(binding, [next_seq]) if next_seq is not None else ""
