@@ -95,17 +95,19 @@ class ChatStoreServer:
         database: Database,
         feed: ChangeFeed,
         port: int,
+        metrics: Metrics,
+        metrics_http: Any = None,
     ) -> None:
         self._server = server
         self._health = health_servicer
         self._database = database
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []
-        self.metrics = Metrics()
+        self.metrics = metrics
         """The server's metrics (also served over HTTP when `metrics_port` is set)."""
-        self.metrics_port: int | None = None
+        self._metrics_http = metrics_http
+        self.metrics_port: int | None = metrics_http.server_port if metrics_http else None
         """The port of the metrics endpoint, when it is served."""
-        self._metrics_http: Any = None
         self.port = port
         """The port actually bound (useful when `listen` asked for port 0)."""
 
@@ -162,10 +164,7 @@ class ChatStoreServer:
             raise
         for service in ("", SERVICE_NAME):
             await health_servicer.set(service, _SERVING)
-        running = cls(server, health_servicer, database, feed, port)
-        running.metrics = metrics
-        running._metrics_http = metrics_http
-        running.metrics_port = metrics_http.server_port if metrics_http else None
+        running = cls(server, health_servicer, database, feed, port, metrics, metrics_http)
         running._spawn(_sweep_forever(database, policy, settings.sweep_interval_seconds, feed))
         running._spawn(
             _monitor_health(

@@ -86,14 +86,18 @@ class RetryPolicy:
     max_backoff_seconds: float = 5.0
     multiplier: float = 2.0
 
+    def backoff(self, attempt: int) -> float:
+        """A jittered pause after `attempt` failures in a row (0 for the first), seconds."""
+        bound = min(
+            self.max_backoff_seconds, self.initial_backoff_seconds * self.multiplier**attempt
+        )
+        return random.uniform(0, bound)  # noqa: S311 (jitter, not cryptography)
+
     def delay(self, attempt: int, error: RpcError, deadline: float | None) -> float | None:
         """Seconds to wait before attempt `attempt + 1`, or None to give up and raise."""
         if error.code != grpc.StatusCode.UNAVAILABLE or attempt + 1 >= self.max_attempts:
             return None
-        bound = min(
-            self.max_backoff_seconds, self.initial_backoff_seconds * self.multiplier**attempt
-        )
-        pause = random.uniform(0, bound)  # noqa: S311 (jitter, not cryptography)
+        pause = self.backoff(attempt)
         if deadline is not None and time.monotonic() + pause >= deadline:
             return None
         return pause

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     ConflictError,
     NotFoundError,
@@ -24,7 +25,7 @@ from chatstore_server.store.errors import (
 from chatstore_server.store.records import AccessMode, SessionRecord
 from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import append_requests, sessions
-from chatstore_server.store.scope import in_tenant
+from chatstore_server.store.scope import in_tenant, select_session
 
 Kind = Literal["message", "event"]
 # Per kind: the session's "newest seq" column and its counter.
@@ -207,3 +208,23 @@ async def reserve(
             prior = await _prior(conn, session_id, kind, request_id, fingerprint)
             raise prior or RequestReusedError(session_id, request_id)
     return session
+
+
+async def replayed(
+    database: Database, tenant_id: str, session_id: uuid.UUID, table: Table, replay: Replay
+) -> tuple[SessionRecord, list[Row[Any]]]:
+    """What a replayed append returns: the session now, and the rows of `table`
+    (messages or events) that the first call stored, in seq order."""
+    async with database.read() as conn:
+        session = (await conn.execute(select_session(tenant_id, session_id))).one()
+        rows = (
+            await conn.execute(
+                select(table)
+                .where(
+                    table.c.session_id == session_id,
+                    table.c.seq.between(replay.first_seq, replay.last_seq),
+                )
+                .order_by(table.c.seq)
+            )
+        ).all()
+    return session_record(session), list(rows)

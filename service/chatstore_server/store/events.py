@@ -8,12 +8,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from chatstore_server.store.appends import Precondition, Replay, reserve
+from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.database import Database
 from chatstore_server.store.records import EventRecord, NewEvent, Page, SessionRecord
-from chatstore_server.store.rows import event_record, session_record
+from chatstore_server.store.rows import event_record
 from chatstore_server.store.schema import events, sessions
-from chatstore_server.store.scope import require_session, select_session
+from chatstore_server.store.scope import require_session
 from chatstore_server.store.sessions import utc_now
 
 
@@ -91,19 +91,8 @@ class EventRepository:
     async def _replay(
         self, tenant_id: str, session_id: uuid.UUID, replay: Replay
     ) -> tuple[SessionRecord, list[EventRecord]]:
-        async with self._db.read() as conn:
-            row = (await conn.execute(select_session(tenant_id, session_id))).one()
-            rows = (
-                await conn.execute(
-                    select(events)
-                    .where(
-                        events.c.session_id == session_id,
-                        events.c.seq.between(replay.first_seq, replay.last_seq),
-                    )
-                    .order_by(events.c.seq)
-                )
-            ).all()
-        return session_record(row), [event_record(r) for r in rows]
+        session, rows = await replayed(self._db, tenant_id, session_id, events, replay)
+        return session, [event_record(r) for r in rows]
 
     async def list(
         self, tenant_id: str, session_id: uuid.UUID, *, limit: int, after_seq: int = 0

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, select
 
-from chatstore_server.store.appends import Precondition, Replay, reserve
+from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError, translate_errors
@@ -26,9 +26,9 @@ from chatstore_server.store.records import (
     SessionRecord,
     SessionStatus,
 )
-from chatstore_server.store.rows import message_record, message_values, session_record
+from chatstore_server.store.rows import message_record, message_values
 from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
-from chatstore_server.store.scope import require_session, select_session
+from chatstore_server.store.scope import require_session
 from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 
@@ -174,19 +174,7 @@ class MessageRepository:
     async def _replay(
         self, tenant_id: str, session_id: uuid.UUID, replay: Replay
     ) -> tuple[SessionRecord, list[MessageRecord]]:
-        async with self._db.read() as conn:
-            row = (await conn.execute(select_session(tenant_id, session_id))).one()
-            session = session_record(row)
-            rows = (
-                await conn.execute(
-                    select(messages)
-                    .where(
-                        messages.c.session_id == session_id,
-                        messages.c.seq.between(replay.first_seq, replay.last_seq),
-                    )
-                    .order_by(messages.c.seq)
-                )
-            ).all()
+        session, rows = await replayed(self._db, tenant_id, session_id, messages, replay)
         return session, [message_record(r, session.compacted_through_seq) for r in rows]
 
     async def list(

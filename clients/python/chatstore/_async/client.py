@@ -17,7 +17,7 @@ from google.protobuf import field_mask_pb2
 from chatstore import _base as base
 from chatstore._async import io
 from chatstore._async.pagers import AsyncPager
-from chatstore._errors import RpcError, from_grpc_error
+from chatstore._errors import from_grpc_error
 from chatstore.v1 import (
     checkpoint_pb2,
     event_pb2,
@@ -31,10 +31,6 @@ from chatstore.v1 import (
 _RECONNECT_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
 )
-
-
-def _as_unavailable(error: RpcError) -> RpcError:
-    return RpcError(grpc.StatusCode.UNAVAILABLE, error.message)
 
 
 class AsyncChatStoreClient:
@@ -106,8 +102,6 @@ class AsyncChatStoreClient:
         self._timeout = timeout
         self._auth = base.auth_metadata(api_key)
         self._retry = retry or base.RetryPolicy()
-        # A watch keeps reconnecting for as long as the caller iterates.
-        self._watch_retry = base.RetryPolicy(max_attempts=1_000_000)
 
     async def __aenter__(self) -> AsyncChatStoreClient:
         return self
@@ -897,8 +891,8 @@ class AsyncChatStoreClient:
         Raises:
             NotFound: The session does not exist, or was purged.
             PermissionDenied, Unauthenticated, InvalidArgument: Not retried.
-            Unavailable: With `reconnect=False`, or after the retry policy's attempts
-                failed in a row.
+            Unavailable: With `reconnect=False` (else the iterator keeps reconnecting,
+                with the retry policy's backoff, for as long as it is iterated).
         """
         last = from_seq
         tenant = self._tenant(tenant_id)
@@ -919,9 +913,8 @@ class AsyncChatStoreClient:
                 translated = from_grpc_error(error)
                 if not reconnect or translated.code not in _RECONNECT_CODES:
                     raise translated from error
-                pause = self._watch_retry.delay(failures, _as_unavailable(translated), None)
-                if pause is None:
-                    raise translated from error
+                # Reconnects go on for as long as the caller iterates, with backoff.
+                pause = self._retry.backoff(failures)
                 failures += 1
             finally:
                 call.cancel()

@@ -16,7 +16,7 @@ from google.protobuf import field_mask_pb2
 from chatstore import _base as base
 from chatstore._sync import io
 from chatstore._sync.pagers import Pager
-from chatstore._errors import RpcError, from_grpc_error
+from chatstore._errors import from_grpc_error
 from chatstore.v1 import (
     checkpoint_pb2,
     event_pb2,
@@ -30,10 +30,6 @@ from chatstore.v1 import (
 _RECONNECT_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
 )
-
-
-def _as_unavailable(error: RpcError) -> RpcError:
-    return RpcError(grpc.StatusCode.UNAVAILABLE, error.message)
 
 
 class ChatStoreClient:
@@ -105,8 +101,6 @@ class ChatStoreClient:
         self._timeout = timeout
         self._auth = base.auth_metadata(api_key)
         self._retry = retry or base.RetryPolicy()
-        # A watch keeps reconnecting for as long as the caller iterates.
-        self._watch_retry = base.RetryPolicy(max_attempts=1_000_000)
 
     def __enter__(self) -> ChatStoreClient:
         return self
@@ -892,8 +886,8 @@ class ChatStoreClient:
         Raises:
             NotFound: The session does not exist, or was purged.
             PermissionDenied, Unauthenticated, InvalidArgument: Not retried.
-            Unavailable: With `reconnect=False`, or after the retry policy's attempts
-                failed in a row.
+            Unavailable: With `reconnect=False` (else the iterator keeps reconnecting,
+                with the retry policy's backoff, for as long as it is iterated).
         """
         last = from_seq
         tenant = self._tenant(tenant_id)
@@ -914,9 +908,8 @@ class ChatStoreClient:
                 translated = from_grpc_error(error)
                 if not reconnect or translated.code not in _RECONNECT_CODES:
                     raise translated from error
-                pause = self._watch_retry.delay(failures, _as_unavailable(translated), None)
-                if pause is None:
-                    raise translated from error
+                # Reconnects go on for as long as the caller iterates, with backoff.
+                pause = self._retry.backoff(failures)
                 failures += 1
             finally:
                 call.cancel()
