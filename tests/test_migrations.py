@@ -18,12 +18,13 @@ from sqlalchemy import (
     insert,
     inspect,
     table,
+    text,
 )
 
 from chatstore import AsyncChatStoreClient, Message, Retention, Role, SessionStatus, TokenUsage
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
-from chatstore_server.store import Database, upgrade
+from chatstore_server.store import Database, NewSession, SessionRepository, upgrade
 from chatstore_server.store.schema import metadata
 from chatstore_server.store.types import UTCDateTime, json_type
 from tests.conftest import TENANT
@@ -76,9 +77,16 @@ async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
     database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
+        session = await SessionRepository(database).create(TENANT, NewSession(title="kept"))
         await upgrade(database)
+        async with database.engine.connect() as conn:
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        after = await SessionRepository(database).get(TENANT, session.id)
     finally:
         await database.dispose()
+
+    assert [v[0] for v in versions] == ["0003"]
+    assert after == session
 
 
 async def test_a_0001_database_upgrades_in_place_with_its_data(empty_database_url: str) -> None:
