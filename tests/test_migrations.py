@@ -63,7 +63,7 @@ async def test_migrations_match_the_declared_schema(empty_database_url: str) -> 
     database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
-        async with database.engine.connect() as conn:
+        async with database.read() as conn:
             differences = await conn.run_sync(_differences)
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     finally:
@@ -79,7 +79,7 @@ async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
         await upgrade(database)
         session = await SessionRepository(database).create(TENANT, NewSession(title="kept"))
         await upgrade(database)
-        async with database.engine.connect() as conn:
+        async with database.read() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
         after = await SessionRepository(database).get(TENANT, session.id)
     finally:

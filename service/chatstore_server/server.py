@@ -185,7 +185,7 @@ class ChatStoreServer:
             "serving on %s (port %d), database %s",
             settings.listen,
             port,
-            database.engine.url.render_as_string(hide_password=True),
+            database.url.render_as_string(hide_password=True),
         )
         return running
 

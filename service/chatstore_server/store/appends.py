@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Insert, Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     ConflictError,
@@ -57,14 +57,14 @@ class Replay(StoreError):
         self.last_seq = last_seq
 
 
-def _insert_ignoring_conflicts(conn: AsyncConnection) -> Insert:
+def _insert_ignoring_conflicts(conn: StoreConnection) -> Insert:
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement: Insert = module.insert(append_requests).on_conflict_do_nothing()
     return statement
 
 
 async def _prior(
-    conn: AsyncConnection, session_id: uuid.UUID, kind: Kind, request_id: str, fingerprint: str
+    conn: StoreConnection, session_id: uuid.UUID, kind: Kind, request_id: str, fingerprint: str
 ) -> Replay | None:
     row = (
         await conn.execute(
@@ -87,7 +87,7 @@ async def _prior(
 
 
 async def _refusal(
-    conn: AsyncConnection,
+    conn: StoreConnection,
     tenant_id: str,
     session_id: uuid.UUID,
     kind: Kind,
@@ -124,7 +124,7 @@ async def _refusal(
 
 
 async def reserve(
-    conn: AsyncConnection,
+    conn: StoreConnection,
     *,
     tenant_id: str,
     session_id: uuid.UUID,

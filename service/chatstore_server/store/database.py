@@ -1,4 +1,9 @@
-"""The engine, its transactions, and the SQLite settings that make it a durable store."""
+"""The database: read and write blocks over PostgreSQL (asyncpg) or SQLite.
+
+PostgreSQL goes through SQLAlchemy's async engine; SQLite through `store.sqlite` (reads
+on the event loop, one group-committing writer). Both hand the repositories a
+`StoreConnection`.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +12,30 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import Connection, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from chatstore_server.store.connection import AsyncStoreConnection, StoreConnection
 from chatstore_server.store.errors import StoreError, translate_errors
+from chatstore_server.store.sqlite import SQLiteEngine
 
-# Execution option that marks a connection as a writer (see `_begin`).
-_WRITE_OPTION = "chatstore_write"
-
-# WAL lets readers run beside the one writer; synchronous=FULL syncs the WAL at every
-# commit, so an acknowledged write survives a power cut, not only a process crash.
-_SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",
-    "PRAGMA foreign_keys=ON",
-)
-
-
-def _on_sqlite_connect(
-    dbapi_connection: Any, _record: ConnectionPoolEntry, *, busy_timeout_ms: int
-) -> None:
-    # Take transaction control from the driver, so that `_begin` decides how to BEGIN.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (*_SQLITE_PRAGMAS, f"PRAGMA busy_timeout={busy_timeout_ms}"):
-        cursor.execute(pragma)
-    cursor.close()
-
-
-def _begin(connection: Connection) -> None:
-    # A writer takes SQLite's write lock up front (BEGIN IMMEDIATE). A deferred
-    # transaction that read first could not upgrade to writing once another process
-    # had committed, and would fail at once (SQLITE_BUSY_SNAPSHOT) instead of waiting.
-    # Readers open no transaction: each statement reads its own committed snapshot,
-    # which saves a round trip to the connection's thread per read.
-    if connection.get_execution_options().get(_WRITE_OPTION):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+SQLITE_DRIVERS = ("aiosqlite", "pysqlite")
 
 
 class Database:
-    """An async engine with read and write transactions.
+    """Read and write blocks over one database, whichever backend.
 
-    On SQLite, writes are also serialized within the process (SQLite allows one
-    writer at a time anyway; queueing them here is fairer and cheaper than each
-    connection sleeping in SQLite's busy handler). Across processes, `BEGIN IMMEDIATE`
-    and `busy_timeout` keep them correct.
+    Build it with `Database.from_url`.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.dialect_name = engine.dialect.name
-        self._writer = engine.execution_options(**{_WRITE_OPTION: True})
-        self._write_lock = asyncio.Lock() if self.dialect_name == "sqlite" else None
+    def __init__(
+        self, url: URL, *, engine: AsyncEngine | None, sqlite: SQLiteEngine | None
+    ) -> None:
+        self.url = url
+        self._engine = engine
+        self._sqlite = sqlite
+        self.dialect_name = url.get_backend_name()
 
     @classmethod
     def from_url(
@@ -75,83 +50,95 @@ class Database:
         busy_timeout_ms: int = 5000,
         echo: bool = False,
     ) -> Database:
-        """Create the engine for `url`, a SQLAlchemy URL naming an async driver.
+        """Open `url`, a SQLAlchemy URL naming an async driver (connections open lazily).
 
         Args:
             url: `sqlite+aiosqlite:///path.db` (relative to the working directory, or
                 `////abs/path.db`) or `postgresql+asyncpg://user@host:port/db`.
-            pool_size: Connections kept open.
-            max_overflow: Extra connections allowed under load, closed when idle.
-            pool_timeout_seconds: How long a call waits for a free connection.
+            pool_size: Connections kept open (SQLite: idle reader connections).
+            max_overflow: Extra PostgreSQL connections allowed under load, closed when idle.
+            pool_timeout_seconds: How long a call waits for a free PostgreSQL connection.
             connect_timeout_seconds: How long opening a PostgreSQL connection may take.
             command_timeout_seconds: How long one PostgreSQL statement may take; None
                 means no limit.
             busy_timeout_ms: How long a SQLite writer waits for another process's lock.
-            echo: Log every statement (debugging only).
+            echo: Log every PostgreSQL statement (debugging only).
 
         Raises:
             ValueError: The URL names an unsupported database or driver.
         """
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
         if parsed.get_backend_name() == "sqlite":
-            if parsed.get_driver_name() != "aiosqlite":
+            if parsed.get_driver_name() not in SQLITE_DRIVERS:
                 raise ValueError("SQLite URLs must use the aiosqlite driver: sqlite+aiosqlite://")
-        elif parsed.get_backend_name() == "postgresql":
-            if parsed.get_driver_name() != "asyncpg":
-                raise ValueError("PostgreSQL URLs must use asyncpg: postgresql+asyncpg://")
-            kwargs["connect_args"] = {
+            if parsed.database in (None, "", ":memory:"):
+                raise ValueError("SQLite needs a database file: sqlite+aiosqlite:///path.db")
+            sqlite = SQLiteEngine(parsed, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
+            return cls(parsed, engine=None, sqlite=sqlite)
+        if parsed.get_backend_name() != "postgresql":
+            raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
+        if parsed.get_driver_name() != "asyncpg":
+            raise ValueError("PostgreSQL URLs must use asyncpg: postgresql+asyncpg://")
+        engine = create_async_engine(
+            parsed,
+            echo=echo,
+            connect_args={
                 "timeout": connect_timeout_seconds,
                 "command_timeout": command_timeout_seconds,
-            }
-        else:
-            raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
-        kwargs |= {
-            "pool_size": pool_size,
-            "max_overflow": max_overflow,
-            "pool_timeout": pool_timeout_seconds,
-            # A pooled PostgreSQL connection may have died while idle (restart, proxy):
-            # check it out with a ping. A SQLite file connection cannot die that way.
-            "pool_pre_ping": parsed.get_backend_name() == "postgresql",
-        }
-        engine = create_async_engine(parsed, **kwargs)
-        if engine.dialect.name == "sqlite":
-
-            def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-                _on_sqlite_connect(dbapi_connection, record, busy_timeout_ms=busy_timeout_ms)
-
-            event.listen(engine.sync_engine, "connect", on_connect)
-            event.listen(engine.sync_engine, "begin", _begin)
-        return cls(engine)
+            },
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout_seconds,
+            # A pooled connection may have died while idle (restart, proxy): ping it.
+            pool_pre_ping=True,
+        )
+        return cls(parsed, engine=engine, sqlite=None)
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
         """A connection for reading; it writes nothing. On PostgreSQL the block is one
         transaction (one snapshot); on SQLite each statement sees the newest commit.
+
+        Args:
+            offload: SQLite: run the statements on a worker thread instead of the event
+                loop, for reads that may take long (no effect on PostgreSQL).
 
         Raises:
             UnavailableError: The database cannot be reached.
         """
         with translate_errors():
-            async with self.engine.connect() as connection:
-                yield connection
+            if self._sqlite is not None:
+                async with self._sqlite.read(offload=offload) as connection:
+                    yield connection
+            else:
+                assert self._engine is not None
+                async with self._engine.connect() as async_connection:
+                    yield AsyncStoreConnection(async_connection)
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
         """A connection in a write transaction, committed when the block exits cleanly.
 
         The commit has happened when the block returns: nothing is acknowledged before.
+        On SQLite, concurrent blocks of this process share one commit (group commit);
+        a block that raised is rolled back alone.
+
+        Args:
+            offload: SQLite: run the statements on the writer's thread instead of the
+                event loop, for writes that may take long (forks, purges, migrations).
 
         Raises:
             AlreadyExistsError: A unique key was taken.
             UnavailableError: The database cannot be reached or stayed locked.
         """
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            with translate_errors():
-                async with self._writer.begin() as connection:
+        with translate_errors():
+            if self._sqlite is not None:
+                async with self._sqlite.write(offload=offload) as connection:
                     yield connection
+            else:
+                assert self._engine is not None
+                async with self._engine.begin() as async_connection:
+                    yield AsyncStoreConnection(async_connection)
 
     async def ping(self, timeout_seconds: float) -> bool:
         """Whether the database answers `SELECT 1` within `timeout_seconds`."""
@@ -164,7 +151,10 @@ class Database:
 
     def pool_stats(self) -> dict[str, int]:
         """Connections of the pool by state: in_use, idle, overflow, size."""
-        pool: Any = self.engine.sync_engine.pool
+        if self._sqlite is not None:
+            return self._sqlite.pool_stats()
+        assert self._engine is not None
+        pool: Any = self._engine.sync_engine.pool
         return {
             "in_use": pool.checkedout(),
             "idle": pool.checkedin(),
@@ -173,5 +163,8 @@ class Database:
         }
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
-        await self.engine.dispose()
+        """Finish pending commits and close every connection."""
+        if self._sqlite is not None:
+            await self._sqlite.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()

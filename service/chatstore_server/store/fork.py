@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, insert, literal, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import InvalidReferenceError, NotFoundError, translate_errors
 from chatstore_server.store.records import (
@@ -45,7 +45,7 @@ _SQLITE_UUID4: ColumnElement[Any] = literal_column(
 )
 
 
-def _new_uuid(conn: AsyncConnection) -> ColumnElement[Any]:
+def _new_uuid(conn: StoreConnection) -> ColumnElement[Any]:
     if conn.dialect.name == "postgresql":
         return func.gen_random_uuid()
     return _SQLITE_UUID4
@@ -79,7 +79,7 @@ async def fork_session(
     """
     now = clock()
     new_id = new_session_id or uuid.uuid4()
-    async with database.write() as conn:
+    async with database.write(offload=True) as conn:  # copies history
         row = (await conn.execute(select_session(tenant_id, source_id))).first()
         if row is None:
             raise NotFoundError("session", source_id)

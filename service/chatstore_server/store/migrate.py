@@ -38,5 +38,5 @@ async def upgrade(database: Database, revision: str = "head") -> None:
     Raises:
         UnavailableError: The database cannot be reached.
     """
-    async with database.write() as connection:
+    async with database.write(offload=True) as connection:
         await connection.run_sync(_upgrade, revision)

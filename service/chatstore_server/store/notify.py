@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatstore_server.store.changes import Change, ChangeFeed
+from chatstore_server.store.connection import StoreConnection
 
 logger = logging.getLogger("chatstore_server.store")
 
@@ -35,7 +35,7 @@ What = Literal["messages", "session", "purged"]
 _CODES: dict[What, str] = {"messages": "m", "session": "s", "purged": "x"}
 
 
-async def announce(conn: AsyncConnection, session_id: uuid.UUID, what: What) -> None:
+async def announce(conn: StoreConnection, session_id: uuid.UUID, what: What) -> None:
     """Queue a notification of the change in the caller's transaction (PostgreSQL only)."""
     if conn.dialect.name != "postgresql":
         return

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.schema import sessions
 
@@ -22,7 +22,7 @@ def select_session(tenant_id: str, session_id: uuid.UUID) -> Select[Any]:
     return select(sessions).where(*in_tenant(tenant_id, session_id))
 
 
-async def require_session(conn: AsyncConnection, tenant_id: str, session_id: uuid.UUID) -> None:
+async def require_session(conn: StoreConnection, tenant_id: str, session_id: uuid.UUID) -> None:
     """Raise NotFoundError unless the session exists in the tenant.
 
     Used after a child query (messages, events, checkpoints) came back empty, to tell

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, desc, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatstore_server.store.changes import Change, ChangeFeed
+from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     AlreadyExistsError,
@@ -69,7 +69,7 @@ def utc_now() -> datetime:
 
 
 async def _write_labels(
-    conn: AsyncConnection, tenant_id: str, session_id: uuid.UUID, labels: Mapping[str, str]
+    conn: StoreConnection, tenant_id: str, session_id: uuid.UUID, labels: Mapping[str, str]
 ) -> None:
     await conn.execute(delete(session_labels).where(session_labels.c.session_id == session_id))
     if labels:
@@ -418,7 +418,8 @@ class SessionRepository:
             NotFoundError, ConflictError, UnavailableError.
         """
         condition = in_tenant(tenant_id, session_id)
-        async with self._db.write() as conn:
+        # Off the event loop: the cascade deletes the whole history.
+        async with self._db.write(offload=True) as conn:
             row = (
                 await conn.execute(delete(sessions).where(*condition).returning(*sessions.c))
             ).first()

@@ -58,7 +58,7 @@ async def sweep(
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        async with database.write() as conn:
+        async with database.write(offload=True) as conn:
             result = await conn.execute(
                 delete(sessions).where(c.id.in_(due), c.expire_time <= now).returning(c.id)
             )
@@ -85,7 +85,7 @@ async def sweep(
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        async with database.write() as conn:
+        async with database.write(offload=True) as conn:
             rows = (
                 await conn.execute(
                     update(sessions)

@@ -1,0 +1,150 @@
+"""The connection a read or write block hands to the repositories.
+
+Repositories only `await conn.execute(...)` (or `scalar`, `run_sync`) and look at
+`conn.dialect`; how the statement reaches the database is the backend's business:
+
+- PostgreSQL: SQLAlchemy's `AsyncConnection` over asyncpg (`AsyncStoreConnection`).
+- SQLite: a plain SQLAlchemy `Connection` over the stdlib `sqlite3` module, run on the
+  event-loop thread (`InlineConnection`, for the short statements of an RPC: a point
+  read takes tens of microseconds, less than a hop to a worker thread and back), or on
+  a worker thread (`OffloadedConnection`, for statements that may run long: forks,
+  purges, sweeps, migrations), so that they do not stall the loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, Dialect, Executable, Result
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+class StoreConnection(abc.ABC):
+    """One database connection, lent for the length of a read or write block."""
+
+    dialect: Dialect
+
+    @abc.abstractmethod
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
+        """Run one statement; its rows are read from the returned result.
+
+        `parameters` is one mapping of bind values, or a sequence of them (executemany).
+        """
+
+    async def scalar(self, statement: Executable, parameters: Parameters = None) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        return (await self.execute(statement, parameters)).scalar()
+
+    @abc.abstractmethod
+    async def run_sync(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call `fn(connection, ...)` with a synchronous SQLAlchemy connection (Alembic)."""
+
+
+class AsyncStoreConnection(StoreConnection):
+    """A SQLAlchemy `AsyncConnection` (PostgreSQL through asyncpg)."""
+
+    __slots__ = ("_connection", "dialect")
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self.dialect = connection.dialect
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
+        return await self._connection.execute(statement, parameters)
+
+    async def run_sync(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await self._connection.run_sync(fn, *args, **kwargs)
+
+
+class InlineConnection(StoreConnection):
+    """A synchronous connection run on the event-loop thread: no thread hop at all.
+
+    Only for statements that are short by construction (bounded pages, point reads and
+    writes); each one holds the loop for as long as SQLite takes to run it.
+    """
+
+    __slots__ = ("_connection", "dialect")
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.dialect = connection.dialect
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
+        return self._connection.execute(statement, parameters)
+
+    async def run_sync(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return fn(self._connection, *args, **kwargs)
+
+
+class OffloadedConnection(StoreConnection):
+    """A synchronous connection whose statements run on `executor`'s threads.
+
+    A statement that has started runs to its end even when the calling task is
+    cancelled (the task sees the cancellation afterwards): the connection is never
+    handed on while a thread still uses it.
+    """
+
+    __slots__ = ("_connection", "_executor", "dialect")
+
+    def __init__(
+        self, connection: Connection, executor: concurrent.futures.Executor | None = None
+    ) -> None:
+        self._connection = connection
+        self._executor = executor
+        self.dialect = connection.dialect
+
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
+        connection = self._connection
+
+        def run() -> Result[Any]:
+            # Buffered in the thread: reading rows later on the loop does no I/O.
+            result = connection.execute(statement, parameters)
+            return result.freeze()() if result.returns_rows else result
+
+        return await run_to_completion(self._executor, run)
+
+    async def run_sync(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        return await run_to_completion(
+            self._executor, lambda: fn(self._connection, *args, **kwargs)
+        )
+
+
+async def run_to_completion(executor: concurrent.futures.Executor | None, fn: Callable[[], T]) -> T:
+    """`fn()` on `executor`'s thread; waits for it to finish even if cancelled meanwhile.
+
+    Raises:
+        asyncio.CancelledError: The caller was cancelled (after `fn` finished).
+        Whatever `fn` raised.
+    """
+    future = asyncio.get_running_loop().run_in_executor(executor, fn)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if not future.done():
+                cancelled = True
+                continue
+            if future.cancelled():
+                raise
+            cancelled = True
+            result = future.result()
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
