@@ -4,13 +4,14 @@ session row, preconditions, and request ids that make a retry return the first r
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, Row, Table, select, update
+from sqlalchemy import Insert, Row, Table, Update, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore_server.store.connection import StoreConnection
@@ -22,16 +23,38 @@ from chatstore_server.store.errors import (
     SessionStateError,
     StoreError,
 )
-from chatstore_server.store.records import AccessMode, SessionRecord
+from chatstore_server.store.records import AccessMode, Retention, SessionRecord, SessionStatus
 from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import append_requests, sessions
-from chatstore_server.store.scope import in_tenant, select_session
+from chatstore_server.store.scope import SESSION_BY_ID, in_tenant, session_params
 
 Kind = Literal["message", "event"]
 # Per kind: the session's "newest seq" column and its counter.
 _COLUMNS: dict[Kind, tuple[str, str]] = {
     "message": ("last_seq", "message_count"),
     "event": ("last_event_seq", "event_count"),
+}
+_c = sessions.c
+# Per kind: what else an append changes on the session row, from bind parameters that
+# the caller passes as `counter_params`.
+_COUNTERS: dict[Kind, dict[str, Any]] = {
+    "message": {
+        "status": SessionStatus.ACTIVE.value,
+        "last_message_time": bindparam("now"),
+        "last_message_preview": bindparam("preview"),
+        "size_bytes": _c.size_bytes + bindparam("added_bytes"),
+        "input_tokens": _c.input_tokens + bindparam("added_input_tokens"),
+        "output_tokens": _c.output_tokens + bindparam("added_output_tokens"),
+        "total_tokens": _c.total_tokens
+        + bindparam("added_input_tokens")
+        + bindparam("added_output_tokens"),
+        # An ephemeral session's expiry slides with every message.
+        "expire_time": case(
+            (_c.retention == Retention.EPHEMERAL.value, bindparam("ephemeral_expire_time")),
+            else_=_c.expire_time,
+        ),
+    },
+    "event": {},
 }
 
 
@@ -57,28 +80,59 @@ class Replay(StoreError):
         self.last_seq = last_seq
 
 
-def _insert_ignoring_conflicts(conn: StoreConnection) -> Insert:
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement: Insert = module.insert(append_requests).on_conflict_do_nothing()
-    return statement
+# Hot statements are built once, with bind parameters: building and keying a statement
+# for SQLAlchemy's compiled cache costs more than SQLite takes to run it.
+_RECORD_REQUEST: dict[str, Insert] = {
+    name: module.insert(append_requests)
+    .on_conflict_do_nothing()
+    .returning(append_requests.c.first_seq)
+    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_PRIOR_REQUEST = select(
+    append_requests.c.first_seq, append_requests.c.last_seq, append_requests.c.fingerprint
+).where(
+    append_requests.c.session_id == bindparam("session_id"),
+    append_requests.c.kind == bindparam("kind"),
+    append_requests.c.request_id == bindparam("request_id"),
+)
+
+
+@functools.cache
+def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool) -> Update:
+    """UPDATE ... RETURNING that reserves seqs of `kind`, with or without each precondition."""
+    last_column, count_column = _COLUMNS[kind]
+    conditions = [
+        _c.id == bindparam("session_id"),
+        _c.tenant_id == bindparam("in_tenant"),
+        _c.delete_time.is_(None),
+        _c.archive_time.is_(None),
+        _c.access_mode == AccessMode.READ_WRITE.value,
+    ]
+    if expected_last_seq:
+        conditions.append(_c[last_column] == bindparam("expected_last_seq"))
+    if revision:
+        conditions.append(_c.revision == bindparam("expected_revision"))
+    return (
+        update(sessions)
+        .where(*conditions)
+        .values(
+            {
+                last_column: _c[last_column] + bindparam("count"),
+                count_column: _c[count_column] + bindparam("count"),
+                "update_time": bindparam("now"),
+                "revision": _c.revision + 1,
+                **_COUNTERS[kind],
+            }
+        )
+        .returning(*sessions.c)
+    )
 
 
 async def _prior(
     conn: StoreConnection, session_id: uuid.UUID, kind: Kind, request_id: str, fingerprint: str
 ) -> Replay | None:
-    row = (
-        await conn.execute(
-            select(
-                append_requests.c.first_seq,
-                append_requests.c.last_seq,
-                append_requests.c.fingerprint,
-            ).where(
-                append_requests.c.session_id == session_id,
-                append_requests.c.kind == kind,
-                append_requests.c.request_id == request_id,
-            )
-        )
-    ).first()
+    params = {"session_id": session_id, "kind": kind, "request_id": request_id}
+    row = (await conn.execute(_PRIOR_REQUEST, params)).first()
     if row is None:
         return None
     if row.fingerprint != fingerprint:
@@ -131,7 +185,7 @@ async def reserve(
     kind: Kind,
     count: int,
     now: datetime,
-    counters: Mapping[str, Any],
+    counter_params: Mapping[str, Any],
     precondition: Precondition,
     request_id: str | None,
     fingerprint: str,
@@ -139,10 +193,12 @@ async def reserve(
     """Reserve `count` seqs of `kind` on the session row, in the caller's transaction.
 
     One `UPDATE ... RETURNING` moves the newest seq, the counter, `update_time`, the
-    revision and `counters` (extra column values), only if the session is writable and
-    the precondition holds; on PostgreSQL it also locks the row, so concurrent appends
-    to one session queue up here. With a request id, one more statement records it
-    (`INSERT ... ON CONFLICT DO NOTHING`).
+    revision and the kind's other counters (message appends: status, preview, size,
+    tokens, ephemeral expiry; their values in `counter_params`: `preview`,
+    `added_bytes`, `added_input_tokens`, `added_output_tokens`, `ephemeral_expire_time`), only if
+    the session is writable and the precondition holds; on PostgreSQL it also locks
+    the row, so concurrent appends to one session queue up here. With a request id,
+    one more statement records it (`INSERT ... ON CONFLICT DO NOTHING`).
 
     Returns:
         The session after the reservation; the new seqs end at its newest seq.
@@ -152,34 +208,19 @@ async def reserve(
         RequestReusedError: ... with a different request.
         NotFoundError, SessionStateError, ConflictError: Nothing was reserved.
     """
-    last_column, count_column = _COLUMNS[kind]
-    c = sessions.c
-    conditions = [
-        c.id == session_id,
-        c.tenant_id == tenant_id,
-        c.delete_time.is_(None),
-        c.archive_time.is_(None),
-        c.access_mode == AccessMode.READ_WRITE.value,
-    ]
-    if precondition.expected_last_seq is not None:
-        conditions.append(c[last_column] == precondition.expected_last_seq)
-    if precondition.revision is not None:
-        conditions.append(c.revision == precondition.revision)
-    statement = (
-        update(sessions)
-        .where(*conditions)
-        .values(
-            {
-                last_column: c[last_column] + count,
-                count_column: c[count_column] + count,
-                "update_time": now,
-                "revision": c.revision + 1,
-                **counters,
-            }
-        )
-        .returning(*sessions.c)
+    statement = _reserve_statement(
+        kind, precondition.expected_last_seq is not None, precondition.revision is not None
     )
-    row = (await conn.execute(statement)).first()
+    params = {
+        "session_id": session_id,
+        "in_tenant": tenant_id,
+        "count": count,
+        "now": now,
+        "expected_last_seq": precondition.expected_last_seq,
+        "expected_revision": precondition.revision,
+        **counter_params,
+    }
+    row = (await conn.execute(statement, params)).first()
     if row is None:
         # A retry of an append that succeeded finds its precondition moved on: the
         # request id, when given, decides first.
@@ -188,20 +229,19 @@ async def reserve(
         raise await _refusal(conn, tenant_id, session_id, kind, precondition)
     session = session_record(row)
     if request_id:
-        last = getattr(session, last_column)
+        last = getattr(session, _COLUMNS[kind][0])
         recorded = (
             await conn.execute(
-                _insert_ignoring_conflicts(conn)
-                .values(
-                    session_id=session_id,
-                    kind=kind,
-                    request_id=request_id,
-                    first_seq=last - count + 1,
-                    last_seq=last,
-                    fingerprint=fingerprint,
-                    create_time=now,
-                )
-                .returning(append_requests.c.first_seq)
+                _RECORD_REQUEST[conn.dialect.name],
+                {
+                    "session_id": session_id,
+                    "kind": kind,
+                    "request_id": request_id,
+                    "first_seq": last - count + 1,
+                    "last_seq": last,
+                    "fingerprint": fingerprint,
+                    "create_time": now,
+                },
             )
         ).first()
         if recorded is None:  # a concurrent twin committed first: undo ours, replay it
@@ -216,7 +256,7 @@ async def replayed(
     """What a replayed append returns: the session now, and the rows of `table`
     (messages or events) that the first call stored, in seq order."""
     async with database.read() as conn:
-        session = (await conn.execute(select_session(tenant_id, session_id))).one()
+        session = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).one()
         rows = (
             await conn.execute(
                 select(table)

@@ -11,17 +11,28 @@ import json
 import math
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.records import ContextWindowRecord, MessageRecord, Role
 from chatstore_server.store.rows import message_record, session_record
 from chatstore_server.store.schema import messages
-from chatstore_server.store.scope import select_session
+from chatstore_server.store.scope import SESSION_BY_ID, session_params
 
 MAX_MESSAGES = 1_000
 _BATCH = 200
+# Messages below `before` and above the compaction floor, newest first.
+_NEWEST_FIRST = (
+    select(messages)
+    .where(
+        messages.c.session_id == bindparam("session_id"),
+        messages.c.seq > bindparam("floor"),
+        messages.c.seq < bindparam("before"),
+    )
+    .order_by(messages.c.seq.desc())
+    .limit(bindparam("limit"))
+)
 _CHARS_PER_TOKEN = 4
 _MESSAGE_OVERHEAD_TOKENS = 4
 
@@ -65,7 +76,7 @@ async def context_window(
         UnavailableError: The database cannot be reached.
     """
     async with database.read() as conn:
-        row = (await conn.execute(select_session(tenant_id, session_id))).first()
+        row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
         if row is None:
             raise NotFoundError("session", session_id)
         session = session_record(row)
@@ -73,14 +84,12 @@ async def context_window(
         used = estimate_tokens(session.recap)
         picked: list[MessageRecord] = []
         truncated = False
-        before: int | None = None
+        before = session.last_seq + 1
         while not truncated:
-            query = select(messages).where(
-                messages.c.session_id == session_id, messages.c.seq > floor
-            )
-            if before is not None:
-                query = query.where(messages.c.seq < before)
-            rows = (await conn.execute(query.order_by(messages.c.seq.desc()).limit(_BATCH))).all()
+            # One row past the limit is enough to know the window is truncated.
+            batch = min(_BATCH, max_messages + 1 - len(picked))
+            params = {"session_id": session_id, "floor": floor, "before": before, "limit": batch}
+            rows = (await conn.execute(_NEWEST_FIRST, params)).all()
             for message in (message_record(r, floor) for r in rows):
                 cost = message_tokens(message)
                 if len(picked) == max_messages or (
@@ -90,7 +99,7 @@ async def context_window(
                     break
                 picked.append(message)
                 used += cost
-            if len(rows) < _BATCH:
+            if len(rows) < batch:
                 break
             before = rows[-1].seq
     picked.reverse()

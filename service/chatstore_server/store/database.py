@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import text
@@ -23,18 +24,48 @@ from chatstore_server.store.sqlite import SQLiteEngine
 SQLITE_DRIVERS = ("aiosqlite", "pysqlite")
 
 
+class _Postgres:
+    """PostgreSQL through SQLAlchemy's async engine over asyncpg."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @contextlib.asynccontextmanager
+    async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
+        del offload  # statements never run on the event-loop thread here
+        with translate_errors():
+            async with self.engine.connect() as connection:
+                yield AsyncStoreConnection(connection)
+
+    @contextlib.asynccontextmanager
+    async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
+        del offload
+        with translate_errors():
+            async with self.engine.begin() as connection:
+                yield AsyncStoreConnection(connection)
+
+    def pool_stats(self) -> dict[str, int]:
+        pool: Any = self.engine.sync_engine.pool
+        return {
+            "in_use": pool.checkedout(),
+            "idle": pool.checkedin(),
+            "overflow": max(pool.overflow(), 0),
+            "size": pool.size(),
+        }
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
 class Database:
     """Read and write blocks over one database, whichever backend.
 
     Build it with `Database.from_url`.
     """
 
-    def __init__(
-        self, url: URL, *, engine: AsyncEngine | None, sqlite: SQLiteEngine | None
-    ) -> None:
+    def __init__(self, url: URL, backend: _Postgres | SQLiteEngine) -> None:
         self.url = url
-        self._engine = engine
-        self._sqlite = sqlite
+        self._backend = backend
         self.dialect_name = url.get_backend_name()
 
     @classmethod
@@ -74,7 +105,7 @@ class Database:
             if parsed.database in (None, "", ":memory:"):
                 raise ValueError("SQLite needs a database file: sqlite+aiosqlite:///path.db")
             sqlite = SQLiteEngine(parsed, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
-            return cls(parsed, engine=None, sqlite=sqlite)
+            return cls(parsed, sqlite)
         if parsed.get_backend_name() != "postgresql":
             raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
         if parsed.get_driver_name() != "asyncpg":
@@ -92,10 +123,9 @@ class Database:
             # A pooled connection may have died while idle (restart, proxy): ping it.
             pool_pre_ping=True,
         )
-        return cls(parsed, engine=engine, sqlite=None)
+        return cls(parsed, _Postgres(engine))
 
-    @contextlib.asynccontextmanager
-    async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
+    def read(self, *, offload: bool = False) -> AbstractAsyncContextManager[StoreConnection]:
         """A connection for reading; it writes nothing. On PostgreSQL the block is one
         transaction (one snapshot); on SQLite each statement sees the newest commit.
 
@@ -106,17 +136,9 @@ class Database:
         Raises:
             UnavailableError: The database cannot be reached.
         """
-        with translate_errors():
-            if self._sqlite is not None:
-                async with self._sqlite.read(offload=offload) as connection:
-                    yield connection
-            else:
-                assert self._engine is not None
-                async with self._engine.connect() as async_connection:
-                    yield AsyncStoreConnection(async_connection)
+        return self._backend.read(offload=offload)
 
-    @contextlib.asynccontextmanager
-    async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
+    def write(self, *, offload: bool = False) -> AbstractAsyncContextManager[StoreConnection]:
         """A connection in a write transaction, committed when the block exits cleanly.
 
         The commit has happened when the block returns: nothing is acknowledged before.
@@ -131,14 +153,7 @@ class Database:
             AlreadyExistsError: A unique key was taken.
             UnavailableError: The database cannot be reached or stayed locked.
         """
-        with translate_errors():
-            if self._sqlite is not None:
-                async with self._sqlite.write(offload=offload) as connection:
-                    yield connection
-            else:
-                assert self._engine is not None
-                async with self._engine.begin() as async_connection:
-                    yield AsyncStoreConnection(async_connection)
+        return self._backend.write(offload=offload)
 
     async def ping(self, timeout_seconds: float) -> bool:
         """Whether the database answers `SELECT 1` within `timeout_seconds`."""
@@ -151,20 +166,8 @@ class Database:
 
     def pool_stats(self) -> dict[str, int]:
         """Connections of the pool by state: in_use, idle, overflow, size."""
-        if self._sqlite is not None:
-            return self._sqlite.pool_stats()
-        assert self._engine is not None
-        pool: Any = self._engine.sync_engine.pool
-        return {
-            "in_use": pool.checkedout(),
-            "idle": pool.checkedin(),
-            "overflow": max(pool.overflow(), 0),
-            "size": pool.size(),
-        }
+        return self._backend.pool_stats()
 
     async def dispose(self) -> None:
         """Finish pending commits and close every connection."""
-        if self._sqlite is not None:
-            await self._sqlite.dispose()
-        if self._engine is not None:
-            await self._engine.dispose()
+        await self._backend.dispose()

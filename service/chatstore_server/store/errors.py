@@ -146,5 +146,5 @@ def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
         raise
     except sa_exc.TimeoutError as error:  # no pooled connection came free in time
         raise UnavailableError("the database is busy: no connection came free") from error
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, sqlite3.Error) as error:
         raise UnavailableError("the database is unavailable") from error

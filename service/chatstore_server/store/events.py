@@ -53,7 +53,7 @@ class EventRepository:
                     kind="event",
                     count=len(batch),
                     now=now,
-                    counters={},
+                    counter_params={},
                     precondition=precondition or Precondition(),
                     request_id=request_id,
                     fingerprint=fingerprint,

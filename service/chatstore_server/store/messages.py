@@ -3,13 +3,15 @@ request id), keyset paging in either direction, and lookups."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, select
+from sqlalchemy import Select, bindparam, select
 
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
@@ -20,11 +22,9 @@ from chatstore_server.store.records import (
     MessageRecord,
     NewMessage,
     Page,
-    Retention,
     Role,
     SessionPolicy,
     SessionRecord,
-    SessionStatus,
 )
 from chatstore_server.store.rows import message_record, message_values
 from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
@@ -33,6 +33,7 @@ from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 
 _WITH_COMPACTION = (*messages.c, sessions.c.compacted_through_seq)
+_INSERT = messages.insert()
 
 
 def size_bytes(message: NewMessage) -> int:
@@ -56,8 +57,48 @@ class MessageFilter:
     exclude_compacted: bool = False
 
 
-def _scoped(tenant_id: str, session_id: uuid.UUID) -> list[ColumnElement[bool]]:
-    return [messages.c.session_id == session_id, sessions.c.tenant_id == tenant_id]
+# Statements are built once per shape, with bind parameters: building and keying one
+# for SQLAlchemy's compiled cache costs more than SQLite takes to run it.
+_SCOPED = (
+    messages.c.session_id == bindparam("session_id"),
+    sessions.c.tenant_id == bindparam("tenant_id"),
+)
+_JOINED = select(*_WITH_COMPACTION).join(sessions, sessions.c.id == messages.c.session_id)
+_MESSAGE_BY_ID = _JOINED.where(*_SCOPED, messages.c.id == bindparam("id"))
+_MESSAGE_BY_SEQ = _JOINED.where(*_SCOPED, messages.c.seq == bindparam("seq"))
+
+
+@functools.cache
+def _list_statement(
+    *,
+    descending: bool,
+    before: bool,
+    cursor: bool,
+    roles: bool,
+    start: bool,
+    end: bool,
+    exclude_compacted: bool,
+) -> Select[Any]:
+    """The page query for one combination of filters; parameters as in `list`."""
+    seq = messages.c.seq
+    conditions = [*_SCOPED, seq > bindparam("after_seq")]
+    if before:
+        conditions.append(seq < bindparam("before_seq"))
+    if cursor:
+        conditions.append(seq < bindparam("cursor") if descending else seq > bindparam("cursor"))
+    if roles:
+        conditions.append(messages.c.role.in_(bindparam("roles", expanding=True)))
+    if start:
+        conditions.append(messages.c.create_time >= bindparam("start"))
+    if end:
+        conditions.append(messages.c.create_time < bindparam("end"))
+    if exclude_compacted:
+        conditions.append(seq > sessions.c.compacted_through_seq)
+    return (
+        _JOINED.where(*conditions)
+        .order_by(seq.desc() if descending else seq)
+        .limit(bindparam("limit"))
+    )
 
 
 class MessageRepository:
@@ -112,19 +153,12 @@ class MessageRepository:
         sizes = [size_bytes(m) for m in batch]
         output_tokens = sum(m.token_count or 0 for m in batch if m.role is Role.ASSISTANT)
         input_tokens = sum(m.token_count or 0 for m in batch if m.role is not Role.ASSISTANT)
-        c = sessions.c
-        counters = {
-            "status": SessionStatus.ACTIVE.value,
-            "last_message_time": now,
-            "last_message_preview": batch[-1].content[:PREVIEW_CHARS],
-            "size_bytes": c.size_bytes + sum(sizes),
-            "input_tokens": c.input_tokens + input_tokens,
-            "output_tokens": c.output_tokens + output_tokens,
-            "total_tokens": c.total_tokens + input_tokens + output_tokens,
-            "expire_time": case(
-                (c.retention == Retention.EPHEMERAL.value, now + self._policy.ephemeral_ttl),
-                else_=c.expire_time,
-            ),
+        counter_params = {
+            "preview": batch[-1].content[:PREVIEW_CHARS],
+            "added_bytes": sum(sizes),
+            "added_input_tokens": input_tokens,
+            "added_output_tokens": output_tokens,
+            "ephemeral_expire_time": now + self._policy.ephemeral_ttl,
         }
         try:
             async with self._db.write() as conn:
@@ -135,7 +169,7 @@ class MessageRepository:
                     kind="message",
                     count=len(batch),
                     now=now,
-                    counters=counters,
+                    counter_params=counter_params,
                     precondition=precondition or Precondition(),
                     request_id=request_id,
                     fingerprint=fingerprint,
@@ -164,7 +198,7 @@ class MessageRepository:
                 # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
                 supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
                 with translate_errors("message", supplied):
-                    await conn.execute(messages.insert(), [message_values(m) for m in stored])
+                    await conn.execute(_INSERT, [message_values(m) for m in stored])
                 await announce(conn, session_id, "messages")
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
@@ -198,29 +232,28 @@ class MessageRepository:
             UnavailableError: The database cannot be reached.
         """
         where = where or MessageFilter()
-        seq = messages.c.seq
-        conditions = [*_scoped(tenant_id, session_id), seq > where.after_seq]
-        if where.before_seq is not None:
-            conditions.append(seq < where.before_seq)
-        if after is not None:
-            conditions.append(seq < after if descending else seq > after)
-        if where.roles:
-            conditions.append(messages.c.role.in_(sorted(r.value for r in where.roles)))
-        if where.create_time.start is not None:
-            conditions.append(messages.c.create_time >= where.create_time.start)
-        if where.create_time.end is not None:
-            conditions.append(messages.c.create_time < where.create_time.end)
-        if where.exclude_compacted:
-            conditions.append(seq > sessions.c.compacted_through_seq)
-        query = (
-            select(*_WITH_COMPACTION)
-            .join(sessions, sessions.c.id == messages.c.session_id)
-            .where(*conditions)
-            .order_by(seq.desc() if descending else seq)
-            .limit(limit + 1)
+        query = _list_statement(
+            descending=descending,
+            before=where.before_seq is not None,
+            cursor=after is not None,
+            roles=bool(where.roles),
+            start=where.create_time.start is not None,
+            end=where.create_time.end is not None,
+            exclude_compacted=where.exclude_compacted,
         )
+        params = {
+            "session_id": session_id,
+            "tenant_id": tenant_id,
+            "after_seq": where.after_seq,
+            "before_seq": where.before_seq,
+            "cursor": after,
+            "roles": sorted(r.value for r in where.roles),
+            "start": where.create_time.start,
+            "end": where.create_time.end,
+            "limit": limit + 1,
+        }
         async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
             if not rows:
                 await require_session(conn, tenant_id, session_id)
         items = [message_record(r, r.compacted_through_seq) for r in rows[:limit]]
@@ -241,14 +274,10 @@ class MessageRepository:
                 message in it ("message").
             UnavailableError: The database cannot be reached.
         """
-        selector = messages.c.id == message_id if message_id else messages.c.seq == seq
-        query = (
-            select(*_WITH_COMPACTION)
-            .join(sessions, sessions.c.id == messages.c.session_id)
-            .where(*_scoped(tenant_id, session_id), selector)
-        )
+        query = _MESSAGE_BY_ID if message_id else _MESSAGE_BY_SEQ
+        params = {"session_id": session_id, "tenant_id": tenant_id, "id": message_id, "seq": seq}
         async with self._db.read() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(query, params)).first()
             if row is None:
                 await require_session(conn, tenant_id, session_id)
                 raise NotFoundError("message", message_id or f"at seq {seq}")

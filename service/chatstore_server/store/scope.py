@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.errors import NotFoundError
@@ -22,12 +22,27 @@ def select_session(tenant_id: str, session_id: uuid.UUID) -> Select[Any]:
     return select(sessions).where(*in_tenant(tenant_id, session_id))
 
 
+# The same, built once (the hot path: building a statement costs more than running it);
+# its parameters come from `session_params`.
+SESSION_BY_ID = select(sessions).where(
+    sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id")
+)
+_SESSION_EXISTS = select(sessions.c.id).where(
+    sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id")
+)
+
+
+def session_params(tenant_id: str, session_id: uuid.UUID) -> dict[str, Any]:
+    """The parameters of `SESSION_BY_ID`."""
+    return {"session_id": session_id, "tenant_id": tenant_id}
+
+
 async def require_session(conn: StoreConnection, tenant_id: str, session_id: uuid.UUID) -> None:
     """Raise NotFoundError unless the session exists in the tenant.
 
     Used after a child query (messages, events, checkpoints) came back empty, to tell
     "none yet" from "no such session" with one more statement only in that case.
     """
-    found = await conn.scalar(select(sessions.c.id).where(*in_tenant(tenant_id, session_id)))
+    found = await conn.scalar(_SESSION_EXISTS, session_params(tenant_id, session_id))
     if found is None:
         raise NotFoundError("session", session_id)

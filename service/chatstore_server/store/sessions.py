@@ -35,7 +35,7 @@ from chatstore_server.store.records import (
 )
 from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
 from chatstore_server.store.schema import messages, session_labels, sessions
-from chatstore_server.store.scope import in_tenant, select_session
+from chatstore_server.store.scope import SESSION_BY_ID, in_tenant, select_session, session_params
 from chatstore_server.store.session_list import (
     SessionCursor,
     SessionFilter,
@@ -197,7 +197,7 @@ class SessionRepository:
             UnavailableError: The database cannot be reached.
         """
         async with self._db.read() as conn:
-            row = (await conn.execute(select_session(tenant_id, session_id))).first()
+            row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
         if row is None:
             raise NotFoundError("session", session_id)
         return session_record(row)
@@ -218,7 +218,7 @@ class SessionRepository:
             .limit(limit)
         )
         async with self._db.read() as conn:
-            row = (await conn.execute(select_session(tenant_id, session_id))).first()
+            row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
             if row is None:
                 raise NotFoundError("session", session_id)
             rows = (await conn.execute(newest)).all()

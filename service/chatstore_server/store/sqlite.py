@@ -65,6 +65,36 @@ class _Group:
         self.broken = False
 
 
+class _Savepoint:
+    """One write block's savepoint in the group's transaction (plain SQL: cheaper than
+    SQLAlchemy's nested transactions, and the group's transaction stays SQLAlchemy's)."""
+
+    __slots__ = ("_dbapi",)
+
+    def __init__(self, writer: Connection) -> None:
+        self._dbapi: Any = writer.connection.dbapi_connection
+        assert self._dbapi is not None
+        self._dbapi.execute("SAVEPOINT chatstore_block").close()
+
+    def release(self) -> bool:
+        """Keep the block's writes in the transaction; False if the transaction is gone."""
+        try:
+            self._dbapi.execute("RELEASE chatstore_block").close()
+        except sqlite3.Error:
+            return False
+        return bool(self._dbapi.in_transaction)
+
+    def roll_back(self) -> bool:
+        """Undo the block's writes only; False if the transaction itself is gone (disk
+        full, I/O error), which fails every block of the group."""
+        try:
+            self._dbapi.execute("ROLLBACK TO chatstore_block").close()
+            self._dbapi.execute("RELEASE chatstore_block").close()
+        except sqlite3.Error:
+            return False
+        return bool(self._dbapi.in_transaction)
+
+
 class SQLiteEngine:
     """Reader connections and the group-committing writer over one SQLite file.
 
@@ -105,16 +135,17 @@ class SQLiteEngine:
     @contextlib.asynccontextmanager
     async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
         """A reader connection: on the loop, or with `offload` on a worker thread."""
-        connection = self._readers.pop() if self._readers else self._engine.connect()
-        self._readers_in_use += 1
-        try:
-            yield OffloadedConnection(connection) if offload else InlineConnection(connection)
-        finally:
-            self._readers_in_use -= 1
-            if len(self._readers) < self._pool_size and not connection.invalidated:
-                self._readers.append(connection)
-            else:
-                connection.close()
+        with translate_errors():
+            connection = self._readers.pop() if self._readers else self._engine.connect()
+            self._readers_in_use += 1
+            try:
+                yield OffloadedConnection(connection) if offload else InlineConnection(connection)
+            finally:
+                self._readers_in_use -= 1
+                if len(self._readers) < self._pool_size and not connection.invalidated:
+                    self._readers.append(connection)
+                else:
+                    connection.close()
 
     # Writes
 
@@ -130,34 +161,35 @@ class SQLiteEngine:
             UnavailableError: The COMMIT failed (nothing of the group is kept), or the
                 write lock stayed with another process for `busy_timeout_ms`.
         """
-        error: Exception | None = None
-        async with self._lock:
-            group = self._group or await self._begin()
-            writer = self._connect_writer()
-            savepoint = writer.begin_nested()
-            try:
-                yield (
-                    OffloadedConnection(writer, self._writer_thread)
-                    if offload
-                    else InlineConnection(writer)
-                )
-            except Exception as raised:  # noqa: BLE001 - re-raised below, after the commit
-                error = raised
-                self._undo(savepoint, group)
-            except BaseException:
-                self._undo(savepoint, group)
-                raise
-            else:
+        with translate_errors():
+            error: Exception | None = None
+            async with self._lock:
+                group = self._group or await self._begin()
+                writer = self._connect_writer()
+                savepoint = _Savepoint(writer)
                 try:
-                    savepoint.commit()
+                    yield (
+                        OffloadedConnection(writer, self._writer_thread)
+                        if offload
+                        else InlineConnection(writer)
+                    )
+                except Exception as raised:  # noqa: BLE001 - re-raised below, after the commit
+                    error = raised
+                    if not savepoint.roll_back():
+                        self._break(group)
                 except BaseException:
-                    self._break(group)
+                    if not savepoint.roll_back():
+                        self._break(group)
                     raise
-        if error is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(group.committed)
-            raise error
-        await asyncio.shield(group.committed)
+                else:
+                    if not savepoint.release():
+                        self._break(group)
+                        raise UnavailableError("the write could not be completed")
+            if error is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(group.committed)
+                raise error
+            await asyncio.shield(group.committed)
 
     def _connect_writer(self) -> Connection:
         if self._writer is None or self._writer.invalidated:
@@ -217,16 +249,6 @@ class SQLiteEngine:
                     raise
             else:
                 group.committed.set_result(None)
-
-    def _undo(self, savepoint: Any, group: _Group) -> None:
-        try:
-            savepoint.rollback()
-        except (exc.SQLAlchemyError, sqlite3.Error):  # the transaction is gone (disk full, I/O)
-            self._break(group)
-            return
-        writer = self._writer
-        if writer is None or not writer.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            self._break(group)
 
     def _break(self, group: _Group) -> None:
         """Roll the group's transaction back: every block in it fails, none is kept."""
