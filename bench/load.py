@@ -8,6 +8,7 @@ JSON object: calls, seconds, calls/s, latency percentiles (ms), errors.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -19,6 +20,7 @@ import grpc
 
 from chatstore.v1 import (
     AppendMessagesRequest,
+    CreateSessionRequest,
     GetContextWindowRequest,
     GetSessionRequest,
     ListMessagesRequest,
@@ -47,12 +49,14 @@ def _request_factory(spec: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
         return "GetSession", lambda: GetSessionRequest(tenant_id=tenant, session_id=session)
     if scenario == "append":
         content = "x" * spec.get("payload_bytes", 100)
+        # One hot session, or (with "spread_sessions") round-robin over several.
+        targets = itertools.cycle(spec.get("session_ids") or [session])
 
         def append() -> AppendMessagesRequest:
             # As the client sends it: with a request id, so that retries are safe.
             return AppendMessagesRequest(
                 tenant_id=tenant,
-                session_id=session,
+                session_id=next(targets),
                 request_id=uuid.uuid4().hex,
                 messages=[Message(role=Role.ROLE_USER, content=content)],
             )
@@ -82,6 +86,12 @@ async def unary(spec: dict[str, Any]) -> dict[str, Any]:
         def invoke(index: int) -> Any:
             return calls[index % len(calls)](payload)
     else:
+        if spec.get("spread_sessions"):  # set-up, not measured: sessions to spread over
+            stub = session_service_pb2_grpc.SessionServiceStub(channels[0])
+            spec["session_ids"] = [
+                (await stub.CreateSession(CreateSessionRequest(tenant_id=spec["tenant"]))).id
+                for _ in range(spec["spread_sessions"])
+            ]
         method, make = _request_factory(spec)
         stubs = [getattr(session_service_pb2_grpc.SessionServiceStub(c), method) for c in channels]
 

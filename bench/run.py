@@ -49,6 +49,55 @@ def memory_kib(pid: int) -> dict[str, int]:
     return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process so far, in clock ticks (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _postgres_pids() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@contextmanager
+def cpu_use(pids: dict[str, list[int]]) -> Iterator[dict[str, float]]:
+    """CPU used during the block, in cores (1.0 = one core busy throughout): each group
+    of `pids`, every PostgreSQL process, the rest (the load generator, mostly), and the
+    whole machine; filled in when the block ends. Tells which resource was the limit."""
+    groups = pids | {"postgresql": _postgres_pids()}
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+
+    def machine_busy() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values) - idle, sum(values)
+
+    before = {name: sum(_cpu_ticks(p) for p in group) for name, group in groups.items()}
+    busy_before, total_before = machine_busy()
+    started = time.perf_counter()
+    use: dict[str, float] = {}
+    yield use
+    seconds = time.perf_counter() - started
+    busy_after, total_after = machine_busy()
+    for name, group in groups.items():
+        used = sum(_cpu_ticks(p) for p in group) - before[name]
+        use[name] = round(used / ticks_per_second / seconds, 2)
+    cores = os.cpu_count() or 1
+    use["machine"] = round((busy_after - busy_before) / (total_after - total_before) * cores, 2)
+    use["other"] = round(use["machine"] - sum(use[name] for name in groups), 2)
+
+
 class Server:
     """A server subprocess (chatstore or the echo ceiling)."""
 
@@ -208,14 +257,17 @@ def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str,
         idle.wait(60)
         results["idle_watch_streams"] = {"streams": 1_000, "added_rss_kib": during - before}
     if backend == "postgresql":
+        # Appends spread over 64 sessions, so that no one session's row lock is the limit.
+        spread = {"concurrency": 32, "spread_sessions": 64}
         with chatstore(url, workdir, "second") as second, chatstore(url, workdir, "first") as first:
-            run(
-                "AppendMessages, 2 server processes",
-                [first.target, second.target],
-                "append",
-                concurrency=32,
-            )
-            run("AppendMessages, 1 server process", first.target, "append", concurrency=32)
+            pids = {"chatstore": [first.process.pid, second.process.pid]}
+            with cpu_use(pids) as two:
+                run("AppendMessages, 2 server processes", [first.target, second.target],
+                    "append", **spread)  # fmt: skip
+            pids = {"chatstore": [first.process.pid]}
+            with cpu_use(pids) as one:
+                run("AppendMessages, 1 server process", first.target, "append", **spread)
+        results["append_cpu"] = {"2 server processes": two, "1 server process": one}
     results["unary"] = unary
     ceiling_rate = (
         unary["echo (ceiling)"]["calls_per_second"]
@@ -263,6 +315,20 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {backend} | {peak:.0f} MiB | {added:.0f} MiB | {found['seed_seconds']} s |"
         )
+    cpu_rows = [
+        f"| {backend} | {setup} | {use['chatstore']:.2f} | {use['postgresql']:.2f} |"
+        f" {use['other']:.2f} | {use['machine']:.2f} of {os.cpu_count()} |"
+        for backend, found in results["backends"].items()
+        for setup, use in found.get("append_cpu", {}).items()
+    ]
+    if cpu_rows:
+        lines += [
+            "",
+            "| backend | AppendMessages over 64 sessions, 32 callers | chatstore cores"
+            " | PostgreSQL cores | load generator and rest | machine busy |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+            *cpu_rows,
+        ]
     return "\n".join(lines)
 
 

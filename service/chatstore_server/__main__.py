@@ -46,10 +46,9 @@ def _parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 flag,
                 dest=name,
-                action="store_const",
-                const=True,
+                action=argparse.BooleanOptionalAction,  # --x / --no-x
                 default=None,
-                help=field.description,
+                help=f"{field.description} (default: {'on' if field.default else 'off'})",
             )
             continue
         default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]

@@ -44,3 +44,7 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Neither format shows the calling file and line or the thread: don't collect them
+    # (the logging documentation's "Optimization" advice; the access log is per call).
+    logging._srcfile = None
+    logging.logThreads = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Coroutine
@@ -251,6 +252,9 @@ async def serve(settings: Settings, *, migrate: bool = True, worker_index: int =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = await ChatStoreServer.start(settings, migrate=migrate, worker_index=worker_index)
+    # What start-up allocated (modules, schema, compiled statements) lives as long as the
+    # process: keep the cyclic garbage collector from scanning it again and again.
+    gc.freeze()
     await stop.wait()
     logger.info("shutting down (grace %.1fs)", settings.shutdown_grace_seconds)
     await server.stop(settings.shutdown_grace_seconds)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -64,13 +64,23 @@ PEER_KIND_TO_PROTO = {
 PEER_KIND_FROM_PROTO = {proto: value for value, proto in PEER_KIND_TO_PROTO.items()}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """An aware datetime as a Timestamp (None stays unset)."""
+    """A datetime (naive means UTC) as a Timestamp (None stays unset).
+
+    Integer arithmetic on the timedelta: exact to the microsecond, and several times
+    faster than `Timestamp.FromDatetime` (every listed message carries one).
+    """
     if value is None:
         return None
-    result = timestamp_pb2.Timestamp()
-    result.FromDatetime(value)
-    return result
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.watch_streams = Gauge(
             "chatstore_watch_streams",
             "WatchSession streams open now.",
@@ -35,10 +36,14 @@ class Metrics:
         )
 
     def observe(self, method: str, code: str, seconds: float) -> None:
-        """Count one completed call."""
-        name = method.rsplit("/", 1)[-1]
-        self.requests.labels(name, code).inc()
-        self.latency.labels(name).observe(seconds)
+        """Count one completed call (`method` is the full gRPC path, `seconds` its time)."""
+        children = self._children.get((method, code))
+        if children is None:  # labels() is a locked lookup: do it once per method and code
+            name = method.rsplit("/", 1)[-1]
+            children = (self.requests.labels(name, code), self.latency.labels(name))
+            self._children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         """Report the database pool (`stats()` gives connection counts by state)."""
