@@ -205,15 +205,17 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def idle_watches(spec: dict[str, Any]) -> dict[str, Any]:
-    """Open `watchers` idle streams, report on stdout, hold them until stdin closes."""
+    """Open `watchers` idle streams, report on stdout, hold them until stdin closes.
+
+    Idle: each follows the session from its newest message on, with nothing to replay
+    (a stream replaying a long history to a client that does not read would hold up
+    to a flow-control window of unread messages: that is a backlog, not idle)."""
     channel = grpc.aio.insecure_channel(spec["targets"][0])
     stub = session_service_pb2_grpc.SessionServiceStub(channel)
-    calls = [
-        stub.WatchSession(
-            WatchSessionRequest(tenant_id=spec["tenant"], session_id=spec["session_id"])
-        )
-        for _ in range(spec["watchers"])
-    ]
+    tenant, session = spec["tenant"], spec["session_id"]
+    current = await stub.GetSession(GetSessionRequest(tenant_id=tenant, session_id=session))
+    request = WatchSessionRequest(tenant_id=tenant, session_id=session, from_seq=current.last_seq)
+    calls = [stub.WatchSession(request) for _ in range(spec["watchers"])]
     await asyncio.gather(*(call.wait_for_connection() for call in calls))
     await asyncio.sleep(2)  # let the server set every stream up
     print(json.dumps({"open": len(calls)}), flush=True)

@@ -371,7 +371,8 @@ def main() -> int:
             "same run (same harness, same payload size, 16 concurrent calls), because absolute\n"
             "numbers drift on this shared machine. The load generator runs in its own process.\n\n"
             + rendered
-            + "\n"
+            + "\n\n"
+            + (ROOT / "bench" / "analysis.md").read_text()
         )
     return 0
 

@@ -37,6 +37,8 @@ def table() -> str:
     ]
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:  # on/off switches also take --no-<flag>
+            flag = "--[no-]" + name.replace("_", "-")
         rows.append(
             f"| `{flag}` | `CHATSTORE_{name.upper()}` | {_default(name)} | {field.description} |"
         )

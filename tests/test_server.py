@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chatstore import AsyncChatStoreClient, Internal, Message, Role
-from chatstore_server.__main__ import main
+from chatstore_server.__main__ import _parser, main
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import SessionRepository
@@ -151,6 +151,17 @@ async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
 def test_bad_setting_is_reported_clearly(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--log-level", "LOUD"]) == 2
     assert "bad setting log_level" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [([], None), (["--log-requests"], True), (["--no-log-requests"], False)],
+)
+def test_switches_turn_on_and_off_from_the_command_line(
+    flags: list[str], expected: bool | None
+) -> None:
+    # None: not given on the command line, so the environment or the default decides.
+    assert vars(_parser().parse_args(flags))["log_requests"] is expected
 
 
 async def test_second_server_cannot_take_a_port_in_use(

@@ -77,6 +77,9 @@ class WatchMethods:
                 raise InvalidReferenceError(
                     "from_seq", f"beyond the session's newest message ({current.last_seq})"
                 )
+            # The stream is open from here (subscribed, session found): say so at once,
+            # so that a caller waiting for the connection does not wait for a message.
+            await context.send_initial_metadata(())
             last = request.from_seq
             async for message in self._stored(tenant_id, session_id, last):
                 yield Response(message=convert.message_to_proto(message))

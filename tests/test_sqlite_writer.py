@@ -1,0 +1,143 @@
+"""The embedded SQLite backend's writer: concurrent write blocks share one commit (group
+commit), each is acknowledged only once committed, a failing block is rolled back
+alone, and waiting for another process's write lock never blocks the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chatstore_server.store import (
+    AlreadyExistsError,
+    Database,
+    MessageRepository,
+    NewMessage,
+    NewSession,
+    Role,
+    SessionRepository,
+    upgrade,
+)
+from tests.conftest import TENANT
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "writer.db"
+
+
+@pytest.fixture
+async def database(path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(f"sqlite+aiosqlite:///{path}")
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+def committed_messages(path: Path) -> dict[str, int]:
+    """Messages per session as another connection sees them: only what is committed."""
+    with sqlite3.connect(path) as other:
+        query = "SELECT session_id, count(*) FROM messages GROUP BY session_id"
+        return dict(other.execute(query).fetchall())
+
+
+async def test_each_concurrent_append_is_committed_when_acknowledged(
+    database: Database, path: Path
+) -> None:
+    sessions = SessionRepository(database)
+    history = MessageRepository(database)
+    created = [await sessions.create(TENANT, NewSession()) for _ in range(20)]
+    seen_when_acknowledged: list[int] = []
+
+    async def append(session_id: uuid.UUID) -> None:
+        await history.append(TENANT, session_id, [NewMessage(Role.USER, "hi")])
+        # Another connection sees it the moment the call returns: acknowledged = committed.
+        seen_when_acknowledged.append(committed_messages(path).get(session_id.hex, 0))
+
+    await asyncio.gather(*(append(s.id) for s in created for _ in range(3)))
+
+    assert len(seen_when_acknowledged) == 60
+    assert min(seen_when_acknowledged) >= 1
+    assert committed_messages(path) == {s.id.hex: 3 for s in created}
+    for session in created:
+        assert (await sessions.get(TENANT, session.id)).last_seq == 3
+
+
+async def test_a_failing_write_is_rolled_back_alone(database: Database, path: Path) -> None:
+    sessions = SessionRepository(database)
+    history = MessageRepository(database)
+    session = await sessions.create(TENANT, NewSession())
+    taken = uuid.uuid4()
+    await history.append(TENANT, session.id, [NewMessage(Role.USER, "first", id=taken)])
+
+    async def clash() -> None:
+        await history.append(TENANT, session.id, [NewMessage(Role.USER, "dup", id=taken)])
+
+    async def fine(text: str) -> None:
+        await history.append(TENANT, session.id, [NewMessage(Role.USER, text)])
+
+    # Interleaved in one burst, so that the failures share transactions with successes.
+    outcomes = await asyncio.gather(
+        *(clash() if i % 3 == 0 else fine(f"m{i}") for i in range(30)), return_exceptions=True
+    )
+
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failures) == 10
+    assert all(isinstance(f, AlreadyExistsError) for f in failures)
+    after = await sessions.get(TENANT, session.id)
+    assert after.last_seq == after.message_count == 21  # no seq was used by a failure
+    assert committed_messages(path) == {session.id.hex: 21}
+    page = await history.list(TENANT, session.id, limit=100)
+    assert [m.seq for m in page.items] == list(range(1, 22))
+    assert "dup" not in {m.content for m in page.items}
+
+
+async def test_waiting_for_another_process_lock_leaves_the_loop_free(
+    database: Database, path: Path
+) -> None:
+    sessions = SessionRepository(database)
+    session = await sessions.create(TENANT, NewSession())
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process_writes() -> None:  # another writer holds the lock for a while
+        with sqlite3.connect(path, isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            locked.set()
+            release.wait(10)
+            other.execute("COMMIT")
+
+    holder = threading.Thread(target=other_process_writes)
+    holder.start()
+    assert await asyncio.to_thread(locked.wait, 10)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    started = time.monotonic()
+    write = asyncio.create_task(sessions.update(TENANT, session.id, {"title": "after the lock"}))
+    await asyncio.sleep(0.5)
+    assert not write.done()  # still waiting for the lock...
+    assert ticks >= 10  # ...while the loop keeps running other tasks
+    release.set()
+    updated = await asyncio.wait_for(write, 10)
+    ticking.cancel()
+    holder.join(10)
+
+    assert updated.title == "after the lock"
+    assert time.monotonic() - started >= 0.5
+    with sqlite3.connect(path) as other:
+        (title,) = other.execute(
+            "SELECT title FROM sessions WHERE id = ?", (session.id.hex,)
+        ).fetchone()
+    assert title == "after the lock"
