@@ -77,21 +77,23 @@ def cpu_use(pids: dict[str, list[int]]) -> Iterator[dict[str, float]]:
     whole machine; filled in when the block ends. Tells which resource was the limit."""
     groups = pids | {"postgresql": _postgres_pids()}
     ticks_per_second = os.sysconf("SC_CLK_TCK")
+    started_ticks = {pid: _cpu_ticks(pid) for group in groups.values() for pid in group}
 
     def machine_busy() -> tuple[int, int]:
         values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         idle = values[3] + values[4]
         return sum(values) - idle, sum(values)
 
-    before = {name: sum(_cpu_ticks(p) for p in group) for name, group in groups.items()}
     busy_before, total_before = machine_busy()
     started = time.perf_counter()
     use: dict[str, float] = {}
     yield use
     seconds = time.perf_counter() - started
     busy_after, total_after = machine_busy()
+    # PostgreSQL forks a backend per new connection: count the ones born meanwhile too.
+    groups["postgresql"] = sorted(set(groups["postgresql"]) | set(_postgres_pids()))
     for name, group in groups.items():
-        used = sum(_cpu_ticks(p) for p in group) - before[name]
+        used = sum(max(_cpu_ticks(p) - started_ticks.get(p, 0), 0) for p in group)
         use[name] = round(used / ticks_per_second / seconds, 2)
     cores = os.cpu_count() or 1
     use["machine"] = round((busy_after - busy_before) / (total_after - total_before) * cores, 2)

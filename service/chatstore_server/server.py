@@ -34,7 +34,8 @@ from chatstore_server.store import (
 
 logger = logging.getLogger("chatstore_server")
 
-SERVICE_NAME = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+SERVICE_DESCRIPTOR = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"]
+SERVICE_NAME = SERVICE_DESCRIPTOR.full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -135,16 +136,13 @@ class ChatStoreServer:
             feed = ChangeFeed(settings.watch_buffer_changes)
             metrics = Metrics()
             metrics.watch_pool(database.pool_stats)
-            server = grpc.aio.server(
-                interceptors=[
-                    CallInterceptor(
-                        authenticator_from(settings), metrics, log_requests=settings.log_requests
-                    )
-                ],
-                options=settings.grpc_options(),
+            server = grpc.aio.server(options=settings.grpc_options())
+            interceptor = CallInterceptor(
+                authenticator_from(settings), metrics, log_requests=settings.log_requests
             )
+            servicer = SessionServicer(database, policy, settings.limits(), feed)
             session_service_pb2_grpc.add_SessionServiceServicer_to_server(
-                SessionServicer(database, policy, settings.limits(), feed), server
+                interceptor.wrap(servicer, SERVICE_DESCRIPTOR), server
             )
             health_servicer = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
