@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from chatstore_server.store.connection import AsyncStoreConnection, StoreConnection
 from chatstore_server.store.errors import StoreError, translate_errors
@@ -24,17 +27,47 @@ from chatstore_server.store.sqlite import SQLiteEngine
 SQLITE_DRIVERS = ("aiosqlite", "pysqlite")
 
 
+# A pooled connection idle for longer than this is pinged before use: it may have died
+# meanwhile (a database restart, a proxy's idle timeout). A busy connection is not: a
+# ping per call would be one more round trip each, and if the database restarts under
+# load, the first failure invalidates the whole pool at once.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's pessimistic disconnect handling, for idle connections only."""
+
+    def checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("checked_in", 0.0) <= PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another.
+            raise sa_exc.DisconnectionError("the pooled connection is gone") from error
+
+    event.listen(engine.sync_engine, "checkin", checkin)
+    event.listen(engine.sync_engine, "checkout", checkout)
+
+
 class _Postgres:
     """PostgreSQL through SQLAlchemy's async engine over asyncpg."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Reads need no transaction: under READ COMMITTED each statement takes its own
+        # snapshot anyway, and BEGIN and ROLLBACK would be two more round trips.
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _ping_when_idle(engine)
 
     @contextlib.asynccontextmanager
     async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
         del offload  # statements never run on the event-loop thread here
         with translate_errors():
-            async with self.engine.connect() as connection:
+            async with self._reader.connect() as connection:
                 yield AsyncStoreConnection(connection)
 
     @contextlib.asynccontextmanager
@@ -120,14 +153,12 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout_seconds,
-            # A pooled connection may have died while idle (restart, proxy): ping it.
-            pool_pre_ping=True,
         )
         return cls(parsed, _Postgres(engine))
 
     def read(self, *, offload: bool = False) -> AbstractAsyncContextManager[StoreConnection]:
-        """A connection for reading; it writes nothing. On PostgreSQL the block is one
-        transaction (one snapshot); on SQLite each statement sees the newest commit.
+        """A connection for reading; it writes nothing, in no transaction: each statement
+        sees the newest commit.
 
         Args:
             offload: SQLite: run the statements on a worker thread instead of the event

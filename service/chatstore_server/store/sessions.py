@@ -205,24 +205,27 @@ class SessionRepository:
     async def get_with_recent(
         self, tenant_id: str, session_id: uuid.UUID, limit: int
     ) -> tuple[SessionRecord, list[MessageRecord]]:
-        """A session and its newest `limit` messages (oldest first), from one snapshot.
+        """A session and its newest `limit` messages (oldest first), consistent: the
+        messages are those up to the session's `last_seq` as read (a message committed
+        between the two statements is left out, as the session row does not count it).
 
         Raises:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        newest = (
-            select(messages)
-            .where(messages.c.session_id == session_id)
-            .order_by(desc(messages.c.seq))
-            .limit(limit)
-        )
         async with self._db.read() as conn:
             row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
             if row is None:
                 raise NotFoundError("session", session_id)
+            session = session_record(row)
+            newest = (
+                select(messages)
+                .where(messages.c.session_id == session_id, messages.c.seq <= session.last_seq)
+                .order_by(desc(messages.c.seq))
+                .limit(limit)
+            )
             rows = (await conn.execute(newest)).all()
-        return session_record(row), [message_record(r) for r in reversed(rows)]
+        return session, [message_record(r) for r in reversed(rows)]
 
     async def list(
         self,
