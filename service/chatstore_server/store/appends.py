@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, Row, Table, Update, bindparam, case, select, update
+from sqlalchemy import Insert, Row, Table, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore_server.store.connection import StoreConnection
@@ -23,6 +23,7 @@ from chatstore_server.store.errors import (
     SessionStateError,
     StoreError,
 )
+from chatstore_server.store.notify import CHANNEL, What, payload
 from chatstore_server.store.records import AccessMode, Retention, SessionRecord, SessionStatus
 from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import append_requests, sessions
@@ -98,8 +99,9 @@ _PRIOR_REQUEST = select(
 
 
 @functools.cache
-def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool) -> Update:
-    """UPDATE ... RETURNING that reserves seqs of `kind`, with or without each precondition."""
+def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool, notify: bool) -> Update:
+    """UPDATE ... RETURNING that reserves seqs of `kind`, with or without each precondition;
+    with `notify`, it also queues the PostgreSQL notification (one round trip less)."""
     last_column, count_column = _COLUMNS[kind]
     conditions = [
         _c.id == bindparam("session_id"),
@@ -112,6 +114,9 @@ def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool) -> U
         conditions.append(_c[last_column] == bindparam("expected_last_seq"))
     if revision:
         conditions.append(_c.revision == bindparam("expected_revision"))
+    returning: list[Any] = [*sessions.c]
+    if notify:  # evaluated once, for the one row; discarded if the transaction rolls back
+        returning.append(func.pg_notify(CHANNEL, bindparam("notify_payload")))
     return (
         update(sessions)
         .where(*conditions)
@@ -124,7 +129,7 @@ def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool) -> U
                 **_COUNTERS[kind],
             }
         )
-        .returning(*sessions.c)
+        .returning(*returning)
     )
 
 
@@ -189,6 +194,7 @@ async def reserve(
     precondition: Precondition,
     request_id: str | None,
     fingerprint: str,
+    announcing: What | None = None,
 ) -> SessionRecord:
     """Reserve `count` seqs of `kind` on the session row, in the caller's transaction.
 
@@ -198,7 +204,9 @@ async def reserve(
     `added_bytes`, `added_input_tokens`, `added_output_tokens`, `ephemeral_expire_time`), only if
     the session is writable and the precondition holds; on PostgreSQL it also locks
     the row, so concurrent appends to one session queue up here. With a request id,
-    one more statement records it (`INSERT ... ON CONFLICT DO NOTHING`).
+    one more statement records it (`INSERT ... ON CONFLICT DO NOTHING`). With
+    `announcing`, the same UPDATE queues the PostgreSQL change notification
+    (`notify.announce`'s), so that the caller need not send it.
 
     Returns:
         The session after the reservation; the new seqs end at its newest seq.
@@ -208,8 +216,9 @@ async def reserve(
         RequestReusedError: ... with a different request.
         NotFoundError, SessionStateError, ConflictError: Nothing was reserved.
     """
+    notify = announcing is not None and conn.dialect.name == "postgresql"
     statement = _reserve_statement(
-        kind, precondition.expected_last_seq is not None, precondition.revision is not None
+        kind, precondition.expected_last_seq is not None, precondition.revision is not None, notify
     )
     params = {
         "session_id": session_id,
@@ -218,6 +227,7 @@ async def reserve(
         "now": now,
         "expected_last_seq": precondition.expected_last_seq,
         "expected_revision": precondition.revision,
+        "notify_payload": payload(session_id, announcing) if notify and announcing else None,
         **counter_params,
     }
     row = (await conn.execute(statement, params)).first()

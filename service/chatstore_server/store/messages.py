@@ -17,7 +17,6 @@ from chatstore_server.store.appends import Precondition, Replay, replayed, reser
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError, translate_errors
-from chatstore_server.store.notify import announce
 from chatstore_server.store.records import (
     MessageRecord,
     NewMessage,
@@ -173,6 +172,7 @@ class MessageRepository:
                     precondition=precondition or Precondition(),
                     request_id=request_id,
                     fingerprint=fingerprint,
+                    announcing="messages",
                 )
                 first_seq = session.last_seq - len(batch) + 1
                 stored = [
@@ -199,7 +199,6 @@ class MessageRepository:
                 supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
                 with translate_errors("message", supplied):
                     await conn.execute(_INSERT, [message_values(m) for m in stored])
-                await announce(conn, session_id, "messages")
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
         self._feed.publish(Change(session_id, messages=tuple(stored)))
