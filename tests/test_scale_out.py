@@ -19,7 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chatstore import NO_RETRIES, AsyncChatStoreClient, Message, Role, RpcError, Unavailable
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
-from tests.conftest import TENANT, _postgres_database, _postgres_template, key
+from chatstore_server.store.database import PING_AFTER_IDLE_SECONDS
+from tests.conftest import TENANT, _admin, _postgres_database, _postgres_template, key
 from tests.processes import ServerProcess, free_port
 from tests.tcp_proxy import TcpProxy
 
@@ -261,3 +262,33 @@ async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str
     ]
     for text in acknowledged:
         assert stored.count(text) == 1, f"acknowledged {text} is missing or duplicated"
+
+
+async def test_pooled_connections_killed_while_idle_are_replaced_unseen(pg_url: str) -> None:
+    # PostgreSQL restarts, failovers and proxies' idle timeouts kill pooled connections
+    # that the server believes open: one idle past PING_AFTER_IDLE_SECONDS is pinged
+    # before use, so the caller never sees the dead one.
+    server = await ChatStoreServer.start(Settings(listen="127.0.0.1:0", database_url=pg_url))
+    try:
+        async with AsyncChatStoreClient(
+            f"127.0.0.1:{server.port}", tenant_id=TENANT, retry=NO_RETRIES
+        ) as client:
+            session = await client.create_session(title="kept")
+            await asyncio.gather(*(client.get_session(session.id) for _ in range(8)))
+            admin = await _admin()
+            try:
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    urlsplit(pg_url).path.lstrip("/"),
+                )
+            finally:
+                await admin.close()
+            await asyncio.sleep(PING_AFTER_IDLE_SECONDS + 0.5)
+
+            found = await asyncio.gather(*(client.get_session(session.id) for _ in range(8)))
+    finally:
+        await server.stop(None)
+
+    assert killed >= 1
+    assert {s.title for s in found} == {"kept"}

@@ -19,6 +19,7 @@ from chatstore import (
     Unavailable,
     WatchSessionResponse,
 )
+from chatstore.v1 import WatchSessionRequest, session_service_pb2_grpc
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from tests.conftest import TENANT
@@ -198,3 +199,21 @@ async def test_shutdown_ends_watches_with_unavailable(database_url: str) -> None
             await asyncio.wait_for(reader, 10)
     with contextlib.suppress(Exception):
         await server.stop(None)
+
+
+async def test_an_idle_watch_is_connected_before_any_message(
+    client: AsyncChatStoreClient,
+    stub: session_service_pb2_grpc.SessionServiceAsyncStub,
+) -> None:
+    session = await client.create_session()
+    await client.append_messages(session.id, [user("already seen")])
+    call = stub.WatchSession(
+        WatchSessionRequest(tenant_id=TENANT, session_id=session.id, from_seq=1)
+    )
+    try:
+        # Nothing to replay and nothing new: the stream still says it is open.
+        metadata = await asyncio.wait_for(call.initial_metadata(), 5)
+        assert metadata is not None
+        assert not call.done()
+    finally:
+        call.cancel()

@@ -100,9 +100,7 @@ class OffloadedConnection(StoreConnection):
 
     __slots__ = ("_connection", "_executor", "dialect")
 
-    def __init__(
-        self, connection: Connection, executor: concurrent.futures.Executor | None = None
-    ) -> None:
+    def __init__(self, connection: Connection, executor: concurrent.futures.Executor) -> None:
         self._connection = connection
         self._executor = executor
         self.dialect = connection.dialect

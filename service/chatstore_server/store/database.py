@@ -64,8 +64,7 @@ class _Postgres:
         _ping_when_idle(engine)
 
     @contextlib.asynccontextmanager
-    async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
-        del offload  # statements never run on the event-loop thread here
+    async def read(self) -> AsyncIterator[StoreConnection]:
         with translate_errors():
             async with self._reader.connect() as connection:
                 yield AsyncStoreConnection(connection)
@@ -156,18 +155,15 @@ class Database:
         )
         return cls(parsed, _Postgres(engine))
 
-    def read(self, *, offload: bool = False) -> AbstractAsyncContextManager[StoreConnection]:
+    def read(self) -> AbstractAsyncContextManager[StoreConnection]:
         """A connection for reading; it writes nothing, in no transaction: each statement
-        sees the newest commit.
-
-        Args:
-            offload: SQLite: run the statements on a worker thread instead of the event
-                loop, for reads that may take long (no effect on PostgreSQL).
+        sees the newest commit. On SQLite the statements run on the event loop (reads
+        are bounded: point reads and pages).
 
         Raises:
             UnavailableError: The database cannot be reached.
         """
-        return self._backend.read(offload=offload)
+        return self._backend.read()
 
     def write(self, *, offload: bool = False) -> AbstractAsyncContextManager[StoreConnection]:
         """A connection in a write transaction, committed when the block exits cleanly.

@@ -133,13 +133,13 @@ class SQLiteEngine:
     # Reads
 
     @contextlib.asynccontextmanager
-    async def read(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
-        """A reader connection: on the loop, or with `offload` on a worker thread."""
+    async def read(self) -> AsyncIterator[StoreConnection]:
+        """A reader connection, run on the event loop."""
         with translate_errors():
             connection = self._readers.pop() if self._readers else self._engine.connect()
             self._readers_in_use += 1
             try:
-                yield OffloadedConnection(connection) if offload else InlineConnection(connection)
+                yield InlineConnection(connection)
             finally:
                 self._readers_in_use -= 1
                 if len(self._readers) < self._pool_size and not connection.invalidated:
