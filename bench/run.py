@@ -129,9 +129,11 @@ class Server:
 
 @contextmanager
 def chatstore(database_url: str, workdir: Path, name: str) -> Iterator[Server]:
+    """A chatstore server with the default settings (JSON access log on), as deployed;
+    only the sweeper is kept out of the way."""
     server = Server(
         [str(BIN / "chatstore-server"), "--listen", "127.0.0.1:0", "--database-url", database_url,
-         "--log-format", "text", "--sweep-interval-seconds", "3600"],
+         "--sweep-interval-seconds", "3600"],
         workdir / f"{name}.log",
     )  # fmt: skip
     try:
