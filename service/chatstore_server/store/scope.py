@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, bindparam, select
 
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.errors import NotFoundError
@@ -17,16 +17,14 @@ def in_tenant(tenant_id: str, session_id: uuid.UUID) -> list[ColumnElement[bool]
     return [sessions.c.id == session_id, sessions.c.tenant_id == tenant_id]
 
 
-def select_session(tenant_id: str, session_id: uuid.UUID) -> Select[Any]:
-    """SELECT every column of the session, only within its tenant."""
-    return select(sessions).where(*in_tenant(tenant_id, session_id))
-
-
-# The same, built once (the hot path: building a statement costs more than running it);
-# its parameters come from `session_params`.
+# SELECT every column of the session, only within its tenant; built once (building a
+# statement costs more than running it), its parameters from `session_params`.
 SESSION_BY_ID = select(sessions).where(
     sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id")
 )
+# The same, locking the row until the transaction ends (PostgreSQL; SQLite's writer
+# already holds the database's write lock).
+SESSION_BY_ID_FOR_UPDATE = SESSION_BY_ID.with_for_update()
 _SESSION_EXISTS = select(sessions.c.id).where(
     sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id")
 )

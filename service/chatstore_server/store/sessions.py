@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, desc, insert, select, update
+from sqlalchemy import bindparam, delete, desc, insert, select, update
 
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.connection import StoreConnection
@@ -35,7 +35,12 @@ from chatstore_server.store.records import (
 )
 from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
 from chatstore_server.store.schema import messages, session_labels, sessions
-from chatstore_server.store.scope import SESSION_BY_ID, in_tenant, select_session, session_params
+from chatstore_server.store.scope import (
+    SESSION_BY_ID,
+    SESSION_BY_ID_FOR_UPDATE,
+    in_tenant,
+    session_params,
+)
 from chatstore_server.store.session_list import (
     SessionCursor,
     SessionFilter,
@@ -57,6 +62,17 @@ MUTABLE_FIELDS = frozenset(
         "labels",
         "token_usage",
     }
+)
+
+# A session's newest messages up to `last_seq`, newest first.
+_NEWEST_MESSAGES = (
+    select(messages)
+    .where(
+        messages.c.session_id == bindparam("session_id"),
+        messages.c.seq <= bindparam("last_seq"),
+    )
+    .order_by(desc(messages.c.seq))
+    .limit(bindparam("limit"))
 )
 
 # Computes a write from the current row: column values, or None for nothing to do.
@@ -218,13 +234,8 @@ class SessionRepository:
             if row is None:
                 raise NotFoundError("session", session_id)
             session = session_record(row)
-            newest = (
-                select(messages)
-                .where(messages.c.session_id == session_id, messages.c.seq <= session.last_seq)
-                .order_by(desc(messages.c.seq))
-                .limit(limit)
-            )
-            rows = (await conn.execute(newest)).all()
+            params = {"session_id": session_id, "last_seq": session.last_seq, "limit": limit}
+            rows = (await conn.execute(_NEWEST_MESSAGES, params)).all()
         return session, [message_record(r) for r in reversed(rows)]
 
     async def list(
@@ -268,7 +279,7 @@ class SessionRepository:
         now = self._clock()
         async with self._db.write() as conn:
             row = (
-                await conn.execute(select_session(tenant_id, session_id).with_for_update())
+                await conn.execute(SESSION_BY_ID_FOR_UPDATE, session_params(tenant_id, session_id))
             ).first()
             if row is None:
                 raise NotFoundError("session", session_id)
