@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from chatstore_server.store import (
     AlreadyExistsError,
@@ -22,6 +23,7 @@ from chatstore_server.store import (
     NewSession,
     Role,
     SessionRepository,
+    UnavailableError,
     upgrade,
 )
 from tests.conftest import TENANT
@@ -141,3 +143,33 @@ async def test_waiting_for_another_process_lock_leaves_the_loop_free(
             "SELECT title FROM sessions WHERE id = ?", (session.id.hex,)
         ).fetchone()
     assert title == "after the lock"
+
+
+async def test_a_full_disk_fails_only_unacknowledged_writes(database: Database, path: Path) -> None:
+    sessions = SessionRepository(database)
+    history = MessageRepository(database)
+    session = await sessions.create(TENANT, NewSession())
+    with sqlite3.connect(path) as other:
+        (pages,) = other.execute("PRAGMA page_count").fetchone()
+    async with database.write() as conn:  # the writer's connection: the "disk" is nearly full
+        await conn.execute(text(f"PRAGMA max_page_count = {pages + 40}"))
+
+    async def append(index: int) -> bool:
+        try:
+            await history.append(TENANT, session.id, [NewMessage(Role.USER, f"{index}" * 20_000)])
+        except UnavailableError:
+            return False
+        return True
+
+    outcomes = await asyncio.gather(*(append(i) for i in range(40)))
+    async with database.write() as conn:  # room again
+        await conn.execute(text("PRAGMA max_page_count = 1073741823"))
+    await history.append(TENANT, session.id, [NewMessage(Role.USER, "after")])
+
+    acknowledged = outcomes.count(True)
+    assert 0 < acknowledged < 40  # some fitted, some did not
+    after = await sessions.get(TENANT, session.id)
+    assert after.last_seq == after.message_count == acknowledged + 1
+    page = await history.list(TENANT, session.id, limit=100)
+    assert [m.seq for m in page.items] == list(range(1, acknowledged + 2))
+    assert committed_messages(path) == {session.id.hex: acknowledged + 1}
