@@ -294,3 +294,16 @@ async def test_keyed_session_is_unique_per_agent(client: AsyncChatStoreClient) -
 
     assert caught.value.reason == "SESSION_KEY_ALREADY_EXISTS"
     assert other_agent.key == key("p1")
+
+
+async def test_full_view_marks_compacted_messages(client: AsyncChatStoreClient) -> None:
+    session = await client.create_session()
+    await client.append_messages(session.id, [user(f"m{i}") for i in range(1, 6)])
+    await client.compact_session(session.id, through_seq=3, recap="m1 to m3")
+
+    full = await client.get_session(session.id, view=SessionView.SESSION_VIEW_FULL)
+
+    # As ListMessages reports them: compaction marks messages, it does not delete them.
+    assert [(m.seq, m.compacted) for m in full.recent_messages] == [
+        (1, True), (2, True), (3, True), (4, False), (5, False),
+    ]  # fmt: skip

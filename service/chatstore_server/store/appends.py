@@ -201,9 +201,10 @@ async def reserve(
     One `UPDATE ... RETURNING` moves the newest seq, the counter, `update_time`, the
     revision and the kind's other counters (message appends: status, preview, size,
     tokens, ephemeral expiry; their values in `counter_params`: `preview`,
-    `added_bytes`, `added_input_tokens`, `added_output_tokens`, `ephemeral_expire_time`), only if
-    the session is writable and the precondition holds; on PostgreSQL it also locks
-    the row, so concurrent appends to one session queue up here. With a request id,
+    `added_bytes`, `added_input_tokens`, `added_output_tokens`,
+    `ephemeral_expire_time`), only if the session is writable and the precondition
+    holds; on PostgreSQL it also locks the row, so concurrent appends to one session
+    queue up here. With a request id,
     one more statement records it (`INSERT ... ON CONFLICT DO NOTHING`). With
     `announcing`, the same UPDATE queues the PostgreSQL change notification
     (`notify.announce`'s), so that the caller need not send it.
@@ -216,9 +217,16 @@ async def reserve(
         RequestReusedError: ... with a different request.
         NotFoundError, SessionStateError, ConflictError: Nothing was reserved.
     """
-    notify = announcing is not None and conn.dialect.name == "postgresql"
+    notice = (
+        payload(session_id, announcing)
+        if announcing is not None and conn.dialect.name == "postgresql"
+        else None
+    )
     statement = _reserve_statement(
-        kind, precondition.expected_last_seq is not None, precondition.revision is not None, notify
+        kind,
+        precondition.expected_last_seq is not None,
+        precondition.revision is not None,
+        notice is not None,
     )
     params = {
         "session_id": session_id,
@@ -227,7 +235,7 @@ async def reserve(
         "now": now,
         "expected_last_seq": precondition.expected_last_seq,
         "expected_revision": precondition.revision,
-        "notify_payload": payload(session_id, announcing) if notify and announcing else None,
+        "notify_payload": notice,
         **counter_params,
     }
     row = (await conn.execute(statement, params)).first()

@@ -22,8 +22,8 @@ from chatstore_server.store.scope import SESSION_BY_ID, session_params
 
 MAX_MESSAGES = 1_000
 _BATCH = 200
-# Messages below `before` and above the compaction floor, newest first.
-_NEWEST_FIRST = (
+# A session's messages above `floor` and below `before`, newest first, at most `limit`.
+NEWEST_FIRST = (
     select(messages)
     .where(
         messages.c.session_id == bindparam("session_id"),
@@ -89,7 +89,7 @@ async def context_window(
             # One row past the limit is enough to know the window is truncated.
             batch = min(_BATCH, max_messages + 1 - len(picked))
             params = {"session_id": session_id, "floor": floor, "before": before, "limit": batch}
-            rows = (await conn.execute(_NEWEST_FIRST, params)).all()
+            rows = (await conn.execute(NEWEST_FIRST, params)).all()
             for message in (message_record(r, floor) for r in rows):
                 cost = message_tokens(message)
                 if len(picked) == max_messages or (

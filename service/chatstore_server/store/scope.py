@@ -25,9 +25,7 @@ SESSION_BY_ID = select(sessions).where(
 # The same, locking the row until the transaction ends (PostgreSQL; SQLite's writer
 # already holds the database's write lock).
 SESSION_BY_ID_FOR_UPDATE = SESSION_BY_ID.with_for_update()
-_SESSION_EXISTS = select(sessions.c.id).where(
-    sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id")
-)
+_SESSION_EXISTS = SESSION_BY_ID.with_only_columns(sessions.c.id)
 
 
 def session_params(tenant_id: str, session_id: uuid.UUID) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, desc, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.connection import StoreConnection
+from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     AlreadyExistsError,
@@ -34,7 +35,7 @@ from chatstore_server.store.records import (
     TokenUsage,
 )
 from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
-from chatstore_server.store.schema import messages, session_labels, sessions
+from chatstore_server.store.schema import session_labels, sessions
 from chatstore_server.store.scope import (
     SESSION_BY_ID,
     SESSION_BY_ID_FOR_UPDATE,
@@ -62,17 +63,6 @@ MUTABLE_FIELDS = frozenset(
         "labels",
         "token_usage",
     }
-)
-
-# A session's newest messages up to `last_seq`, newest first.
-_NEWEST_MESSAGES = (
-    select(messages)
-    .where(
-        messages.c.session_id == bindparam("session_id"),
-        messages.c.seq <= bindparam("last_seq"),
-    )
-    .order_by(desc(messages.c.seq))
-    .limit(bindparam("limit"))
 )
 
 # Computes a write from the current row: column values, or None for nothing to do.
@@ -221,9 +211,10 @@ class SessionRepository:
     async def get_with_recent(
         self, tenant_id: str, session_id: uuid.UUID, limit: int
     ) -> tuple[SessionRecord, list[MessageRecord]]:
-        """A session and its newest `limit` messages (oldest first), consistent: the
-        messages are those up to the session's `last_seq` as read (a message committed
-        between the two statements is left out, as the session row does not count it).
+        """A session and its newest `limit` messages (oldest first, compacted ones marked),
+        consistent: the messages are those up to the session's `last_seq` as read (a
+        message committed between the two statements is left out, as the session row
+        does not count it).
 
         Raises:
             NotFoundError: No such session in the tenant.
@@ -234,9 +225,15 @@ class SessionRepository:
             if row is None:
                 raise NotFoundError("session", session_id)
             session = session_record(row)
-            params = {"session_id": session_id, "last_seq": session.last_seq, "limit": limit}
-            rows = (await conn.execute(_NEWEST_MESSAGES, params)).all()
-        return session, [message_record(r) for r in reversed(rows)]
+            params = {
+                "session_id": session_id,
+                "floor": 0,
+                "before": session.last_seq + 1,
+                "limit": limit,
+            }
+            rows = (await conn.execute(NEWEST_FIRST, params)).all()
+        floor = session.compacted_through_seq
+        return session, [message_record(r, floor) for r in reversed(rows)]
 
     async def list(
         self,

@@ -106,7 +106,6 @@ class SQLiteEngine:
     """
 
     def __init__(self, url: URL, *, pool_size: int = 10, busy_timeout_ms: int = 5000) -> None:
-        self.url = url
         self._busy_timeout_ms = busy_timeout_ms
         self._engine: Engine = create_engine(
             url.set(drivername="sqlite+pysqlite"),
@@ -114,7 +113,6 @@ class SQLiteEngine:
             connect_args={"check_same_thread": False},  # the writer also runs on a thread
         )
         event.listen(self._engine, "connect", self._on_connect)
-        self.dialect = self._engine.dialect
         self._pool_size = pool_size
         self._readers: list[Connection] = []
         self._readers_in_use = 0
