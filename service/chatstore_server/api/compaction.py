@@ -48,9 +48,15 @@ class CompactionMethods:
             max_messages=min(request.max_messages or CONTEXT_MAX_MESSAGES, CONTEXT_MAX_MESSAGES),
             max_tokens=request.max_tokens or None,
         )
-        newest_first = [convert.message_to_proto(m) for m in reversed(window.messages)]
-        kept = pagination.fitting(newest_first, self._limits.max_response_bytes)
-        return convert.context_window_to_proto(newest(window, kept))
+        response = convert.context_window_to_proto(window)
+        # Within the response limit, the newest messages win.
+        kept = pagination.fitting(response.messages[::-1], self._limits.max_response_bytes)
+        cut = newest(window, kept)
+        if cut is not window:
+            del response.messages[: len(window.messages) - len(cut.messages)]
+            response.token_count = cut.token_count
+            response.truncated = cut.truncated
+        return response
 
     async def CompactSession(  # noqa: N802
         self, request: session_service_pb2.CompactSessionRequest, context: Context

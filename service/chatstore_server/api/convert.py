@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from chatstore.v1 import (
     checkpoint_pb2,
@@ -83,6 +84,19 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     )
 
 
+def set_timestamp(target: timestamp_pb2.Timestamp, value: datetime) -> None:
+    """Set a message's Timestamp field in place to `value` (aware, or naive meaning UTC).
+
+    Cheaper than assigning a new Timestamp, which the parent copies (a page of 50
+    messages spent more on its timestamps than on the rest of each message).
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    target.seconds = delta.days * 86_400 + delta.seconds
+    target.nanos = delta.microseconds * 1000
+
+
 def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as the JSON object it stands for."""
     result: dict[str, Any] = json_format.MessageToDict(value)
@@ -143,16 +157,14 @@ def token_usage_from_proto(usage: session_pb2.TokenUsage) -> TokenUsage:
 def session_to_proto(
     record: SessionRecord, recent_messages: Sequence[MessageRecord] = ()
 ) -> session_pb2.Session:
-    """A stored session as the API's Session."""
+    """A stored session as the API's Session (`recent_messages` oldest first)."""
     usage = record.token_usage
-    return session_pb2.Session(
+    session = session_pb2.Session(
         id=str(record.id),
         tenant_id=record.tenant_id,
         agent_id=record.agent_id,
         title=record.title,
         metadata=dict_to_struct(record.metadata) if record.metadata else None,
-        create_time=timestamp(record.create_time),
-        update_time=timestamp(record.update_time),
         message_count=record.message_count,
         last_seq=record.last_seq,
         key=key_to_proto(record.key),
@@ -178,7 +190,6 @@ def session_to_proto(
         size_bytes=record.size_bytes,
         last_message_preview=record.last_message_preview,
         etag=etag(record.revision),
-        recent_messages=[message_to_proto(m) for m in recent_messages],
         last_event_seq=record.last_event_seq,
         compacted_through_seq=record.compacted_through_seq,
         fork_source=None
@@ -190,22 +201,29 @@ def session_to_proto(
             checkpoint_id=str(record.fork_source.checkpoint_id or ""),
         ),
     )
+    set_timestamp(session.create_time, record.create_time)
+    set_timestamp(session.update_time, record.update_time)
+    if recent_messages:
+        add_messages(session.recent_messages, recent_messages)
+    return session
 
 
-def message_to_proto(record: MessageRecord) -> message_pb2.Message:
-    """A stored message as the API's Message."""
-    return message_pb2.Message(
+def _message(
+    make: Callable[..., message_pb2.Message], record: MessageRecord, session_id: str
+) -> message_pb2.Message:
+    message = make(
         id=str(record.id),
-        session_id=str(record.session_id),
+        session_id=session_id,
         seq=record.seq,
         role=ROLE_TO_PROTO[record.role],
         content=record.content,
         tool_calls=[
             message_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments)
             for c in record.tool_calls
-        ],
+        ]
+        if record.tool_calls
+        else None,
         token_count=record.token_count,
-        create_time=timestamp(record.create_time),
         structured_content=None
         if record.structured_content is None
         else json_to_value(record.structured_content),
@@ -216,6 +234,30 @@ def message_to_proto(record: MessageRecord) -> message_pb2.Message:
         metadata=dict_to_struct(record.metadata) if record.metadata else None,
         compacted=record.compacted,
     )
+    set_timestamp(message.create_time, record.create_time)
+    return message
+
+
+def message_to_proto(record: MessageRecord) -> message_pb2.Message:
+    """A stored message as the API's Message."""
+    return _message(message_pb2.Message, record, str(record.session_id))
+
+
+def add_messages(
+    target: RepeatedCompositeFieldContainer[message_pb2.Message], records: Iterable[MessageRecord]
+) -> None:
+    """Append stored messages to a repeated Message field, built in place.
+
+    What `message_to_proto` does for each, without the copy that assigning a list of
+    built messages makes; the session id's text is made once per session, not per message.
+    """
+    add = target.add
+    session_ids: dict[Any, str] = {}
+    for record in records:
+        session_id = session_ids.get(record.session_id)
+        if session_id is None:
+            session_id = session_ids[record.session_id] = str(record.session_id)
+        _message(add, record, session_id)
 
 
 def new_message(
@@ -279,10 +321,11 @@ def checkpoint_to_proto(record: CheckpointRecord) -> checkpoint_pb2.Checkpoint:
 
 def context_window_to_proto(record: ContextWindowRecord) -> session_service_pb2.ContextWindow:
     """A context window as the API's ContextWindow."""
-    return session_service_pb2.ContextWindow(
+    window = session_service_pb2.ContextWindow(
         recap=record.recap,
-        messages=[message_to_proto(m) for m in record.messages],
         compacted_through_seq=record.compacted_through_seq,
         token_count=record.token_count,
         truncated=record.truncated,
     )
+    add_messages(window.messages, record.messages)
+    return window

@@ -88,10 +88,8 @@ class EventMethods:
         from_token = pagination.decode_seq(request.page_token, binding)
         after_seq = request.after_seq if from_token is None else from_token
         page = await self._events.list(tenant_id, session_id, limit=limit, after_seq=after_seq)
-        items, token = pagination.seq_page(
-            [convert.event_to_proto(e) for e in page.items],
-            page.next_cursor,
-            binding,
-            self._limits.max_response_bytes,
+        items = [convert.event_to_proto(e) for e in page.items]
+        token = pagination.seq_page(
+            items, page.next_cursor, binding, self._limits.max_response_bytes
         )
         return session_service_pb2.ListEventsResponse(events=items, next_page_token=token)

@@ -153,10 +153,11 @@ class MessageMethods:
             request_id=dedupe,
             fingerprint=fingerprint(request.messages) if dedupe else "",
         )
-        return session_service_pb2.AppendMessagesResponse(
-            messages=[convert.message_to_proto(m) for m in stored],
-            session=convert.session_to_proto(session),
+        response = session_service_pb2.AppendMessagesResponse(
+            session=convert.session_to_proto(session)
         )
+        convert.add_messages(response.messages, stored)
+        return response
 
     async def ListMessages(  # noqa: N802
         self, request: session_service_pb2.ListMessagesRequest, context: Context
@@ -205,13 +206,12 @@ class MessageMethods:
         page = await self._messages.list(
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
-        items, token = pagination.seq_page(
-            [convert.message_to_proto(m) for m in page.items],
-            page.next_cursor,
-            binding,
-            self._limits.max_response_bytes,
+        response = session_service_pb2.ListMessagesResponse()
+        convert.add_messages(response.messages, page.items)
+        response.next_page_token = pagination.seq_page(
+            response.messages, page.next_cursor, binding, self._limits.max_response_bytes
         )
-        return session_service_pb2.ListMessagesResponse(messages=items, next_page_token=token)
+        return response
 
     async def GetMessage(  # noqa: N802
         self, request: session_service_pb2.GetMessageRequest, context: Context

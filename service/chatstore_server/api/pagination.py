@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from typing import Any
 
 from chatstore_server.api.errors import FieldViolation, invalid_argument
@@ -106,10 +106,15 @@ def decode_seq(token: str, binding: Sequence[Any]) -> int | None:
 
 
 def seq_page(
-    items: list[Any], next_seq: int | None, binding: Sequence[Any], max_response_bytes: int
-) -> tuple[list[Any], str]:
-    """A page of seq-ordered protos, cut short of the response limit, and its next token."""
+    items: MutableSequence[Any],
+    next_seq: int | None,
+    binding: Sequence[Any],
+    max_response_bytes: int,
+) -> str:
+    """Cut a page of seq-ordered protos (a list or a response's repeated field) short of
+    the response limit, in place; the next page's token ("" on the last page)."""
     kept = fitting(items, max_response_bytes)
     if kept < len(items):
-        items, next_seq = items[:kept], items[kept - 1].seq
-    return items, encode(binding, [next_seq]) if next_seq is not None else ""
+        next_seq = items[kept - 1].seq
+        del items[kept:]
+    return encode(binding, [next_seq]) if next_seq is not None else ""

@@ -69,9 +69,12 @@ class SessionMethods:
             record, recent = await self._sessions.get_with_recent(
                 tenant_id, session_id, FULL_VIEW_MESSAGES
             )
-            newest_first = [convert.message_to_proto(m) for m in reversed(recent)]
+            session = convert.session_to_proto(record, recent)
+            # Within the response limit, the newest messages win.
+            newest_first = session.recent_messages[::-1]
             kept = pagination.fitting(newest_first, self._limits.max_response_bytes)
-            return convert.session_to_proto(record, recent[len(recent) - kept :])
+            del session.recent_messages[: len(recent) - kept]
+            return session
         return convert.session_to_proto(await self._sessions.get(tenant_id, session_id))
 
     async def UpdateSession(  # noqa: N802

@@ -22,6 +22,13 @@ from chatstore_server.store.records import (
     ToolCallRecord,
 )
 
+# Stored value -> enum member by dict lookup: calling the enum class costs about ten times as much.
+_ROLES = {member.value: member for member in Role}
+_STATUSES = {member.value: member for member in SessionStatus}
+_RETENTIONS = {member.value: member for member in Retention}
+_ACCESS_MODES = {member.value: member for member in AccessMode}
+_PEER_KINDS = {member.value: member for member in PeerKind}
+
 
 def session_record(row: Row[Any]) -> SessionRecord:
     """A record from a row holding every column of `sessions`."""
@@ -40,11 +47,11 @@ def session_record(row: Row[Any]) -> SessionRecord:
         key=None
         if channel is None
         else SessionKey(
-            channel, m["key_account_id"], PeerKind(m["key_peer_kind"]), m["key_peer_id"]
+            channel, m["key_account_id"], _PEER_KINDS[m["key_peer_kind"]], m["key_peer_id"]
         ),
-        status=SessionStatus(m["status"]),
-        retention=Retention(m["retention"]),
-        access_mode=AccessMode(m["access_mode"]),
+        status=_STATUSES[m["status"]],
+        retention=_RETENTIONS[m["retention"]],
+        access_mode=_ACCESS_MODES[m["access_mode"]],
         model=m["model"],
         persona_id=m["persona_id"],
         recap=m["recap"],
@@ -109,27 +116,29 @@ def tool_calls_json(calls: tuple[ToolCallRecord, ...]) -> list[dict[str, str]] |
 def message_record(row: Row[Any], compacted_through_seq: int = 0) -> MessageRecord:
     """A record from a row holding every column of `messages`.
 
-    `compacted_through_seq` is the session's: messages up to it are compacted.
+    `compacted_through_seq` is the session's: messages up to it are compacted. Pages
+    call this for every row, so it passes the fields by position.
     """
     m = row._mapping
-    calls = m["tool_calls"] or ()
+    seq = m["seq"]
+    calls = m["tool_calls"]
     return MessageRecord(
-        id=m["id"],
-        session_id=m["session_id"],
-        seq=m["seq"],
-        role=Role(m["role"]),
-        content=m["content"],
-        tool_calls=tuple(ToolCallRecord(c["id"], c["name"], c["arguments"]) for c in calls),
-        token_count=m["token_count"],
-        create_time=m["create_time"],
-        structured_content=m["structured_content"],
-        tool_call_id=m["tool_call_id"],
-        name=m["name"],
-        agent_id=m["agent_id"],
-        model=m["model"],
-        metadata=m["metadata"],
-        size_bytes=m["size_bytes"],
-        compacted=m["seq"] <= compacted_through_seq,
+        m["id"],
+        m["session_id"],
+        seq,
+        _ROLES[m["role"]],
+        m["content"],
+        tuple(ToolCallRecord(c["id"], c["name"], c["arguments"]) for c in calls) if calls else (),
+        m["token_count"],
+        m["create_time"],
+        m["structured_content"],
+        m["tool_call_id"],
+        m["name"],
+        m["agent_id"],
+        m["model"],
+        m["metadata"],
+        m["size_bytes"],
+        seq <= compacted_through_seq,
     )
 
 

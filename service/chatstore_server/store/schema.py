@@ -19,11 +19,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    Uuid,
     text,
 )
 
-from chatstore_server.store.types import UTCDateTime, json_type
+from chatstore_server.store.types import UTCDateTime, UUIDType, json_type
 
 # Deterministic constraint names, so migrations diff the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -59,7 +58,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", Uuid(), primary_key=True),
+    Column("id", UUIDType(), primary_key=True),
     Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
     Column("agent_id", String(AGENT_ID_MAX_CHARS), nullable=False, server_default=""),
     Column("title", String(TITLE_MAX_CHARS), nullable=False, server_default=""),
@@ -98,10 +97,10 @@ sessions = Table(
     # Added by 0003: the run log, compaction and forks.
     Column("last_event_seq", BigInteger(), nullable=False, server_default="0"),
     Column("compacted_through_seq", BigInteger(), nullable=False, server_default="0"),
-    Column("fork_session_id", Uuid(), nullable=True),
+    Column("fork_session_id", UUIDType(), nullable=True),
     Column("fork_message_seq", BigInteger(), nullable=True),
     Column("fork_event_seq", BigInteger(), nullable=True),
-    Column("fork_checkpoint_id", Uuid(), nullable=True),
+    Column("fork_checkpoint_id", UUIDType(), nullable=True),
     # ListSessions orders (keyset on (order column, id)) and filters.
     Index(None, "tenant_id", "update_time", "id"),
     Index(None, "tenant_id", "create_time", "id"),
@@ -132,7 +131,7 @@ session_labels = Table(
     metadata,
     Column(
         "session_id",
-        Uuid(),
+        UUIDType(),
         ForeignKey("sessions.id", ondelete="CASCADE"),
         nullable=False,
     ),
@@ -147,10 +146,10 @@ session_labels = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("id", Uuid(), primary_key=True),
+    Column("id", UUIDType(), primary_key=True),
     Column(
         "session_id",
-        Uuid(),
+        UUIDType(),
         ForeignKey("sessions.id", ondelete="CASCADE"),
         nullable=False,
     ),
@@ -175,10 +174,10 @@ messages = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", Uuid(), primary_key=True),
+    Column("id", UUIDType(), primary_key=True),
     Column(
         "session_id",
-        Uuid(),
+        UUIDType(),
         ForeignKey("sessions.id", ondelete="CASCADE"),
         nullable=False,
     ),
@@ -192,10 +191,10 @@ events = Table(
 checkpoints = Table(
     "checkpoints",
     metadata,
-    Column("id", Uuid(), primary_key=True),
+    Column("id", UUIDType(), primary_key=True),
     Column(
         "session_id",
-        Uuid(),
+        UUIDType(),
         ForeignKey("sessions.id", ondelete="CASCADE"),
         nullable=False,
     ),
@@ -215,7 +214,7 @@ append_requests = Table(
     metadata,
     Column(
         "session_id",
-        Uuid(),
+        UUIDType(),
         ForeignKey("sessions.id", ondelete="CASCADE"),
         nullable=False,
     ),
