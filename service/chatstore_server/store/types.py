@@ -22,7 +22,7 @@ def _uuid_from_hex(value: str) -> uuid.UUID:
         number = int(value, 16) if len(value) == 32 else -1
     except ValueError:
         number = -1
-    if number < 0:  # also refuses a sign, which int() would take
+    if number < 0:  # also a negative number, which int() would take
         raise ValueError(f"not a stored UUID: {value!r}")
     result = _new_uuid(uuid.UUID)
     _set(result, "int", number)
