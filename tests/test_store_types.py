@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 
-from chatstore_server.store import Database
+from chatstore_server.store import (
+    Database,
+    MessageRepository,
+    NewMessage,
+    NewSession,
+    Role,
+    SessionRepository,
+    ToolCallRecord,
+    upgrade,
+)
+from chatstore_server.store.connection import InlineConnection
+from chatstore_server.store.context import NEWEST_FIRST
+from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
+from chatstore_server.store.scope import SESSION_BY_ID
 from chatstore_server.store.types import UTCDateTime, UUIDType, _uuid_from_hex
 
 _scratch = Table(
@@ -58,3 +72,90 @@ async def test_uuids_and_times_read_back_as_written(database_url: str) -> None:
 def test_a_stored_uuid_that_is_not_32_hex_digits_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match="not a stored UUID"):
         _uuid_from_hex(value)
+
+
+async def test_sqlite_times_stored_with_an_offset_read_as_the_instant_they_name(
+    tmp_path: Path,
+) -> None:
+    # Earlier versions wrote an ephemeral session's sliding expiry untyped, as
+    # Python's sqlite3 adapter renders an aware datetime: with "+00:00" appended.
+    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'offsets.db'}")
+    stored = {
+        0: "2026-11-22 08:07:26.630053",
+        1: "2026-11-22 08:07:26.630053+00:00",
+        2: "2026-11-22 01:07:26.630053-07:00",
+        3: "2026-11-22 08:07:26",
+    }
+    try:
+        async with database.write(offload=True) as conn:
+            await conn.run_sync(lambda c: _scratch.create(c))
+        async with database.write() as conn:
+            for n, value in stored.items():
+                await conn.execute(
+                    text("INSERT INTO type_scratch (n, time) VALUES (:n, :time)"),
+                    {"n": n, "time": value},
+                )
+        async with database.read() as conn:
+            read = (await conn.execute(select(_scratch.c.time).order_by(_scratch.c.n))).scalars()
+            times = list(read)
+    finally:
+        await database.dispose()
+    instant = datetime(2026, 11, 22, 8, 7, 26, 630053, tzinfo=UTC)
+    assert times == [instant, instant, instant, instant.replace(microsecond=0)]
+    assert all(t.tzinfo is UTC for t in times)
+
+
+async def test_prepared_statements_read_what_sqlalchemy_reads(tmp_path: Path) -> None:
+    """The SQLite shortcut past `Connection.execute` (store/prepared.py) must not change
+    a value: every hot statement, run both ways on the same rows, reads the same."""
+    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'prepared.db'}")
+    try:
+        await upgrade(database)
+        session = await SessionRepository(database).create(
+            "t", NewSession(title="t", metadata={"k": [1, "x"]}, labels={"a": "b"})
+        )
+        history = MessageRepository(database)
+        await history.append(
+            "t",
+            session.id,
+            [
+                NewMessage(role=Role.USER, content="hi", metadata={"m": 1}),
+                NewMessage(
+                    role=Role.ASSISTANT,
+                    content="",
+                    tool_calls=(ToolCallRecord("c1", "f", '{"a": 1}'),),
+                    token_count=7,
+                    structured_content={"s": [True, None]},
+                ),
+            ],
+            request_id="r1",
+            fingerprint="f",
+        )
+        page = {"session_id": session.id, "tenant_id": "t", "after_seq": 0, "limit": 10}
+        hot = [
+            (SESSION_BY_ID, {"session_id": session.id, "tenant_id": "t"}),
+            (NEWEST_FIRST, {"session_id": session.id, "floor": 0, "before": 3, "limit": 10}),
+            (_list_statement(**_NO_FILTERS), page),
+            (_MESSAGE_BY_SEQ, {"session_id": session.id, "tenant_id": "t", "seq": 2}),
+        ]
+        async with database.read() as conn:
+            assert isinstance(conn, InlineConnection)
+            for query, params in hot:
+                assert query.sqlite_plan(conn.dialect) is not None  # the shortcut is taken
+                fast = [dict(row) for row in await conn.fetch(query, params)]
+                slow = (await conn.execute(query.statement, params)).mappings().all()
+                assert fast
+                assert fast == [dict(row) for row in slow]
+    finally:
+        await database.dispose()
+
+
+_NO_FILTERS = {
+    "descending": False,
+    "before": False,
+    "cursor": False,
+    "roles": False,
+    "start": False,
+    "end": False,
+    "exclude_compacted": False,
+}

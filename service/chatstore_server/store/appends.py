@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Insert, Row, Table, Update, bindparam, case, func, select, update
+from sqlalchemy import Row, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore_server.store.connection import StoreConnection
@@ -24,10 +24,12 @@ from chatstore_server.store.errors import (
     StoreError,
 )
 from chatstore_server.store.notify import CHANNEL, What, payload
+from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import AccessMode, Retention, SessionRecord, SessionStatus
 from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import append_requests, sessions
-from chatstore_server.store.scope import SESSION_BY_ID, in_tenant, session_params
+from chatstore_server.store.scope import in_tenant, read_session
+from chatstore_server.store.types import UTCDateTime
 
 Kind = Literal["message", "event"]
 # Per kind: the session's "newest seq" column and its counter.
@@ -49,9 +51,13 @@ _COUNTERS: dict[Kind, dict[str, Any]] = {
         "total_tokens": _c.total_tokens
         + bindparam("added_input_tokens")
         + bindparam("added_output_tokens"),
-        # An ephemeral session's expiry slides with every message.
+        # An ephemeral session's expiry slides with every message. (Typed: inside a
+        # CASE the column's type does not reach the parameter.)
         "expire_time": case(
-            (_c.retention == Retention.EPHEMERAL.value, bindparam("ephemeral_expire_time")),
+            (
+                _c.retention == Retention.EPHEMERAL.value,
+                bindparam("ephemeral_expire_time", type_=UTCDateTime()),
+            ),
             else_=_c.expire_time,
         ),
     },
@@ -83,10 +89,13 @@ class Replay(StoreError):
 
 # Hot statements are built once, with bind parameters: building and keying a statement
 # for SQLAlchemy's compiled cache costs more than SQLite takes to run it.
-_RECORD_REQUEST: dict[str, Insert] = {
-    name: module.insert(append_requests)
-    .on_conflict_do_nothing()
-    .returning(append_requests.c.first_seq)
+_RECORD_REQUEST: dict[str, Prepared] = {
+    name: Prepared(
+        module.insert(append_requests)
+        .on_conflict_do_nothing()
+        .returning(append_requests.c.first_seq),
+        column_keys=[c.name for c in append_requests.c],
+    )
     for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _PRIOR_REQUEST = select(
@@ -99,7 +108,9 @@ _PRIOR_REQUEST = select(
 
 
 @functools.cache
-def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool, notify: bool) -> Update:
+def _reserve_statement(
+    kind: Kind, expected_last_seq: bool, revision: bool, notify: bool
+) -> Prepared:
     """UPDATE ... RETURNING that reserves seqs of `kind`, with or without each precondition;
     with `notify`, it also queues the PostgreSQL notification (one round trip less)."""
     last_column, count_column = _COLUMNS[kind]
@@ -117,7 +128,7 @@ def _reserve_statement(kind: Kind, expected_last_seq: bool, revision: bool, noti
     returning: list[Any] = [*sessions.c]
     if notify:  # evaluated once, for the one row; discarded if the transaction rolls back
         returning.append(func.pg_notify(CHANNEL, bindparam("notify_payload")))
-    return (
+    return Prepared(
         update(sessions)
         .where(*conditions)
         .values(
@@ -238,31 +249,29 @@ async def reserve(
         "notify_payload": notice,
         **counter_params,
     }
-    row = (await conn.execute(statement, params)).first()
-    if row is None:
+    rows = await conn.fetch(statement, params)
+    if not rows:
         # A retry of an append that succeeded finds its precondition moved on: the
         # request id, when given, decides first.
         if request_id and (prior := await _prior(conn, session_id, kind, request_id, fingerprint)):
             raise prior
         raise await _refusal(conn, tenant_id, session_id, kind, precondition)
-    session = session_record(row)
+    session = session_record(rows[0])
     if request_id:
         last = getattr(session, _COLUMNS[kind][0])
-        recorded = (
-            await conn.execute(
-                _RECORD_REQUEST[conn.dialect.name],
-                {
-                    "session_id": session_id,
-                    "kind": kind,
-                    "request_id": request_id,
-                    "first_seq": last - count + 1,
-                    "last_seq": last,
-                    "fingerprint": fingerprint,
-                    "create_time": now,
-                },
-            )
-        ).first()
-        if recorded is None:  # a concurrent twin committed first: undo ours, replay it
+        recorded = await conn.fetch(
+            _RECORD_REQUEST[conn.dialect.name],
+            {
+                "session_id": session_id,
+                "kind": kind,
+                "request_id": request_id,
+                "first_seq": last - count + 1,
+                "last_seq": last,
+                "fingerprint": fingerprint,
+                "create_time": now,
+            },
+        )
+        if not recorded:  # a concurrent twin committed first: undo ours, replay it
             prior = await _prior(conn, session_id, kind, request_id, fingerprint)
             raise prior or RequestReusedError(session_id, request_id)
     return session
@@ -274,7 +283,9 @@ async def replayed(
     """What a replayed append returns: the session now, and the rows of `table`
     (messages or events) that the first call stored, in seq order."""
     async with database.read() as conn:
-        session = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).one()
+        session = await read_session(conn, tenant_id, session_id)
+        if session is None:  # gone since the first call (purged)
+            raise NotFoundError("session", session_id)
         rows = (
             await conn.execute(
                 select(table)
@@ -285,4 +296,4 @@ async def replayed(
                 .order_by(table.c.seq)
             )
         ).all()
-    return session_record(session), list(rows)
+    return session, list(rows)

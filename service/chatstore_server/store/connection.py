@@ -1,14 +1,16 @@
 """The connection a read or write block hands to the repositories.
 
-Repositories only `await conn.execute(...)` (or `scalar`, `run_sync`) and look at
-`conn.dialect`; how the statement reaches the database is the backend's business:
+Repositories only `await conn.execute(...)` (or `fetch`, `execute_many`, `scalar`,
+`run_sync`) and look at `conn.dialect`; how the statement reaches the database is the
+backend's business:
 
 - PostgreSQL: SQLAlchemy's `AsyncConnection` over asyncpg (`AsyncStoreConnection`).
 - SQLite: a plain SQLAlchemy `Connection` over the stdlib `sqlite3` module, run on the
   event-loop thread (`InlineConnection`, for the short statements of an RPC: a point
   read takes tens of microseconds, less than a hop to a worker thread and back), or on
   a worker thread (`OffloadedConnection`, for statements that may run long: forks,
-  purges, sweeps, migrations), so that they do not stall the loop.
+  purges, sweeps, migrations), so that they do not stall the loop. On the loop, the
+  hot statements (`Prepared`) run straight on the driver's cursor.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import concurrent.futures
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Connection, Dialect, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatstore_server.store.prepared import Prepared, driver_error
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,6 +47,18 @@ class StoreConnection(abc.ABC):
     async def scalar(self, statement: Executable, parameters: Parameters = None) -> Any:
         """The first column of the first row, or None when there is no row."""
         return (await self.execute(statement, parameters)).scalar()
+
+    async def fetch(
+        self, query: Prepared, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        """Run a prepared statement that returns rows; each row as a mapping of column
+        name to value, the values converted by the column types as `execute` would."""
+        rows = (await self.execute(query.statement, parameters)).mappings().all()
+        return cast(Sequence[Mapping[str, Any]], rows)
+
+    async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a prepared statement once per parameter set in `rows` (an INSERT's rows)."""
+        await self.execute(query.statement, rows)
 
     @abc.abstractmethod
     async def run_sync(
@@ -83,6 +100,33 @@ class InlineConnection(StoreConnection):
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
         return self._connection.execute(statement, parameters)
+
+    async def fetch(
+        self, query: Prepared, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        plan = query.sqlite_plan(self.dialect)
+        if plan is None:
+            return await super().fetch(query, parameters)
+        driver: Any = self._connection.connection.dbapi_connection
+        try:
+            cursor = driver.execute(plan.sql, plan.values(parameters))
+            try:
+                raw = cursor.fetchall()
+            finally:
+                cursor.close()
+        except sqlite3.Error as error:
+            raise driver_error(plan, error) from error
+        return plan.rows(raw)
+
+    async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        plan = query.sqlite_plan(self.dialect)
+        if plan is None:
+            return await super().execute_many(query, rows)
+        driver: Any = self._connection.connection.dbapi_connection
+        try:
+            driver.executemany(plan.sql, [plan.values(row) for row in rows]).close()
+        except sqlite3.Error as error:
+            raise driver_error(plan, error) from error
 
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs

@@ -15,15 +15,16 @@ from sqlalchemy import bindparam, select
 
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError
+from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import ContextWindowRecord, MessageRecord, Role
-from chatstore_server.store.rows import message_record, session_record
+from chatstore_server.store.rows import message_record
 from chatstore_server.store.schema import messages
-from chatstore_server.store.scope import SESSION_BY_ID, session_params
+from chatstore_server.store.scope import read_session
 
 MAX_MESSAGES = 1_000
 _BATCH = 200
 # A session's messages above `floor` and below `before`, newest first, at most `limit`.
-NEWEST_FIRST = (
+NEWEST_FIRST = Prepared(
     select(messages)
     .where(
         messages.c.session_id == bindparam("session_id"),
@@ -76,10 +77,9 @@ async def context_window(
         UnavailableError: The database cannot be reached.
     """
     async with database.read() as conn:
-        row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
-        if row is None:
+        session = await read_session(conn, tenant_id, session_id)
+        if session is None:
             raise NotFoundError("session", session_id)
-        session = session_record(row)
         floor = session.compacted_through_seq
         used = estimate_tokens(session.recap)
         picked: list[MessageRecord] = []
@@ -89,7 +89,7 @@ async def context_window(
             # One row past the limit is enough to know the window is truncated.
             batch = min(_BATCH, max_messages + 1 - len(picked))
             params = {"session_id": session_id, "floor": floor, "before": before, "limit": batch}
-            rows = (await conn.execute(NEWEST_FIRST, params)).all()
+            rows = await conn.fetch(NEWEST_FIRST, params)
             for message in (message_record(r, floor) for r in rows):
                 cost = message_tokens(message)
                 if len(picked) == max_messages or (
@@ -101,7 +101,7 @@ async def context_window(
                 used += cost
             if len(rows) < batch:
                 break
-            before = rows[-1].seq
+            before = rows[-1]["seq"]
     picked.reverse()
     return newest(ContextWindowRecord(session.recap, picked, floor, used, truncated), len(picked))
 

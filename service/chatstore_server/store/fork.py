@@ -33,7 +33,7 @@ from chatstore_server.store.schema import (
     session_labels,
     sessions,
 )
-from chatstore_server.store.scope import SESSION_BY_ID, session_params
+from chatstore_server.store.scope import read_session
 from chatstore_server.store.sessions import utc_now
 
 # A random UUID v4 per row, computed by the database: PostgreSQL has a function; on
@@ -80,10 +80,9 @@ async def fork_session(
     now = clock()
     new_id = new_session_id or uuid.uuid4()
     async with database.write(offload=True) as conn:  # copies history
-        row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, source_id))).first()
-        if row is None:
+        source = await read_session(conn, tenant_id, source_id)
+        if source is None:
             raise NotFoundError("session", source_id)
-        source = session_record(row)
         if checkpoint_id is not None:
             point = (
                 await conn.execute(

@@ -9,14 +9,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import bindparam, select
 
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError, translate_errors
+from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import (
     MessageRecord,
     NewMessage,
@@ -32,7 +32,7 @@ from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 
 _WITH_COMPACTION = (*messages.c, sessions.c.compacted_through_seq)
-_INSERT = messages.insert()
+_INSERT = Prepared(messages.insert(), column_keys=[c.name for c in messages.c])
 
 
 def size_bytes(message: NewMessage) -> int:
@@ -63,8 +63,8 @@ _SCOPED = (
     sessions.c.tenant_id == bindparam("tenant_id"),
 )
 _JOINED = select(*_WITH_COMPACTION).join(sessions, sessions.c.id == messages.c.session_id)
-_MESSAGE_BY_ID = _JOINED.where(*_SCOPED, messages.c.id == bindparam("id"))
-_MESSAGE_BY_SEQ = _JOINED.where(*_SCOPED, messages.c.seq == bindparam("seq"))
+_MESSAGE_BY_ID = Prepared(_JOINED.where(*_SCOPED, messages.c.id == bindparam("id")))
+_MESSAGE_BY_SEQ = Prepared(_JOINED.where(*_SCOPED, messages.c.seq == bindparam("seq")))
 
 
 @functools.cache
@@ -77,7 +77,7 @@ def _list_statement(
     start: bool,
     end: bool,
     exclude_compacted: bool,
-) -> Select[Any]:
+) -> Prepared:
     """The page query for one combination of filters; parameters as in `list`."""
     seq = messages.c.seq
     conditions = [*_SCOPED, seq > bindparam("after_seq")]
@@ -93,7 +93,7 @@ def _list_statement(
         conditions.append(messages.c.create_time < bindparam("end"))
     if exclude_compacted:
         conditions.append(seq > sessions.c.compacted_through_seq)
-    return (
+    return Prepared(
         _JOINED.where(*conditions)
         .order_by(seq.desc() if descending else seq)
         .limit(bindparam("limit"))
@@ -198,7 +198,7 @@ class MessageRepository:
                 # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
                 supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
                 with translate_errors("message", supplied):
-                    await conn.execute(_INSERT, [message_values(m) for m in stored])
+                    await conn.execute_many(_INSERT, [message_values(m) for m in stored])
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
         self._feed.publish(Change(session_id, messages=tuple(stored)))
@@ -252,10 +252,10 @@ class MessageRepository:
             "limit": limit + 1,
         }
         async with self._db.read() as conn:
-            rows = (await conn.execute(query, params)).all()
+            rows = await conn.fetch(query, params)
             if not rows:
                 await require_session(conn, tenant_id, session_id)
-        items = [message_record(r, r.compacted_through_seq) for r in rows[:limit]]
+        items = [message_record(r, r["compacted_through_seq"]) for r in rows[:limit]]
         return Page(items, items[-1].seq if len(rows) > limit else None)
 
     async def get(
@@ -276,8 +276,8 @@ class MessageRepository:
         query = _MESSAGE_BY_ID if message_id else _MESSAGE_BY_SEQ
         params = {"session_id": session_id, "tenant_id": tenant_id, "id": message_id, "seq": seq}
         async with self._db.read() as conn:
-            row = (await conn.execute(query, params)).first()
-            if row is None:
+            rows = await conn.fetch(query, params)
+            if not rows:
                 await require_session(conn, tenant_id, session_id)
                 raise NotFoundError("message", message_id or f"at seq {seq}")
-        return message_record(row, row.compacted_through_seq)
+        return message_record(rows[0], rows[0]["compacted_through_seq"])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from sqlalchemy import Row
 
@@ -30,9 +31,14 @@ _ACCESS_MODES = {member.value: member for member in AccessMode}
 _PEER_KINDS = {member.value: member for member in PeerKind}
 
 
-def session_record(row: Row[Any]) -> SessionRecord:
+def _columns(row: Row[Any] | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A row's values by column name: a SQLAlchemy row's mapping, or a `fetch` row as it is."""
+    return cast(Mapping[str, Any], row._mapping) if isinstance(row, Row) else row
+
+
+def session_record(row: Row[Any] | Mapping[str, Any]) -> SessionRecord:
     """A record from a row holding every column of `sessions`."""
-    m = row._mapping
+    m = _columns(row)
     channel = m["key_channel"]
     return SessionRecord(
         id=m["id"],
@@ -113,13 +119,15 @@ def tool_calls_json(calls: tuple[ToolCallRecord, ...]) -> list[dict[str, str]] |
     return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
 
 
-def message_record(row: Row[Any], compacted_through_seq: int = 0) -> MessageRecord:
+def message_record(
+    row: Row[Any] | Mapping[str, Any], compacted_through_seq: int = 0
+) -> MessageRecord:
     """A record from a row holding every column of `messages`.
 
     `compacted_through_seq` is the session's: messages up to it are compacted. Pages
     call this for every row, so it passes the fields by position.
     """
-    m = row._mapping
+    m = _columns(row)
     seq = m["seq"]
     calls = m["tool_calls"]
     return MessageRecord(

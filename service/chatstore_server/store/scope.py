@@ -9,6 +9,9 @@ from sqlalchemy import ColumnElement, bindparam, select
 
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.errors import NotFoundError
+from chatstore_server.store.prepared import Prepared
+from chatstore_server.store.records import SessionRecord
+from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import sessions
 
 
@@ -19,18 +22,27 @@ def in_tenant(tenant_id: str, session_id: uuid.UUID) -> list[ColumnElement[bool]
 
 # SELECT every column of the session, only within its tenant; built once (building a
 # statement costs more than running it), its parameters from `session_params`.
-SESSION_BY_ID = select(sessions).where(
+_SELECT_SESSION = select(sessions).where(
     sessions.c.id == bindparam("session_id"), sessions.c.tenant_id == bindparam("tenant_id")
 )
+SESSION_BY_ID = Prepared(_SELECT_SESSION)
 # The same, locking the row until the transaction ends (PostgreSQL; SQLite's writer
 # already holds the database's write lock).
-SESSION_BY_ID_FOR_UPDATE = SESSION_BY_ID.with_for_update()
-_SESSION_EXISTS = SESSION_BY_ID.with_only_columns(sessions.c.id)
+SESSION_BY_ID_FOR_UPDATE = _SELECT_SESSION.with_for_update()
+_SESSION_EXISTS = _SELECT_SESSION.with_only_columns(sessions.c.id)
 
 
 def session_params(tenant_id: str, session_id: uuid.UUID) -> dict[str, Any]:
     """The parameters of `SESSION_BY_ID`."""
     return {"session_id": session_id, "tenant_id": tenant_id}
+
+
+async def read_session(
+    conn: StoreConnection, tenant_id: str, session_id: uuid.UUID
+) -> SessionRecord | None:
+    """The session (soft-deleted ones too), or None when the tenant has no such session."""
+    rows = await conn.fetch(SESSION_BY_ID, session_params(tenant_id, session_id))
+    return session_record(rows[0]) if rows else None
 
 
 async def require_session(conn: StoreConnection, tenant_id: str, session_id: uuid.UUID) -> None:

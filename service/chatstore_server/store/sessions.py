@@ -37,9 +37,9 @@ from chatstore_server.store.records import (
 from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
 from chatstore_server.store.schema import session_labels, sessions
 from chatstore_server.store.scope import (
-    SESSION_BY_ID,
     SESSION_BY_ID_FOR_UPDATE,
     in_tenant,
+    read_session,
     session_params,
 )
 from chatstore_server.store.session_list import (
@@ -203,10 +203,10 @@ class SessionRepository:
             UnavailableError: The database cannot be reached.
         """
         async with self._db.read() as conn:
-            row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
-        if row is None:
+            session = await read_session(conn, tenant_id, session_id)
+        if session is None:
             raise NotFoundError("session", session_id)
-        return session_record(row)
+        return session
 
     async def get_with_recent(
         self, tenant_id: str, session_id: uuid.UUID, limit: int
@@ -221,17 +221,16 @@ class SessionRepository:
             UnavailableError: The database cannot be reached.
         """
         async with self._db.read() as conn:
-            row = (await conn.execute(SESSION_BY_ID, session_params(tenant_id, session_id))).first()
-            if row is None:
+            session = await read_session(conn, tenant_id, session_id)
+            if session is None:
                 raise NotFoundError("session", session_id)
-            session = session_record(row)
             params = {
                 "session_id": session_id,
                 "floor": 0,
                 "before": session.last_seq + 1,
                 "limit": limit,
             }
-            rows = (await conn.execute(NEWEST_FIRST, params)).all()
+            rows = await conn.fetch(NEWEST_FIRST, params)
         floor = session.compacted_through_seq
         return session, [message_record(r, floor) for r in reversed(rows)]
 

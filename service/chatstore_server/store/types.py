@@ -55,6 +55,10 @@ class UUIDType(TypeDecorator[uuid.UUID]):
         return process
 
 
+# The longest naive value SQLite stores: "2026-11-22 08:07:26.630053".
+_NAIVE_MAX_CHARS = 26
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp, microsecond precision.
 
@@ -83,13 +87,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         """On SQLite, one step from the stored text to an aware datetime:
         `datetime.fromisoformat` (C) on the text with its UTC offset appended, instead of
         SQLAlchemy's regular expression followed by `replace(tzinfo=UTC)` (about six
-        times the cost; every listed message carries a timestamp)."""
+        times the cost; every listed message carries a timestamp). Text that already
+        carries an offset (written untyped by earlier versions: an ephemeral session's
+        sliding expiry) is read as the instant it names."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
         parse = datetime.fromisoformat
 
         def process(value: str | None) -> datetime | None:
-            return None if value is None else parse(value + "+00:00")
+            if value is None:
+                return None
+            if len(value) <= _NAIVE_MAX_CHARS:
+                return parse(value + "+00:00")
+            found = parse(value)
+            return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
 
         return process
 

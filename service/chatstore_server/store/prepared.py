@@ -1,0 +1,122 @@
+"""Hot statements, compiled once and run straight on the SQLite driver's cursor.
+
+For a short statement, SQLAlchemy's `Connection.execute` costs more than SQLite's own
+work: on the benchmark machine a session read by primary key took about 87
+microseconds through it against 26 run on the `sqlite3` cursor (the execution context,
+the result object and its rows; docs/performance.md). A `Prepared` statement is still
+written in SQLAlchemy Core and still converted by the column types' own bind and result
+processors: only the per-call machinery is skipped. Statements that SQLAlchemy must
+render per call (`IN` lists of any length) stay on `Connection.execute`.
+
+Which connection takes the shortcut is the connection's business
+(`StoreConnection.fetch`); on PostgreSQL the same statements run through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Dialect, exc
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+Processor = Callable[[Any], Any] | None
+
+
+class Prepared:
+    """A Core statement with named bind parameters, ready to run many times.
+
+    `statement` either returns rows (a SELECT, or DML with RETURNING; read with
+    `StoreConnection.fetch`) or is an INSERT run with several parameter sets
+    (`StoreConnection.execute_many`). An INSERT without explicit values names the
+    columns it is given in `column_keys`, as `Connection.execute` would take them from
+    the parameters.
+    """
+
+    __slots__ = ("_column_keys", "_planned", "_sqlite", "statement")
+
+    def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._sqlite: SQLitePlan | None = None
+        self._planned = False
+
+    def sqlite_plan(self, dialect: Dialect) -> SQLitePlan | None:
+        """The statement compiled for SQLite (once, on first use); None when it must be
+        rendered per call (an `IN` list), so `Connection.execute` has to run it."""
+        if not self._planned:
+            try:
+                self._sqlite = SQLitePlan(self.statement, dialect, self._column_keys)
+            except _Unplannable:
+                self._sqlite = None
+            self._planned = True
+        return self._sqlite
+
+
+class _Unplannable(Exception):
+    pass
+
+
+class SQLitePlan:
+    """What running a statement on the `sqlite3` cursor takes: its SQL text, the bind
+    values in order (each through its type's bind processor, defaults from literal
+    values in the statement), and each result column's name and result processor."""
+
+    __slots__ = ("_binds", "_columns", "sql")
+
+    def __init__(
+        self, statement: Executable, dialect: Dialect, column_keys: list[str] | None
+    ) -> None:
+        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=column_keys)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.positiontup is None:
+            raise _Unplannable("a positional paramstyle is needed")
+        binds: list[tuple[str, bool, Any, Processor]] = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            if bind.expanding:
+                raise _Unplannable(f"{name}: IN lists are rendered per call")
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            binds.append((name, bind.required, bind.effective_value, processor))
+        self._binds = tuple(binds)
+        columns = getattr(statement, "exported_columns", ())
+        names = [column.name for column in columns]
+        if len(set(names)) != len(names):
+            raise _Unplannable("result columns need distinct names")
+        self._columns = tuple(
+            (column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
+            for column in columns
+        )
+        self.sql = compiled.string
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        """The bind values for `parameters`, in the statement's order.
+
+        Raises:
+            KeyError: A parameter the statement needs is missing.
+        """
+        values = []
+        for name, required, default, processor in self._binds:
+            value = parameters[name] if required or name in parameters else default
+            values.append(value if processor is None else processor(value))
+        return values
+
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Driver rows as mappings of column name to value, as SQLAlchemy would read them."""
+        columns = self._columns
+        return [
+            {name: value if processor is None else processor(value)
+             for (name, processor), value in zip(columns, row, strict=True)}
+            for row in raw
+        ]  # fmt: skip
+
+
+def driver_error(plan: SQLitePlan, error: sqlite3.Error) -> exc.DBAPIError:
+    """A driver error as the SQLAlchemy error `Connection.execute` would have raised, so
+    that `translate_errors` tells a unique violation or a busy database apart the same way."""
+    wrapped = exc.DBAPIError.instance(plan.sql, None, error, sqlite3.Error)
+    assert isinstance(wrapped, exc.DBAPIError)
+    return wrapped
