@@ -50,7 +50,9 @@ class CompactionMethods:
         )
         response = convert.context_window_to_proto(window)
         # Within the response limit, the newest messages win.
-        kept = pagination.fitting(response.messages[::-1], self._limits.max_response_bytes)
+        kept = pagination.fitting(
+            response.messages[::-1], self._limits.max_response_bytes, whole=response
+        )
         cut = newest(window, kept)
         if cut is not window:
             del response.messages[: len(window.messages) - len(cut.messages)]

@@ -209,7 +209,11 @@ class MessageMethods:
         response = session_service_pb2.ListMessagesResponse()
         convert.add_messages(response.messages, page.items)
         response.next_page_token = pagination.seq_page(
-            response.messages, page.next_cursor, binding, self._limits.max_response_bytes
+            response.messages,
+            page.next_cursor,
+            binding,
+            self._limits.max_response_bytes,
+            whole=response,
         )
         return response
 

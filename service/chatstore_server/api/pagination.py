@@ -75,12 +75,18 @@ def bad_position() -> Exception:
 _RESPONSE_OVERHEAD_BYTES = 64 * 1024
 
 
-def fitting(items: Sequence[Any], max_response_bytes: int) -> int:
+def fitting(items: Sequence[Any], max_response_bytes: int, whole: Any = None) -> int:
     """How many of `items` (protobuf messages) fit in one response of at most
     `max_response_bytes`: a page stops short rather than fail (AIP-158 lets a page hold
     fewer items than asked). Always at least one, since a single item is bounded far
-    below the limit by the content and metadata limits."""
+    below the limit by the content and metadata limits.
+
+    `whole`, the response holding `items`, settles the common case (everything fits)
+    with one size computation instead of one per item.
+    """
     budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
+    if whole is not None and whole.ByteSize() <= budget:
+        return len(items)
     used = 0
     for count, item in enumerate(items):
         used += item.ByteSize() + 8  # field tag and length prefix
@@ -110,10 +116,12 @@ def seq_page(
     next_seq: int | None,
     binding: Sequence[Any],
     max_response_bytes: int,
+    whole: Any = None,
 ) -> str:
     """Cut a page of seq-ordered protos (a list or a response's repeated field) short of
-    the response limit, in place; the next page's token ("" on the last page)."""
-    kept = fitting(items, max_response_bytes)
+    the response limit, in place; the next page's token ("" on the last page). `whole`
+    as in `fitting`."""
+    kept = fitting(items, max_response_bytes, whole)
     if kept < len(items):
         next_seq = items[kept - 1].seq
         del items[kept:]

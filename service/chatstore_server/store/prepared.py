@@ -65,7 +65,7 @@ class SQLitePlan:
     values in order (each through its type's bind processor, defaults from literal
     values in the statement), and each result column's name and result processor."""
 
-    __slots__ = ("_binds", "_columns", "sql")
+    __slots__ = ("_binds", "_names", "_processed", "sql")
 
     def __init__(
         self, statement: Executable, dialect: Dialect, column_keys: list[str] | None
@@ -86,10 +86,12 @@ class SQLitePlan:
         names = [column.name for column in columns]
         if len(set(names)) != len(names):
             raise _Unplannable("result columns need distinct names")
-        self._columns = tuple(
+        self._names = tuple(names)
+        processors = (
             (column.name, column.type.dialect_impl(dialect).result_processor(dialect, None))
             for column in columns
         )
+        self._processed = tuple((name, p) for name, p in processors if p is not None)
         self.sql = compiled.string
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
@@ -106,12 +108,14 @@ class SQLitePlan:
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Driver rows as mappings of column name to value, as SQLAlchemy would read them."""
-        columns = self._columns
-        return [
-            {name: value if processor is None else processor(value)
-             for (name, processor), value in zip(columns, row, strict=True)}
-            for row in raw
-        ]  # fmt: skip
+        names, processed = self._names, self._processed
+        rows = []
+        for values in raw:
+            row = dict(zip(names, values, strict=True))
+            for name, processor in processed:
+                row[name] = processor(row[name])
+            rows.append(row)
+        return rows
 
 
 def driver_error(plan: SQLitePlan, error: sqlite3.Error) -> exc.DBAPIError:

@@ -33,6 +33,8 @@ _PEER_KINDS = {member.value: member for member in PeerKind}
 
 def _columns(row: Row[Any] | Mapping[str, Any]) -> Mapping[str, Any]:
     """A row's values by column name: a SQLAlchemy row's mapping, or a `fetch` row as it is."""
+    if type(row) is dict:
+        return row
     return cast(Mapping[str, Any], row._mapping) if isinstance(row, Row) else row
 
 

@@ -49,8 +49,19 @@ class UUIDType(TypeDecorator[uuid.UUID]):
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
 
+        # The last value read, as (text, UUID): every row of a page of messages repeats
+        # its session's id. One tuple, so that threads never see half an update.
+        last: list[tuple[str, uuid.UUID]] = [("", uuid.UUID(int=0))]
+
         def process(value: str | None) -> uuid.UUID | None:
-            return None if value is None else _uuid_from_hex(value)
+            if value is None:
+                return None
+            seen = last[0]
+            if seen[0] == value:
+                return seen[1]
+            found = _uuid_from_hex(value)
+            last[0] = (value, found)
+            return found
 
         return process
 
@@ -82,6 +93,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, one step from an aware datetime to the stored text (naive UTC,
+        `2026-11-22 08:07:26.630053`, the text SQLAlchemy's SQLite DATETIME writes)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("UTCDateTime needs a timezone-aware datetime")
+            if value.utcoffset():
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:_NAIVE_MAX_CHARS]
+
+        return process
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         """On SQLite, one step from the stored text to an aware datetime:
