@@ -157,29 +157,26 @@ def token_usage_from_proto(usage: session_pb2.TokenUsage) -> TokenUsage:
 def session_to_proto(
     record: SessionRecord, recent_messages: Sequence[MessageRecord] = ()
 ) -> session_pb2.Session:
-    """A stored session as the API's Session (`recent_messages` oldest first)."""
+    """A stored session as the API's Session (`recent_messages` oldest first).
+
+    Optional parts (metadata, labels, key, fork source, the optional times) are set
+    only when present: an empty map or an unset field passed to the constructor still
+    costs (GetSession's whole handler is a few dozen microseconds).
+    """
     usage = record.token_usage
     session = session_pb2.Session(
         id=str(record.id),
         tenant_id=record.tenant_id,
         agent_id=record.agent_id,
         title=record.title,
-        metadata=dict_to_struct(record.metadata) if record.metadata else None,
         message_count=record.message_count,
         last_seq=record.last_seq,
-        key=key_to_proto(record.key),
         status=STATUS_TO_PROTO[record.status],
         retention=RETENTION_TO_PROTO[record.retention],
         access_mode=ACCESS_MODE_TO_PROTO[record.access_mode],
         model=record.model,
         persona_id=record.persona_id,
         recap=record.recap,
-        labels=record.labels,
-        pin_time=timestamp(record.pin_time),
-        archive_time=timestamp(record.archive_time),
-        delete_time=timestamp(record.delete_time),
-        expire_time=timestamp(record.expire_time),
-        last_message_time=timestamp(record.last_message_time),
         token_usage=session_pb2.TokenUsage(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -192,17 +189,36 @@ def session_to_proto(
         etag=etag(record.revision),
         last_event_seq=record.last_event_seq,
         compacted_through_seq=record.compacted_through_seq,
-        fork_source=None
-        if record.fork_source is None
-        else session_pb2.ForkSource(
-            session_id=str(record.fork_source.session_id),
-            message_seq=record.fork_source.message_seq,
-            event_seq=record.fork_source.event_seq,
-            checkpoint_id=str(record.fork_source.checkpoint_id or ""),
-        ),
     )
     set_timestamp(session.create_time, record.create_time)
     set_timestamp(session.update_time, record.update_time)
+    if record.metadata:
+        session.metadata.update(record.metadata)
+    if record.labels:
+        session.labels.update(record.labels)
+    if record.key is not None:
+        key = record.key
+        session.key.SetInParent()
+        session.key.channel = key.channel
+        session.key.account_id = key.account_id
+        session.key.peer_kind = PEER_KIND_TO_PROTO[key.peer_kind]
+        session.key.peer_id = key.peer_id
+    for field, value in (
+        ("pin_time", record.pin_time),
+        ("archive_time", record.archive_time),
+        ("delete_time", record.delete_time),
+        ("expire_time", record.expire_time),
+        ("last_message_time", record.last_message_time),
+    ):
+        if value is not None:
+            set_timestamp(getattr(session, field), value)
+    if record.fork_source is not None:
+        source = record.fork_source
+        session.fork_source.SetInParent()
+        session.fork_source.session_id = str(source.session_id)
+        session.fork_source.message_seq = source.message_seq
+        session.fork_source.event_seq = source.event_seq
+        session.fork_source.checkpoint_id = str(source.checkpoint_id or "")
     if recent_messages:
         add_messages(session.recent_messages, recent_messages)
     return session

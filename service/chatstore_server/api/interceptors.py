@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
@@ -40,8 +40,8 @@ UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
 
 
-def _request_id(context: Context) -> str:
-    given = next((v for k, v in context.invocation_metadata() or () if k == _REQUEST_ID), None)
+def _request_id(metadata: Sequence[Any]) -> str:
+    given = next((v for k, v in metadata if k == _REQUEST_ID), None)
     if isinstance(given, str) and 0 < len(given) <= 64 and given.isprintable():
         return given
     return secrets.token_hex(16)  # 128 random bits, as a UUID v4's hex without its cost
@@ -75,13 +75,15 @@ class _Call:
         self.owner = owner
         self.method = method
         self.context = context
-        self.request_id = _request_id(context)
+        # Read once: each call builds the tuple anew from the C core.
+        self.metadata = context.invocation_metadata() or ()
+        self.request_id = _request_id(self.metadata)
         self.code = "OK"
         self.started = time.perf_counter()
 
     def admit(self, request: Any) -> None:
         auth = self.owner.authenticator
-        principal = auth.authenticate(self.context.invocation_metadata())
+        principal = auth.authenticate(self.metadata)
         auth.authorize(principal, getattr(request, "tenant_id", ""), self.method)
 
     async def fail(self, error: Exception) -> None:

@@ -18,6 +18,7 @@ from chatstore_server.store.schema import AGENT_ID_MAX_CHARS
 Context = grpc.aio.ServicerContext[Any, Any]
 
 FULL_VIEW_MESSAGES = 100
+_VIEWS = frozenset(session_service_pb2.SessionView.values())
 """How many of the newest messages `GetSession` with view FULL embeds."""
 
 
@@ -62,7 +63,7 @@ class SessionMethods:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
         session_id = check.uuid(request.session_id, "session_id")
-        if request.view not in session_service_pb2.SessionView.values():
+        if request.view not in _VIEWS:
             check.fail("view", "unknown view")
         check.done()
         if request.view == session_service_pb2.SESSION_VIEW_FULL:
