@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
@@ -40,7 +40,7 @@ UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
 
 
-def _request_id(metadata: Sequence[Any]) -> str:
+def _request_id(metadata: Iterable[Any]) -> str:
     given = next((v for k, v in metadata if k == _REQUEST_ID), None)
     if isinstance(given, str) and 0 < len(given) <= 64 and given.isprintable():
         return given
