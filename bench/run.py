@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -128,12 +129,12 @@ class Server:
 
 
 @contextmanager
-def chatstore(database_url: str, workdir: Path, name: str) -> Iterator[Server]:
+def chatstore(database_url: str, workdir: Path, name: str, *extra_args: str) -> Iterator[Server]:
     """A chatstore server with the default settings (JSON access log on), as deployed;
     only the sweeper is kept out of the way."""
     server = Server(
         [str(BIN / "chatstore-server"), "--listen", "127.0.0.1:0", "--database-url", database_url,
-         "--sweep-interval-seconds", "3600"],
+         "--sweep-interval-seconds", "3600", *extra_args],
         workdir / f"{name}.log",
     )  # fmt: skip
     try:
@@ -155,8 +156,12 @@ def echo(workdir: Path) -> Iterator[Server]:
         server.stop()
 
 
-def load(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one scenario in a fresh load-generator process; its JSON result."""
+def load(spec: dict[str, Any], server_pid: int | None = None) -> dict[str, Any]:
+    """Run one scenario in a fresh load-generator process; its JSON result. With
+    `server_pid`, also the CPU time per call of the server and of the load generator
+    (`server_cpu_us`, `client_cpu_us`): which side a rate is bound by."""
+    ticks = _cpu_ticks(server_pid) if server_pid else 0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-m", "bench.load", json.dumps(spec)],
         capture_output=True,
@@ -168,6 +173,13 @@ def load(spec: dict[str, Any]) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed on {spec['scenario']}:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    calls = result.get("calls")
+    if server_pid and calls:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime
+        server = (_cpu_ticks(server_pid) - ticks) / os.sysconf("SC_CLK_TCK")
+        result["server_cpu_us"] = server / calls * 1e6
+        result["client_cpu_us"] = client / calls * 1e6
     return result
 
 
@@ -181,55 +193,58 @@ def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str,
     results: dict[str, Any] = {"seed_seconds": round(time.perf_counter() - started, 1)}
     unary: dict[str, Any] = {}
 
-    def run(name: str, target: str | list[str], scenario: str, **extra: Any) -> dict[str, Any]:
+    def run(
+        name: str, server: Server | list[Server], scenario: str, **extra: Any
+    ) -> dict[str, Any]:
+        servers = server if isinstance(server, list) else [server]
         spec = {
             "scenario": scenario,
-            "targets": [target] if isinstance(target, str) else target,
+            "targets": [s.target for s in servers],
             "concurrency": 16,
             "duration": duration,
             "tenant": "bench",
             "session_id": seeded.hot_session,
             "payload_bytes": 100,
         } | extra
-        result = load(spec)
+        result = load(spec, servers[0].process.pid if len(servers) == 1 else None)
         unary[name] = result
         print(f"  {backend:10} {name:44} {result['calls_per_second']:8.0f}/s", flush=True)
         return result
 
     with echo(workdir) as ceiling, chatstore(url, workdir, backend) as server:
-        run("echo (ceiling)", ceiling.target, "echo")
-        run("GetSession", server.target, "get_session")
-        run("AppendMessages (1 message)", server.target, "append")
-        run("ListMessages (page of 50)", server.target, "list_messages")
-        run("ListSessions (page of 50)", server.target, "list_sessions", tenant=seeded.small_tenant)
-        run("GetContextWindow (50 messages)", server.target, "context_window")
+        run("echo (ceiling)", ceiling, "echo")
+        run("GetSession", server, "get_session")
+        run("AppendMessages (1 message)", server, "append")
+        run("ListMessages (page of 50)", server, "list_messages")
+        run("ListSessions (page of 50)", server, "list_sessions", tenant=seeded.small_tenant)
+        run("GetContextWindow (50 messages)", server, "context_window")
         run(
             "ListMessages page at seq 1,000",
-            server.target,
+            server,
             "list_messages",
             session_id=seeded.deep_session,
             after_seq=1_000,
         )
         run(
             f"ListMessages page at seq {deep:,}",
-            server.target,
+            server,
             "list_messages",
             session_id=seeded.deep_session,
             after_seq=deep - 50,
         )
         run(
             "ListSessions, 1,000 in the tenant",
-            server.target,
+            server,
             "list_sessions",
             tenant=seeded.small_tenant,
         )
         run(
             f"ListSessions, {large:,} in the tenant",
-            server.target,
+            server,
             "list_sessions",
             tenant=seeded.large_tenant,
         )
-        run("echo (ceiling, again)", ceiling.target, "echo")
+        run("echo (ceiling, again)", ceiling, "echo")
         results["watch"] = load(
             {
                 "scenario": "watch",
@@ -242,7 +257,7 @@ def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str,
             }
         )
         print(f"  {backend:10} watch fan-out: {results['watch']}", flush=True)
-        run("GetSession, 64 callers", server.target, "get_session", concurrency=64)
+        run("GetSession, 64 callers", server, "get_session", concurrency=64)
         results["server_memory_kib_after_64_callers"] = memory_kib(server.process.pid)
         before = memory_kib(server.process.pid)["VmRSS"]
         idle = subprocess.Popen(
@@ -260,17 +275,20 @@ def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str,
         idle.stdin.close()
         idle.wait(60)
         results["idle_watch_streams"] = {"streams": 1_000, "added_rss_kib": during - before}
+        # What the default JSON access log line costs: the same call, the log off.
+        with chatstore(url, workdir, f"{backend}-quiet", "--no-log-requests") as quiet:
+            run("GetSession, access log off", quiet, "get_session")
     if backend == "postgresql":
         # Appends spread over 64 sessions, so that no one session's row lock is the limit.
         spread = {"concurrency": 32, "spread_sessions": 64}
         with chatstore(url, workdir, "second") as second, chatstore(url, workdir, "first") as first:
             pids = {"chatstore": [first.process.pid, second.process.pid]}
             with cpu_use(pids) as two:
-                run("AppendMessages, 2 server processes", [first.target, second.target],
+                run("AppendMessages, 2 server processes", [first, second],
                     "append", **spread)  # fmt: skip
             pids = {"chatstore": [first.process.pid]}
             with cpu_use(pids) as one:
-                run("AppendMessages, 1 server process", first.target, "append", **spread)
+                run("AppendMessages, 1 server process", first, "append", **spread)
         results["append_cpu"] = {"2 server processes": two, "1 server process": one}
     results["unary"] = unary
     ceiling_rate = (
@@ -284,16 +302,22 @@ def run_backend(backend: str, url: str, quick: bool, workdir: Path) -> dict[str,
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        "| backend | scenario | calls/s | p50 ms | p99 ms | ratio to echo | target |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | scenario | calls/s | p50 ms | p99 ms | server CPU us/call"
+        " | load generator CPU us/call | ratio to echo | target |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+    def cpu(value: float | None) -> str:
+        return "" if value is None else f"{value:.0f}"
+
     for backend, found in results["backends"].items():
         for name, r in found["unary"].items():
             target = TARGETS.get(name)
             wanted = f">= {target:.2f}" if target else ""
             lines.append(
                 f"| {backend} | {name} | {r['calls_per_second']:.0f} | {r['p50_ms']:.2f} |"
-                f" {r['p99_ms']:.2f} | {r['ratio_to_echo']:.2f} | {wanted} |"
+                f" {r['p99_ms']:.2f} | {cpu(r.get('server_cpu_us'))} |"
+                f" {cpu(r.get('client_cpu_us'))} | {r['ratio_to_echo']:.2f} | {wanted} |"
             )
     lines += [
         "",
