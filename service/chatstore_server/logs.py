@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from typing import Any
 
@@ -35,6 +36,21 @@ class JsonFormatter(logging.Formatter):
             self._second = second
         return f"{self._second_text}.{int((created - second) * 1000):03d}+00:00"
 
+    def line(self, logger: str, message: str, fields: dict[str, Any]) -> str:
+        """The line `format` would make of an INFO record of `logger` with `message`
+        and `fields` as its extras, made without the record."""
+        entry: dict[str, Any] = {
+            "time": self._time(time.time()),
+            "level": "INFO",
+            "logger": logger,
+            "message": message,
+        }
+        process = _process_name()
+        if process != "MainProcess":
+            entry["process"] = process
+        entry |= fields
+        return _ENCODE(entry)
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": self._time(record.created),
@@ -48,6 +64,63 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return _ENCODE(entry)
+
+
+def _process_name() -> str:
+    """The name a LogRecord would give the current process."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    return "MainProcess" if multiprocessing is None else multiprocessing.current_process().name
+
+
+def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """Log `message` at INFO with `fields` as extras: the same line as
+    `logger.info(message, extra=fields)`, made in a fifth of the time when `configure`
+    set up JSON logging and nothing else listens (then the line goes straight to that
+    handler's stream, under the handler's lock). Otherwise, and for every other set-up
+    (tests capturing logs, an application's own handlers), it is that logging call.
+
+    For the access log: one line per call, where the logging machinery (record,
+    extras, handler chain) cost about 50 us against 9 us for the line itself.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _direct_handler(logger)
+    if handler is None:
+        logger.info(message, extra=fields)
+        return
+    formatter = handler.formatter
+    assert isinstance(formatter, JsonFormatter)
+    text = formatter.line(logger.name, message, fields) + handler.terminator
+    handler.acquire()
+    try:
+        handler.stream.write(text)
+        handler.flush()
+    finally:
+        handler.release()
+
+
+def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The JSON handler `configure` installed, if it is the only place `logger`'s INFO
+    records can go and nothing filters them."""
+    if logger.handlers or logger.filters or not logger.propagate:
+        return None
+    parent = logger.parent
+    while parent is not None and parent is not logging.root:
+        if parent.handlers or parent.filters or not parent.propagate:
+            return None
+        parent = parent.parent
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or logging.root.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or type(handler.formatter) is not JsonFormatter
+        or handler.filters
+        or handler.level > logging.INFO
+    ):
+        return None
+    return handler
 
 
 def configure(level: str, fmt: str) -> None:

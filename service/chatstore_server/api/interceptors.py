@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
+from chatstore_server import logs
 from chatstore_server.api.auth import Authenticator
 from chatstore_server.api.errors import ApiError, from_store_error, internal
 from chatstore_server.api.observability import Metrics
@@ -100,11 +101,10 @@ class _Call:
         seconds = time.perf_counter() - self.started
         self.owner.metrics.observe(self.method, self.code, seconds)
         if self.owner.log_requests:
-            access_logger.info(
-                "%s %s",
-                self.method.rsplit("/", 1)[-1],
-                self.code,
-                extra={
+            logs.info_line(
+                access_logger,
+                f"{self.method.rsplit('/', 1)[-1]} {self.code}",
+                {
                     "request_id": self.request_id,
                     "method": self.method,
                     "code": self.code,
