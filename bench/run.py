@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +206,14 @@ def _run_backend(
     unary: dict[str, Any] = {}
 
     def run(
-        name: str, server: Server | list[Server], scenario: str, **extra: Any
+        name: str,
+        server: Server | list[Server],
+        scenario: str,
+        cpu_of: dict[str, list[int]] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
+        """One scenario after its paired echo run; with `cpu_of`, the CPU use of those
+        process groups while the scenario (not the echo run) ran, as `result["cpu"]`."""
         servers = server if isinstance(server, list) else [server]
         spec = {
             "scenario": scenario,
@@ -224,7 +230,13 @@ def _run_backend(
                 {"scenario": "echo", "targets": [ceiling.target], "payload_bytes": 100}
                 | {key: spec[key] for key in ("concurrency", "duration")}
             )
-        result = load(spec, servers[0].process.pid if len(servers) == 1 else None)
+        measured: AbstractContextManager[dict[str, float]] = (
+            cpu_use(cpu_of) if cpu_of is not None else nullcontext({})
+        )
+        with measured as use:
+            result = load(spec, servers[0].process.pid if len(servers) == 1 else None)
+        if cpu_of is not None:
+            result["cpu"] = use
         if paired is not None:
             result["paired_echo_calls_per_second"] = paired["calls_per_second"]
             result["ratio_to_echo"] = result["calls_per_second"] / paired["calls_per_second"]
@@ -303,14 +315,12 @@ def _run_backend(
         # Appends spread over 64 sessions, so that no one session's row lock is the limit.
         spread = {"concurrency": 32, "spread_sessions": 64}
         with chatstore(url, workdir, "second") as second, chatstore(url, workdir, "first") as first:
-            pids = {"chatstore": [first.process.pid, second.process.pid]}
-            with cpu_use(pids) as two:
-                run("AppendMessages, 2 server processes", [first, second],
-                    "append", **spread)  # fmt: skip
-            pids = {"chatstore": [first.process.pid]}
-            with cpu_use(pids) as one:
-                run("AppendMessages, 1 server process", first, "append", **spread)
-        results["append_cpu"] = {"2 server processes": two, "1 server process": one}
+            two = run("AppendMessages, 2 server processes", [first, second], "append",
+                      cpu_of={"chatstore": [first.process.pid, second.process.pid]},
+                      **spread)  # fmt: skip
+            one = run("AppendMessages, 1 server process", first, "append",
+                      cpu_of={"chatstore": [first.process.pid]}, **spread)  # fmt: skip
+        results["append_cpu"] = {"2 server processes": two["cpu"], "1 server process": one["cpu"]}
     results["unary"] = unary
     ceiling_rate = (
         unary["echo (ceiling)"]["calls_per_second"]
