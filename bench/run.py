@@ -428,9 +428,12 @@ def main() -> int:
         (ROOT / "docs" / "performance.md").write_text(
             "# Performance\n\n"
             f"Measured with `{results['command']}` on {results['date']}, on {results['machine']}.\n"
-            "Every chatstore figure is a ratio to a bare `grpc.aio` echo server measured in the\n"
-            "same run (same harness, same payload size, 16 concurrent calls), because absolute\n"
-            "numbers drift on this shared machine. The load generator runs in its own process.\n\n"
+            "Every chatstore figure is a ratio to a bare `grpc.aio` echo server (same harness,\n"
+            "100-byte payload, 16 concurrent calls unless the row says otherwise) run just\n"
+            "before it, because absolute numbers drift on this shared machine, even within one\n"
+            "run (compare the two reference echo rows). The load generator runs in its own\n"
+            "process; the CPU columns are the server's and the load generator's CPU time per\n"
+            "call, which tell which side bounds a rate.\n\n"
             + rendered
             + "\n\n"
             + (ROOT / "bench" / "analysis.md").read_text()
