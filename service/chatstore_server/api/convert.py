@@ -296,7 +296,8 @@ def new_message(
         name=message.name,
         agent_id=message.agent_id,
         model=message.model,
-        metadata=struct_to_dict(message.metadata) or None,
+        # json_format is pure Python: skip it for the usual empty metadata.
+        metadata=struct_to_dict(message.metadata) if message.metadata.fields else None,
     )
 
 
