@@ -19,7 +19,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chatstore import NO_RETRIES, AsyncChatStoreClient, Message, Role, RpcError, Unavailable
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
+from chatstore_server.store import Database, NewSession, SessionRepository, UnavailableError
 from chatstore_server.store.database import PING_AFTER_IDLE_SECONDS
+from chatstore_server.store.scope import read_session
 from tests.conftest import TENANT, _admin, _postgres_database, _postgres_template, key
 from tests.processes import ServerProcess, free_port
 from tests.tcp_proxy import TcpProxy
@@ -292,3 +294,35 @@ async def test_pooled_connections_killed_while_idle_are_replaced_unseen(pg_url: 
 
     assert killed >= 1
     assert {s.title for s in found} == {"kept"}
+
+
+async def test_a_dead_connection_under_a_direct_read_is_replaced(pg_url: str) -> None:
+    # Reads by id run on asyncpg itself, past SQLAlchemy (store/prepared.py): a pooled
+    # connection found dead there must be thrown away as SQLAlchemy would, not pooled
+    # again. Killed within PING_AFTER_IDLE_SECONDS, so that no ping finds it first.
+    database = Database.from_url(pg_url, pool_size=1, max_overflow=0)
+    try:
+        created = await SessionRepository(database).create(TENANT, NewSession(title="kept"))
+        async with database.read() as conn:
+            assert await read_session(conn, TENANT, created.id) is not None
+        admin = await _admin()
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                urlsplit(pg_url).path.lstrip("/"),
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)  # the client side sees the socket close
+
+        with pytest.raises(UnavailableError):
+            async with database.read() as conn:
+                await read_session(conn, TENANT, created.id)
+        async with database.read() as conn:  # the one pooled connection was replaced
+            found = await read_session(conn, TENANT, created.id)
+    finally:
+        await database.dispose()
+    assert killed >= 1
+    assert found is not None
+    assert found.title == "kept"

@@ -20,7 +20,7 @@ from chatstore_server.store import (
     ToolCallRecord,
     upgrade,
 )
-from chatstore_server.store.connection import InlineConnection
+from chatstore_server.store.connection import AsyncStoreConnection, InlineConnection
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
 from chatstore_server.store.scope import SESSION_BY_ID
@@ -105,10 +105,11 @@ async def test_sqlite_times_stored_with_an_offset_read_as_the_instant_they_name(
     assert all(t.tzinfo is UTC for t in times)
 
 
-async def test_prepared_statements_read_what_sqlalchemy_reads(tmp_path: Path) -> None:
-    """The SQLite shortcut past `Connection.execute` (store/prepared.py) must not change
-    a value: every hot statement, run both ways on the same rows, reads the same."""
-    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'prepared.db'}")
+async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str) -> None:
+    """The shortcut past `Connection.execute` (store/prepared.py: the sqlite3 cursor, or
+    asyncpg itself) must not change a value: every hot statement, run both ways on the
+    same rows, reads the same."""
+    database = Database.from_url(database_url)
     try:
         await upgrade(database)
         session = await SessionRepository(database).create(
@@ -139,9 +140,9 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(tmp_path: Path) ->
             (_MESSAGE_BY_SEQ, {"session_id": session.id, "tenant_id": "t", "seq": 2}),
         ]
         async with database.read() as conn:
-            assert isinstance(conn, InlineConnection)
+            assert isinstance(conn, InlineConnection | AsyncStoreConnection)
             for query, params in hot:
-                assert query.sqlite_plan(conn.dialect) is not None  # the shortcut is taken
+                assert query.plan(conn.dialect) is not None  # the shortcut is taken
                 fast = [dict(row) for row in await conn.fetch(query, params)]
                 slow = (await conn.execute(query.statement, params)).mappings().all()
                 assert fast

@@ -25,7 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from sqlalchemy import Connection, Dialect, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatstore_server.store.prepared import Prepared, driver_error
+from chatstore_server.store.prepared import Plan, Prepared, driver_error
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,16 +68,53 @@ class StoreConnection(abc.ABC):
 
 
 class AsyncStoreConnection(StoreConnection):
-    """A SQLAlchemy `AsyncConnection` (PostgreSQL through asyncpg)."""
+    """A SQLAlchemy `AsyncConnection` (PostgreSQL through asyncpg).
 
-    __slots__ = ("_connection", "dialect")
+    With `direct` (an autocommit reader: no transaction for SQLAlchemy to track),
+    `fetch` runs prepared statements on the asyncpg connection itself, past SQLAlchemy's
+    async adaptation.
+    """
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    __slots__ = ("_connection", "_direct", "dialect")
+
+    def __init__(self, connection: AsyncConnection, *, direct: bool = False) -> None:
         self._connection = connection
+        self._direct = direct
         self.dialect = connection.dialect
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
         return await self._connection.execute(statement, parameters)
+
+    async def fetch(
+        self, query: Prepared, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        plan = query.plan(self.dialect) if self._direct else None
+        if plan is None:
+            return await super().fetch(query, parameters)
+        pooled = await self._connection.get_raw_connection()
+        driver: Any = pooled.driver_connection
+        try:
+            records = await driver.fetch(plan.sql, *plan.values(parameters))
+        except Exception as error:
+            raise await self._driver_error(plan, driver, error) from error
+        return plan.rows(records)
+
+    async def _driver_error(self, plan: Plan, driver: Any, error: Exception) -> Exception:
+        """`error` as SQLAlchemy would have raised it; a connection that broke is
+        invalidated first (SQLAlchemy's own test: the asyncpg connection is closed), so
+        the pool replaces it, as `execute` would have."""
+        dbapi: Any = self.dialect.dbapi
+        translate: dict[type, type] = getattr(dbapi, "_asyncpg_error_translate", {})
+        for kind in type(error).__mro__:
+            if kind in translate:
+                error = translate[kind](error.args[0] if error.args else "", error)
+                break
+        closed = bool(driver.is_closed())
+        if closed:
+            await self._connection.invalidate(error)
+        if isinstance(error, dbapi.Error):
+            return driver_error(plan, error, dbapi.Error, invalidated=closed)
+        return error
 
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -104,7 +141,7 @@ class InlineConnection(StoreConnection):
     async def fetch(
         self, query: Prepared, parameters: Mapping[str, Any]
     ) -> Sequence[Mapping[str, Any]]:
-        plan = query.sqlite_plan(self.dialect)
+        plan = query.plan(self.dialect)
         if plan is None:
             return await super().fetch(query, parameters)
         driver: Any = self._connection.connection.dbapi_connection
@@ -119,7 +156,7 @@ class InlineConnection(StoreConnection):
         return plan.rows(raw)
 
     async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        plan = query.sqlite_plan(self.dialect)
+        plan = query.plan(self.dialect)
         if plan is None:
             return await super().execute_many(query, rows)
         driver: Any = self._connection.connection.dbapi_connection

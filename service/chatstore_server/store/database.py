@@ -67,7 +67,7 @@ class _Postgres:
     async def read(self) -> AsyncIterator[StoreConnection]:
         with translate_errors():
             async with self._reader.connect() as connection:
-                yield AsyncStoreConnection(connection)
+                yield AsyncStoreConnection(connection, direct=True)
 
     @contextlib.asynccontextmanager
     async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:

@@ -1,4 +1,4 @@
-"""Hot statements, compiled once and run straight on the SQLite driver's cursor.
+"""Hot statements, compiled once and run straight on the database driver.
 
 For a short statement, SQLAlchemy's `Connection.execute` costs more than SQLite's own
 work: on the benchmark machine a session read by primary key took about 87
@@ -9,7 +9,9 @@ processors: only the per-call machinery is skipped. Statements that SQLAlchemy m
 render per call (`IN` lists of any length) stay on `Connection.execute`.
 
 Which connection takes the shortcut is the connection's business
-(`StoreConnection.fetch`); on PostgreSQL the same statements run through SQLAlchemy.
+(`StoreConnection.fetch`): SQLite's connections on the event loop, and PostgreSQL's
+reader connections (autocommit: no transaction to keep in step with SQLAlchemy's),
+through asyncpg, whose statement cache prepares each statement once per connection.
 """
 
 from __future__ import annotations
@@ -36,34 +38,36 @@ class Prepared:
     the parameters.
     """
 
-    __slots__ = ("_column_keys", "_planned", "_sqlite", "statement")
+    __slots__ = ("_column_keys", "_plans", "statement")
 
     def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         self._column_keys = list(column_keys) if column_keys is not None else None
-        self._sqlite: SQLitePlan | None = None
-        self._planned = False
+        self._plans: dict[str, Plan | None] = {}
 
-    def sqlite_plan(self, dialect: Dialect) -> SQLitePlan | None:
-        """The statement compiled for SQLite (once, on first use); None when it must be
-        rendered per call (an `IN` list), so `Connection.execute` has to run it."""
-        if not self._planned:
-            try:
-                self._sqlite = SQLitePlan(self.statement, dialect, self._column_keys)
-            except _Unplannable:
-                self._sqlite = None
-            self._planned = True
-        return self._sqlite
+    def plan(self, dialect: Dialect) -> Plan | None:
+        """The statement compiled for `dialect` (once, on first use); None when it must
+        be rendered per call (an `IN` list), so `Connection.execute` has to run it."""
+        try:
+            return self._plans[dialect.name]
+        except KeyError:
+            pass
+        try:
+            plan: Plan | None = Plan(self.statement, dialect, self._column_keys)
+        except _Unplannable:
+            plan = None
+        self._plans[dialect.name] = plan
+        return plan
 
 
 class _Unplannable(Exception):
     pass
 
 
-class SQLitePlan:
-    """What running a statement on the `sqlite3` cursor takes: its SQL text, the bind
-    values in order (each through its type's bind processor, defaults from literal
-    values in the statement), and each result column's name and result processor."""
+class Plan:
+    """What running a statement on the driver takes: its SQL text, the bind values in
+    order (each through its type's bind processor, defaults from literal values in the
+    statement), and each result column's name and result processor."""
 
     __slots__ = ("_binds", "_names", "_processed", "sql")
 
@@ -118,9 +122,14 @@ class SQLitePlan:
         return rows
 
 
-def driver_error(plan: SQLitePlan, error: sqlite3.Error) -> exc.DBAPIError:
-    """A driver error as the SQLAlchemy error `Connection.execute` would have raised, so
-    that `translate_errors` tells a unique violation or a busy database apart the same way."""
-    wrapped = exc.DBAPIError.instance(plan.sql, None, error, sqlite3.Error)
+def driver_error(
+    plan: Plan, error: Exception, base: type[Exception] = sqlite3.Error, invalidated: bool = False
+) -> exc.DBAPIError:
+    """A driver error (`base` the driver's DB-API base class) as the SQLAlchemy error
+    `Connection.execute` would have raised, so that `translate_errors` tells a unique
+    violation, a busy database or a lost connection apart the same way."""
+    wrapped = exc.DBAPIError.instance(
+        plan.sql, None, error, base, connection_invalidated=invalidated
+    )
     assert isinstance(wrapped, exc.DBAPIError)
     return wrapped
