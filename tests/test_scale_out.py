@@ -266,6 +266,20 @@ async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str
         assert stored.count(text) == 1, f"acknowledged {text} is missing or duplicated"
 
 
+async def _kill_connections(pg_url: str) -> int:
+    """Terminate every connection to the test's database (as a restart would); how many."""
+    admin = await _admin()
+    try:
+        killed: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            urlsplit(pg_url).path.lstrip("/"),
+        )
+    finally:
+        await admin.close()
+    return killed
+
+
 async def test_pooled_connections_killed_while_idle_are_replaced_unseen(pg_url: str) -> None:
     # PostgreSQL restarts, failovers and proxies' idle timeouts kill pooled connections
     # that the server believes open: one idle past PING_AFTER_IDLE_SECONDS is pinged
@@ -277,15 +291,7 @@ async def test_pooled_connections_killed_while_idle_are_replaced_unseen(pg_url: 
         ) as client:
             session = await client.create_session(title="kept")
             await asyncio.gather(*(client.get_session(session.id) for _ in range(8)))
-            admin = await _admin()
-            try:
-                killed = await admin.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    urlsplit(pg_url).path.lstrip("/"),
-                )
-            finally:
-                await admin.close()
+            killed = await _kill_connections(pg_url)
             await asyncio.sleep(PING_AFTER_IDLE_SECONDS + 0.5)
 
             found = await asyncio.gather(*(client.get_session(session.id) for _ in range(8)))
@@ -305,15 +311,7 @@ async def test_a_dead_connection_under_a_direct_read_is_replaced(pg_url: str) ->
         created = await SessionRepository(database).create(TENANT, NewSession(title="kept"))
         async with database.read() as conn:
             assert await read_session(conn, TENANT, created.id) is not None
-        admin = await _admin()
-        try:
-            killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                urlsplit(pg_url).path.lstrip("/"),
-            )
-        finally:
-            await admin.close()
+        killed = await _kill_connections(pg_url)
         await asyncio.sleep(0.2)  # the client side sees the socket close
 
         with pytest.raises(UnavailableError):
