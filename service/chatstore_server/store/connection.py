@@ -4,7 +4,9 @@ Repositories only `await conn.execute(...)` (or `fetch`, `execute_many`, `scalar
 `run_sync`) and look at `conn.dialect`; how the statement reaches the database is the
 backend's business:
 
-- PostgreSQL: SQLAlchemy's `AsyncConnection` over asyncpg (`AsyncStoreConnection`).
+- PostgreSQL: SQLAlchemy's `AsyncConnection` over asyncpg (`AsyncStoreConnection`);
+  on the autocommit reader connections, the hot reads (`Prepared`) run on the asyncpg
+  connection itself.
 - SQLite: a plain SQLAlchemy `Connection` over the stdlib `sqlite3` module, run on the
   event-loop thread (`InlineConnection`, for the short statements of an RPC: a point
   read takes tens of microseconds, less than a hop to a worker thread and back), or on
