@@ -23,7 +23,14 @@ from chatstore_server.store import (
 from chatstore_server.store.connection import AsyncStoreConnection, InlineConnection
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
+from chatstore_server.store.records import SessionStatus
 from chatstore_server.store.scope import SESSION_BY_ID
+from chatstore_server.store.session_list import (
+    SessionCursor,
+    SessionFilter,
+    SessionOrder,
+    list_query,
+)
 from chatstore_server.store.types import UTCDateTime, UUIDType, _uuid_from_hex
 
 _scratch = Table(
@@ -138,6 +145,14 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
             (NEWEST_FIRST, {"session_id": session.id, "floor": 0, "before": 3, "limit": 10}),
             (_list_statement(**_NO_FILTERS), page),
             (_MESSAGE_BY_SEQ, {"session_id": session.id, "tenant_id": "t", "seq": 2}),
+            list_query("t", SessionFilter(), SessionOrder(), None, 10),
+            list_query(
+                "t",
+                SessionFilter(statuses=frozenset(SessionStatus), labels={"a": "b"}),
+                SessionOrder(field="title", descending=False, pinned_first=True),
+                SessionCursor(pinned=False, value="", id=uuid.UUID(int=0)),
+                10,
+            ),
         ]
         async with database.read() as conn:
             assert isinstance(conn, InlineConnection | AsyncStoreConnection)

@@ -4,16 +4,28 @@ one index range scan (no OFFSET)."""
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, String, Uuid, and_, case, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    or_,
+    select,
+    tuple_,
+)
 
+from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import Retention, SessionRecord, SessionStatus
 from chatstore_server.store.schema import session_labels, sessions
-from chatstore_server.store.types import UTCDateTime
+from chatstore_server.store.types import UTCDateTime, UUIDType
 
 OrderField = Literal["update_time", "create_time", "title"]
 
@@ -84,47 +96,93 @@ def _inclusion(column: ColumnElement[Any], inclusion: Inclusion) -> ColumnElemen
     return None
 
 
-def _range(column: ColumnElement[Any], bounds: TimeRange) -> list[ColumnElement[bool]]:
-    conditions = []
-    if bounds.start is not None:
-        conditions.append(column >= bounds.start)
-    if bounds.end is not None:
-        conditions.append(column < bounds.end)
-    return conditions
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What decides a listing's SQL text (values are bound): which filters are set, how
+    many statuses and labels, the order, and whether a page starts after a cursor."""
+
+    given: frozenset[str]
+    """The set filters among `_EQUALS`, `_RANGES` and "retention"."""
+    statuses: int
+    labels: int
+    pinned_only: bool
+    archived: Inclusion
+    deleted: Inclusion
+    order: SessionOrder
+    after: bool
 
 
-def _conditions(tenant_id: str, where: SessionFilter) -> list[ColumnElement[bool]]:
+# Filter name -> the column it must equal.
+_EQUALS = {
+    "agent_id": sessions.c.agent_id,
+    "channel": sessions.c.key_channel,
+    "account_id": sessions.c.key_account_id,
+    "peer_id": sessions.c.key_peer_id,
+}
+# Bound value name -> (column, lower bound?), for the time ranges.
+_RANGES = {
+    "create_start": (sessions.c.create_time, True),
+    "create_end": (sessions.c.create_time, False),
+    "update_start": (sessions.c.update_time, True),
+    "update_end": (sessions.c.update_time, False),
+}
+
+
+@functools.lru_cache(maxsize=512)  # shapes are few; label counts bound the rest
+def _statement(shape: _Shape) -> Prepared:
+    """The SELECT for one shape of listing, with bind parameters (built once: building
+    and keying a statement cost more than running it); parameters from `list_query`."""
     c = sessions.c
-    conditions: list[ColumnElement[bool] | None] = [c.tenant_id == tenant_id]
-    for column, value in (
-        (c.agent_id, where.agent_id),
-        (c.key_channel, where.channel),
-        (c.key_account_id, where.account_id),
-        (c.key_peer_id, where.peer_id),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    if where.statuses:
-        conditions.append(c.status.in_(sorted(s.value for s in where.statuses)))
-    if where.retention is not None:
-        conditions.append(c.retention == where.retention.value)
-    for key, value in sorted(where.labels.items()):
+    conditions: list[ColumnElement[bool] | None] = [c.tenant_id == bindparam("tenant_id")]
+    conditions += [
+        _EQUALS[name] == bindparam(name) for name in sorted(shape.given & _EQUALS.keys())
+    ]
+    if shape.statuses:
+        conditions.append(c.status.in_([bindparam(f"status_{i}") for i in range(shape.statuses)]))
+    if "retention" in shape.given:
+        conditions.append(c.retention == bindparam("retention"))
+    for i in range(shape.labels):
         conditions.append(
             c.id.in_(
                 select(session_labels.c.session_id).where(
-                    session_labels.c.tenant_id == tenant_id,
-                    session_labels.c.key == key,
-                    session_labels.c.value == value,
+                    session_labels.c.tenant_id == bindparam("tenant_id"),
+                    session_labels.c.key == bindparam(f"label_key_{i}"),
+                    session_labels.c.value == bindparam(f"label_value_{i}"),
                 )
             )
         )
-    if where.pinned_only:
+    if shape.pinned_only:
         conditions.append(c.pin_time.is_not(None))
-    conditions.append(_inclusion(c.archive_time, where.archived))
-    conditions.append(_inclusion(c.delete_time, where.deleted))
-    conditions += _range(c.create_time, where.create_time)
-    conditions += _range(c.update_time, where.update_time)
-    return [condition for condition in conditions if condition is not None]
+    conditions.append(_inclusion(c.archive_time, shape.archived))
+    conditions.append(_inclusion(c.delete_time, shape.deleted))
+    for name in sorted(shape.given & _RANGES.keys()):
+        column, lower = _RANGES[name]
+        conditions.append(column >= bindparam(name) if lower else column < bindparam(name))
+
+    order = shape.order
+    column = c[order.field]
+    key = tuple_(column, c.id)
+
+    def direction(expression: ColumnElement[Any]) -> ColumnElement[Any]:
+        return expression.desc() if order.descending else expression.asc()
+
+    # Pinned sessions (group 0) before the others (group 1), when asked.
+    group = case((c.pin_time.is_(None), 1), else_=0)
+    query = select(sessions).where(*(cond for cond in conditions if cond is not None))
+    if shape.after:
+        value_type = String() if order.field == "title" else UTCDateTime()
+        position = tuple_(
+            bindparam("after_value", type_=value_type), bindparam("after_id", type_=UUIDType())
+        )
+        beyond = key < position if order.descending else key > position
+        if order.pinned_first:
+            after_group = bindparam("after_group", type_=Integer())
+            beyond = or_(group > after_group, and_(group == after_group, beyond))
+        query = query.where(beyond)
+    ordering = [direction(column), direction(c.id)]
+    if order.pinned_first:
+        ordering.insert(0, group.asc())
+    return Prepared(query.order_by(*ordering).limit(bindparam("limit")))
 
 
 def list_query(
@@ -133,26 +191,35 @@ def list_query(
     order: SessionOrder,
     after: SessionCursor | None,
     limit: int,
-) -> Select[Any]:
-    """The SELECT for one page: matching rows after `after`, in `order`, at most `limit`."""
-    column = sessions.c[order.field]
-    key = tuple_(column, sessions.c.id)
-
-    def direction(expression: ColumnElement[Any]) -> ColumnElement[Any]:
-        return expression.desc() if order.descending else expression.asc()
-
-    # Pinned sessions (group 0) before the others (group 1), when asked.
-    group = case((sessions.c.pin_time.is_(None), 1), else_=0)
-    query = select(sessions).where(*_conditions(tenant_id, where))
+) -> tuple[Prepared, dict[str, Any]]:
+    """The SELECT for one page (matching rows after `after`, in `order`, at most
+    `limit`) and its parameters."""
+    params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
+    for name in _EQUALS:
+        if (value := getattr(where, name)) is not None:
+            params[name] = value
+    if where.retention is not None:
+        params["retention"] = where.retention.value
+    for i, status in enumerate(sorted(s.value for s in where.statuses)):
+        params[f"status_{i}"] = status
+    for i, (label, value) in enumerate(sorted(where.labels.items())):
+        params[f"label_key_{i}"], params[f"label_value_{i}"] = label, value
+    for prefix, bounds in (("create", where.create_time), ("update", where.update_time)):
+        if bounds.start is not None:
+            params[f"{prefix}_start"] = bounds.start
+        if bounds.end is not None:
+            params[f"{prefix}_end"] = bounds.end
     if after is not None:
-        value_type = String() if order.field == "title" else UTCDateTime()
-        position = tuple_(literal(after.value, value_type), literal(after.id, Uuid()))
-        beyond = key < position if order.descending else key > position
-        if order.pinned_first:
-            after_group = 0 if after.pinned else 1
-            beyond = or_(group > after_group, and_(group == after_group, beyond))
-        query = query.where(beyond)
-    ordering = [direction(column), direction(sessions.c.id)]
-    if order.pinned_first:
-        ordering.insert(0, group.asc())
-    return query.order_by(*ordering).limit(limit)
+        params |= {"after_value": after.value, "after_id": after.id}
+        params["after_group"] = 0 if after.pinned else 1
+    shape = _Shape(
+        given=frozenset(params.keys() & (_EQUALS.keys() | _RANGES.keys() | {"retention"})),
+        statuses=len(where.statuses),
+        labels=len(where.labels),
+        pinned_only=where.pinned_only,
+        archived=where.archived,
+        deleted=where.deleted,
+        order=order,
+        after=after is not None,
+    )
+    return _statement(shape), params

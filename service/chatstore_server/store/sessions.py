@@ -249,9 +249,9 @@ class SessionRepository:
             UnavailableError: The database cannot be reached.
         """
         order = order or SessionOrder()
-        query = list_query(tenant_id, where or SessionFilter(), order, after, limit + 1)
+        query, params = list_query(tenant_id, where or SessionFilter(), order, after, limit + 1)
         async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = await conn.fetch(query, params)
         items = [session_record(row) for row in rows[:limit]]
         cursor = SessionCursor.after(items[-1], order) if len(rows) > limit else None
         return Page(items, cursor)
