@@ -20,18 +20,45 @@ import grpc
 
 from chatstore.v1 import (
     AppendMessagesRequest,
+    AppendMessagesResponse,
+    ContextWindow,
     CreateSessionRequest,
     GetContextWindowRequest,
     GetSessionRequest,
     ListMessagesRequest,
+    ListMessagesResponse,
     ListSessionsRequest,
+    ListSessionsResponse,
     Message,
     Role,
+    Session,
     WatchSessionRequest,
     session_service_pb2_grpc,
 )
 
 ECHO = "/bench.Echo/Echo"
+SERVICE = "chatstore.v1.SessionService"
+# What each unary scenario's answer must hold (checked on a sample, after the clock).
+_ANSWERS: dict[str, tuple[Callable[[bytes], Any], Callable[[Any], bool]]] = {
+    "get_session": (Session.FromString, lambda s: bool(s.id)),
+    "append": (AppendMessagesResponse.FromString, lambda r: len(r.messages) == 1),
+    "list_messages": (ListMessagesResponse.FromString, lambda r: len(r.messages) == 50),
+    "list_sessions": (ListSessionsResponse.FromString, lambda r: len(r.sessions) == 50),
+    "context_window": (ContextWindow.FromString, lambda w: len(w.messages) == 50),
+}
+
+
+def _serialize(request: Any) -> bytes:
+    return request.SerializeToString()  # type: ignore[no-any-return]
+
+
+def _check(scenario: str, answers: list[bytes]) -> int:
+    """How many of a sample of raw answers parse as the scenario's response and hold
+    what it asked for (a page full, a session with an id); the rest are `bad_answers`."""
+    if scenario not in _ANSWERS:
+        return 0
+    parse, holds = _ANSWERS[scenario]
+    return sum(1 for answer in answers if not holds(parse(answer)))
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -93,27 +120,38 @@ async def unary(spec: dict[str, Any]) -> dict[str, Any]:
                 for _ in range(spec["spread_sessions"])
             ]
         method, make = _request_factory(spec)
-        stubs = [getattr(session_service_pb2_grpc.SessionServiceStub(c), method) for c in channels]
+        # Answers are taken as bytes, as from the echo server: parsing them here would
+        # spend the load generator's CPU (which shares the machine with the server) on
+        # chatstore's scenarios and not on the echo's. `_check` parses some afterwards.
+        path = f"/{SERVICE}/{method}"
+        stubs: list[Any] = [
+            c.unary_unary(path, request_serializer=_serialize, response_deserializer=None)
+            for c in channels
+        ]
 
         def invoke(index: int) -> Any:
             return stubs[index % len(stubs)](make())
 
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    sample: list[Any] = []  # each caller's first and last answers
     deadline = time.perf_counter() + spec["duration"]
     budget = spec.get("max_requests", 10**9)
 
     async def caller(index: int) -> None:
         nonlocal budget
+        answer = first = None
         while time.perf_counter() < deadline and budget > 0:
             budget -= 1
             started = time.perf_counter()
             try:
-                await invoke(index)
+                answer = await invoke(index)
             except grpc.aio.AioRpcError as error:
                 errors[error.code().name] = errors.get(error.code().name, 0) + 1
                 continue
             latencies.append(time.perf_counter() - started)
+            first = answer if first is None else first
+        sample.extend(a for a in (first, answer) if a is not None)
 
     for index in range(min(len(channels) * 4, spec["concurrency"])):  # warm the connections
         await invoke(index)
@@ -129,6 +167,7 @@ async def unary(spec: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": errors,
+        "bad_answers": _check(spec["scenario"], sample),
     }
 
 

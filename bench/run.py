@@ -173,6 +173,8 @@ def load(spec: dict[str, Any], server_pid: int | None = None) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed on {spec['scenario']}:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result.get("bad_answers"):
+        raise RuntimeError(f"{spec['scenario']}: {result['bad_answers']} answers did not hold")
     calls = result.get("calls")
     if server_pid and calls:
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -241,7 +243,8 @@ def _run_backend(
             result["paired_echo_calls_per_second"] = paired["calls_per_second"]
             result["ratio_to_echo"] = result["calls_per_second"] / paired["calls_per_second"]
         unary[name] = result
-        print(f"  {backend:10} {name:44} {result['calls_per_second']:8.0f}/s", flush=True)
+        failed = f"  failed calls: {result['errors']}" if result.get("errors") else ""
+        print(f"  {backend:10} {name:44} {result['calls_per_second']:8.0f}/s{failed}", flush=True)
         return result
 
     def warm(server: Server | list[Server], scenario: str, **extra: Any) -> None:
@@ -359,8 +362,10 @@ def table(results: dict[str, Any]) -> str:
         for name, r in found["unary"].items():
             target = TARGETS.get(name)
             wanted = f">= {target:.2f}" if target else ""
+            failed = sum(r.get("errors", {}).values())
+            label = f"{name} ({failed} calls failed)" if failed else name
             lines.append(
-                f"| {backend} | {name} | {r['calls_per_second']:.0f} | {r['p50_ms']:.2f} |"
+                f"| {backend} | {label} | {r['calls_per_second']:.0f} | {r['p50_ms']:.2f} |"
                 f" {r['p99_ms']:.2f} | {cpu(r.get('server_cpu_us'))} |"
                 f" {cpu(r.get('client_cpu_us'))} | {cpu(r.get('paired_echo_calls_per_second'))} |"
                 f" {r['ratio_to_echo']:.2f} | {wanted} |"
