@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, text, update
 
@@ -15,8 +16,10 @@ from chatstore_server.store import (
     NewSession,
     Role,
     SessionRepository,
+    bodies,
     upgrade,
 )
+from chatstore_server.store.context import message_tokens
 from chatstore_server.store.messages import MessageRepository
 from chatstore_server.store.schema import messages, sessions
 
@@ -48,6 +51,22 @@ def _session_row(tenant: str, when: datetime, title: str, last_seq: int = 0) -> 
     }
 
 
+def _message_row(session_id: object, seq: int, create_time: datetime) -> dict[str, Any]:
+    """A USER message's row, as an append would write it."""
+    message = NewMessage(role=Role.USER, content=f"message {seq} " + "x" * 80)
+    return {
+        "id": uuid.uuid4(),
+        "session_id": session_id,
+        "seq": seq,
+        "role": message.role.value,
+        "content": message.content,
+        "create_time": create_time,
+        "size_bytes": len(message.content),
+        "token_estimate": message_tokens(message),
+        "body": bodies.encode(message, create_time),
+    }
+
+
 async def seed(
     url: str, *, deep_messages: int, large_sessions: int, small_sessions: int = 1_000
 ) -> Seeded:
@@ -75,15 +94,7 @@ async def seed(
             await conn.execute(insert(sessions).values(deep))
         for first in range(1, deep_messages + 1, CHUNK):
             rows = [
-                {
-                    "id": uuid.uuid4(),
-                    "session_id": deep["id"],
-                    "seq": seq,
-                    "role": "user",
-                    "content": f"message {seq} " + "x" * 80,
-                    "create_time": now + timedelta(microseconds=seq),
-                    "size_bytes": 90,
-                }
+                _message_row(deep["id"], seq, now + timedelta(microseconds=seq))
                 for seq in range(first, min(first + CHUNK, deep_messages + 1))
             ]
             async with database.write() as conn:

@@ -18,6 +18,7 @@ from chatstore_server.store import (
     Role,
     SessionRepository,
     ToolCallRecord,
+    bodies,
     upgrade,
 )
 from chatstore_server.store.connection import AsyncStoreConnection, InlineConnection
@@ -175,3 +176,41 @@ _NO_FILTERS = {
     "end": False,
     "exclude_compacted": False,
 }
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        NewMessage(
+            role=Role.ASSISTANT,
+            content="not in the body",
+            tool_calls=(ToolCallRecord("call_1", "search", '{"q": "é"}'),),
+            token_count=0,
+            structured_content={"parts": [1.5, None, True, "x"]},
+            name="planner",
+            agent_id="agent-7",
+            model="gpt-4o",
+            metadata={"nested": {"k": ["v"]}},
+        ),
+        NewMessage(role=Role.TOOL, tool_call_id="call_1"),
+    ],
+)
+def test_a_message_body_holds_every_field_but_the_columns(message: NewMessage) -> None:
+    at = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
+
+    body = bodies.encode(message, at)
+
+    assert bodies.decode(body) == bodies.MessageBody(
+        role=message.role,
+        token_count=message.token_count,
+        create_time=at,
+        tool_calls=message.tool_calls,
+        structured_content=message.structured_content,
+        tool_call_id=message.tool_call_id,
+        name=message.name,
+        agent_id=message.agent_id,
+        model=message.model,
+        metadata=message.metadata,
+    )
+    assert message.content.encode() not in body or not message.content
+    assert bodies.encode(message, at) == body  # deterministic

@@ -1,4 +1,6 @@
-"""Conversion between protobuf messages and store records: the only place it happens."""
+"""Conversion between protobuf messages and store records: the only place it happens,
+but for a stored message's body, which the store keeps in the Message wire format
+(`store.bodies`) and which is parsed here as it is."""
 
 from __future__ import annotations
 
@@ -215,30 +217,16 @@ def session_to_proto(
 def _message(
     make: Callable[..., message_pb2.Message], record: MessageRecord, session_id: str
 ) -> message_pb2.Message:
+    """The message from its columns and its stored body (`store.bodies`: the other
+    fields, already in the Message wire format, parsed in C)."""
     message = make(
         id=str(record.id),
         session_id=session_id,
         seq=record.seq,
-        role=ROLE_TO_PROTO[record.role],
         content=record.content,
-        tool_calls=[
-            message_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments)
-            for c in record.tool_calls
-        ]
-        if record.tool_calls
-        else None,
-        token_count=record.token_count,
-        structured_content=None
-        if record.structured_content is None
-        else json_to_value(record.structured_content),
-        tool_call_id=record.tool_call_id,
-        name=record.name,
-        agent_id=record.agent_id,
-        model=record.model,
-        metadata=dict_to_struct(record.metadata) if record.metadata else None,
         compacted=record.compacted,
     )
-    set_timestamp(message.create_time, record.create_time)
+    message.MergeFromString(record.body)
     return message
 
 

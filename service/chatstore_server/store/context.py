@@ -16,8 +16,8 @@ from sqlalchemy import bindparam, select
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.prepared import Prepared
-from chatstore_server.store.records import ContextWindowRecord, MessageRecord, Role
-from chatstore_server.store.rows import message_record
+from chatstore_server.store.records import ContextWindowRecord, MessageRecord, NewMessage, Role
+from chatstore_server.store.rows import MESSAGE_COLUMNS, message_record
 from chatstore_server.store.schema import messages
 from chatstore_server.store.scope import read_session
 
@@ -25,7 +25,7 @@ MAX_MESSAGES = 1_000
 _BATCH = 200
 # A session's messages above `floor` and below `before`, newest first, at most `limit`.
 NEWEST_FIRST = Prepared(
-    select(messages)
+    select(*MESSAGE_COLUMNS)
     .where(
         messages.c.session_id == bindparam("session_id"),
         messages.c.seq > bindparam("floor"),
@@ -43,9 +43,12 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
 
-def message_tokens(message: MessageRecord) -> int:
+def message_tokens(message: NewMessage) -> int:
     """A message's tokens: its `token_count` if known, else an estimate over its
-    content, structured content (as JSON) and tool-call text, plus 4 for framing."""
+    content, structured content (as JSON) and tool-call text, plus 4 for framing.
+
+    Worked out once, when the message is appended, and stored as `token_estimate`.
+    """
     if message.token_count is not None:
         return message.token_count
     chars = len(message.content)
@@ -91,7 +94,7 @@ async def context_window(
             params = {"session_id": session_id, "floor": floor, "before": before, "limit": batch}
             rows = await conn.fetch(NEWEST_FIRST, params)
             for message in (message_record(r, floor) for r in rows):
-                cost = message_tokens(message)
+                cost = message.token_estimate
                 if len(picked) == max_messages or (
                     max_tokens is not None and used + cost > max_tokens
                 ):
@@ -114,7 +117,7 @@ def newest(window: ContextWindowRecord, keep: int) -> ContextWindowRecord:
         messages = messages[1:]
     if len(messages) == len(window.messages):
         return window
-    tokens = estimate_tokens(window.recap) + sum(message_tokens(m) for m in messages)
+    tokens = estimate_tokens(window.recap) + sum(m.token_estimate for m in messages)
     return ContextWindowRecord(
         window.recap, messages, window.compacted_through_seq, tokens, truncated=True
     )

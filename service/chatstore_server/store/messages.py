@@ -12,8 +12,10 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select
 
+from chatstore_server.store import bodies
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
+from chatstore_server.store.context import message_tokens
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError, translate_errors
 from chatstore_server.store.prepared import Prepared
@@ -25,13 +27,13 @@ from chatstore_server.store.records import (
     SessionPolicy,
     SessionRecord,
 )
-from chatstore_server.store.rows import message_record, message_values
+from chatstore_server.store.rows import MESSAGE_COLUMNS, message_record, message_values
 from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
 from chatstore_server.store.scope import require_session
 from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 
-_WITH_COMPACTION = (*messages.c, sessions.c.compacted_through_seq)
+_WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
 _INSERT = Prepared(messages.insert(), column_keys=[c.name for c in messages.c])
 
 
@@ -159,6 +161,10 @@ class MessageRepository:
             "added_output_tokens": output_tokens,
             "ephemeral_expire_time": now + self._policy.ephemeral_ttl,
         }
+        # Everything but the seqs is made before the write, outside the writer's turn.
+        created = [m.create_time or now for m in batch]
+        ids = [m.id or uuid.uuid4() for m in batch]
+        encoded = [bodies.encode(m, at) for m, at in zip(batch, created, strict=True)]
         try:
             async with self._db.write() as conn:
                 session = await reserve(
@@ -177,28 +183,25 @@ class MessageRepository:
                 first_seq = session.last_seq - len(batch) + 1
                 stored = [
                     MessageRecord(
-                        id=m.id or uuid.uuid4(),
-                        session_id=session_id,
-                        seq=first_seq + offset,
-                        role=m.role,
-                        content=m.content,
-                        tool_calls=m.tool_calls,
-                        token_count=m.token_count,
-                        create_time=m.create_time or now,
-                        structured_content=m.structured_content,
-                        tool_call_id=m.tool_call_id,
-                        name=m.name,
-                        agent_id=m.agent_id,
-                        model=m.model,
-                        metadata=m.metadata,
-                        size_bytes=sizes[offset],
+                        str(ids[offset]),
+                        session_id,
+                        first_seq + offset,
+                        m.role,
+                        m.content,
+                        encoded[offset],
+                        message_tokens(m),
+                        sizes[offset],
                     )
                     for offset, m in enumerate(batch)
+                ]
+                values = [
+                    message_values(record, id, m.token_count, at, m.tool_call_id)
+                    for record, id, m, at in zip(stored, ids, batch, created, strict=True)
                 ]
                 # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
                 supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
                 with translate_errors("message", supplied):
-                    await conn.execute_many(_INSERT, [message_values(m) for m in stored])
+                    await conn.execute_many(_INSERT, values)
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
         self._feed.publish(Change(session_id, messages=tuple(stored)))

@@ -181,26 +181,26 @@ class NewMessage:
 
 
 class MessageRecord(NamedTuple):
-    """A stored message.
+    """A stored message: its columns, and its `body` (`store.bodies`) for the rest.
 
-    A named tuple rather than a frozen dataclass: a page builds up to a thousand of
-    them, and a frozen dataclass's `__init__` costs about four times as much.
+    `store.bodies.decode(record.body)` gives the other fields (create time, token count,
+    tool calls, structured content, metadata, ...); the API layer parses the body
+    straight into its Message. A named tuple rather than a frozen dataclass: a page
+    builds up to a thousand of them, and a frozen dataclass's `__init__` costs about
+    four times as much.
     """
 
-    id: uuid.UUID
+    id: str
+    """The message's UUID, as canonical text (what the API sends on)."""
     session_id: uuid.UUID
     seq: int
     role: Role
     content: str
-    tool_calls: tuple[ToolCallRecord, ...]
-    token_count: int | None
-    create_time: datetime
-    structured_content: Any = None
-    tool_call_id: str = ""
-    name: str = ""
-    agent_id: str = ""
-    model: str = ""
-    metadata: dict[str, Any] | None = None
+    body: bytes
+    """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
+    token_estimate: int
+    """What the message counts for in a context window: its `token_count` if the
+    writer gave one, else an estimate (`store.context.message_tokens`)."""
     size_bytes: int = 0
     """UTF-8 bytes of `content` plus the JSON text of `structured_content`."""
     compacted: bool = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row
+from sqlalchemy import Row, type_coerce
 
 from chatstore_server.store.records import (
     AccessMode,
@@ -20,8 +22,9 @@ from chatstore_server.store.records import (
     SessionRecord,
     SessionStatus,
     TokenUsage,
-    ToolCallRecord,
 )
+from chatstore_server.store.schema import messages
+from chatstore_server.store.types import UUIDText
 
 # Stored value -> enum member by dict lookup: calling the enum class costs about ten times as much.
 _ROLES = {member.value: member for member in Role}
@@ -114,62 +117,63 @@ def token_columns(usage: TokenUsage) -> dict[str, int]:
     }
 
 
-def tool_calls_json(calls: tuple[ToolCallRecord, ...]) -> list[dict[str, str]] | None:
-    """Tool calls as stored (a JSON array), None for none."""
-    if not calls:
-        return None
-    return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+# What a MessageRecord is read from: the rest of a message is in its body.
+MESSAGE_COLUMNS = (
+    type_coerce(messages.c.id, UUIDText()).label("id"),
+    messages.c.session_id,
+    messages.c.seq,
+    messages.c.role,
+    messages.c.content,
+    messages.c.body,
+    messages.c.token_estimate,
+    messages.c.size_bytes,
+)
 
 
 def message_record(
     row: Row[Any] | Mapping[str, Any], compacted_through_seq: int = 0
 ) -> MessageRecord:
-    """A record from a row holding every column of `messages`.
+    """A record from a row holding `MESSAGE_COLUMNS` (or more).
 
-    `compacted_through_seq` is the session's: messages up to it are compacted. Pages
-    call this for every row, so it passes the fields by position.
+    `compacted_through_seq` is the session's: messages up to it are compacted.
     """
     m = _columns(row)
     seq = m["seq"]
-    calls = m["tool_calls"]
+    id = m["id"]
     return MessageRecord(
-        m["id"],
+        id if type(id) is str else str(id),
         m["session_id"],
         seq,
         _ROLES[m["role"]],
         m["content"],
-        tuple(ToolCallRecord(c["id"], c["name"], c["arguments"]) for c in calls) if calls else (),
-        m["token_count"],
-        m["create_time"],
-        m["structured_content"],
-        m["tool_call_id"],
-        m["name"],
-        m["agent_id"],
-        m["model"],
-        m["metadata"],
+        m["body"],
+        m["token_estimate"],
         m["size_bytes"],
         seq <= compacted_through_seq,
     )
 
 
-def message_values(record: MessageRecord) -> dict[str, Any]:
-    """The column values of a message to insert."""
+def message_values(
+    record: MessageRecord,
+    id: uuid.UUID,
+    token_count: int | None,
+    create_time: datetime,
+    tool_call_id: str,
+) -> dict[str, Any]:
+    """The column values of a message to insert: the record's, its `id` as a UUID, and
+    the body's fields that have columns too (`store.bodies`)."""
     return {
-        "id": record.id,
+        "id": id,
         "session_id": record.session_id,
         "seq": record.seq,
         "role": record.role.value,
         "content": record.content,
-        "tool_calls": tool_calls_json(record.tool_calls),
-        "token_count": record.token_count,
-        "create_time": record.create_time,
-        "structured_content": record.structured_content,
-        "tool_call_id": record.tool_call_id,
-        "name": record.name,
-        "agent_id": record.agent_id,
-        "model": record.model,
-        "metadata": record.metadata,
+        "token_count": token_count,
+        "create_time": create_time,
+        "tool_call_id": tool_call_id,
         "size_bytes": record.size_bytes,
+        "token_estimate": record.token_estimate,
+        "body": record.body,
     }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -156,17 +157,16 @@ messages = Table(
     Column("seq", BigInteger(), nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text(), nullable=False, server_default=""),
-    Column("tool_calls", json_type(), nullable=True),
     Column("token_count", Integer(), nullable=True),
     Column("create_time", UTCDateTime(), nullable=False),
     # Added by 0003.
-    Column("structured_content", json_type(), nullable=True),
     Column("tool_call_id", String(TOOL_CALL_ID_MAX_CHARS), nullable=False, server_default=""),
-    Column("name", String(NAME_MAX_CHARS), nullable=False, server_default=""),
-    Column("agent_id", String(AGENT_ID_MAX_CHARS), nullable=False, server_default=""),
-    Column("model", String(MODEL_MAX_CHARS), nullable=False, server_default=""),
-    Column("metadata", json_type(), nullable=True),
     Column("size_bytes", BigInteger(), nullable=False, server_default="0"),
+    # Added by 0004: the message's other fields (tool calls, structured content, name,
+    # agent, model, metadata; role, token count, create time and tool call id again) as a
+    # serialized chatstore.v1.Message (`store.bodies`), and its context-window tokens.
+    Column("body", LargeBinary(), nullable=False),
+    Column("token_estimate", BigInteger(), nullable=False),
     # One message per (session, seq); also the index that ListMessages pages on.
     UniqueConstraint("session_id", "seq"),
 )

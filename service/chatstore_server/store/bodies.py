@@ -1,0 +1,95 @@
+"""A stored message's body: its fields as one `chatstore.v1.Message` in protobuf wire
+format, in the `messages.body` column.
+
+The body holds every field of the message except `id`, `session_id`, `seq` and
+`content` (each stored once, in a column of its own) and `compacted` (derived from the
+session). `role`, `token_count`, `create_time` and `tool_call_id` are in the body *and*
+in columns (the columns are what SQL filters and sums on; messages are never changed
+after they are written, so the two cannot disagree). A page of messages is then built
+by parsing each body into the answer, in C, instead of converting a dozen columns per
+message in Python: the API layer merges `body` into a Message that it gives the id,
+session id, seq, content and compaction mark (protobuf merges concatenated fields).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from google.protobuf import json_format
+
+from chatstore.v1 import message_pb2
+from chatstore_server.store.records import NewMessage, Role, ToolCallRecord
+
+_ROLE_TO_PROTO = {
+    Role.USER: message_pb2.ROLE_USER,
+    Role.ASSISTANT: message_pb2.ROLE_ASSISTANT,
+    Role.SYSTEM: message_pb2.ROLE_SYSTEM,
+    Role.TOOL: message_pb2.ROLE_TOOL,
+}
+_ROLE_FROM_PROTO = {number: role for role, number in _ROLE_TO_PROTO.items()}
+
+
+class MessageBody(NamedTuple):
+    """What a body holds, as record values."""
+
+    role: Role
+    token_count: int | None
+    create_time: datetime
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    structured_content: Any = None
+    """Any JSON value; None means none."""
+    tool_call_id: str = ""
+    name: str = ""
+    agent_id: str = ""
+    model: str = ""
+    metadata: dict[str, Any] | None = None
+
+
+def encode(message: NewMessage, create_time: datetime) -> bytes:
+    """The body of `message`, created at `create_time` (timezone-aware).
+
+    Deterministic: the same message and time give the same bytes.
+    """
+    body = message_pb2.Message(
+        role=_ROLE_TO_PROTO[message.role],
+        tool_calls=[
+            message_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments)
+            for c in message.tool_calls
+        ]
+        or None,
+        token_count=message.token_count,
+        tool_call_id=message.tool_call_id,
+        name=message.name,
+        agent_id=message.agent_id,
+        model=message.model,
+    )
+    body.create_time.FromDatetime(create_time)
+    if message.structured_content is not None:
+        json_format.ParseDict(message.structured_content, body.structured_content)
+    if message.metadata:
+        body.metadata.update(message.metadata)
+    return body.SerializeToString(deterministic=True)
+
+
+def decode(body: bytes) -> MessageBody:
+    """The values in a body (the inverse of `encode`).
+
+    Raises:
+        google.protobuf.message.DecodeError: `body` is not a Message.
+    """
+    parsed = message_pb2.Message.FromString(body)
+    return MessageBody(
+        role=_ROLE_FROM_PROTO[parsed.role],
+        token_count=parsed.token_count if parsed.HasField("token_count") else None,
+        create_time=parsed.create_time.ToDatetime(UTC),
+        tool_calls=tuple(ToolCallRecord(c.id, c.name, c.arguments) for c in parsed.tool_calls),
+        structured_content=json_format.MessageToDict(parsed.structured_content)
+        if parsed.HasField("structured_content")
+        else None,
+        tool_call_id=parsed.tool_call_id,
+        name=parsed.name,
+        agent_id=parsed.agent_id,
+        model=parsed.model,
+        metadata=json_format.MessageToDict(parsed.metadata) if parsed.metadata.fields else None,
+    )
