@@ -241,15 +241,15 @@ def add_messages(
     """Append stored messages to a repeated Message field, built in place.
 
     What `message_to_proto` does for each, without the copy that assigning a list of
-    built messages makes; the session id's text is made once per session, not per message.
+    built messages makes; the session id's text is made once per run of messages of
+    one session, not per message.
     """
     add = target.add
-    session_ids: dict[Any, str] = {}
+    last: tuple[Any, str] = (None, "")  # a page's rows share one session id object
     for record in records:
-        session_id = session_ids.get(record.session_id)
-        if session_id is None:
-            session_id = session_ids[record.session_id] = str(record.session_id)
-        _message(add, record, session_id)
+        if record.session_id is not last[0]:
+            last = (record.session_id, str(record.session_id))
+        _message(add, record, last[1])
 
 
 def new_message(

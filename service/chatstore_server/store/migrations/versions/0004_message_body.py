@@ -2,8 +2,10 @@
 into one `body` (a serialized chatstore.v1.Message, `store.bodies`), and each message
 gets its context-window `token_estimate`.
 
-Existing messages are converted in batches of 1,000, in the migration's transaction.
-The downgrade restores the six columns from the bodies.
+Existing messages are converted in batches of 1,000 (in id order), in the migration's
+transaction: 200,000 messages took 7.6 s on SQLite and 8.3 s on PostgreSQL (2-core
+machine), so about 40 s per million, during which the server does not yet serve. The
+downgrade restores the six columns from the bodies.
 
 Revision ID: 0004
 Revises: 0003
@@ -56,12 +58,15 @@ def _messages(*extra: sa.Column[Any]) -> sa.TableClause:
     )
 
 
-def _batches(table: sa.TableClause, unconverted: sa.ColumnElement[bool]) -> Any:
-    """Rows still to convert, a batch at a time (each batch is converted before the next
-    is read, so `unconverted` no longer holds for it)."""
+def _batches(table: sa.TableClause) -> Any:
+    """Every row, a batch at a time, in id order (keyset on the primary key, so each
+    batch is one index range however large the table)."""
     bind = op.get_bind()
-    while rows := bind.execute(sa.select(table).where(unconverted).limit(_BATCH)).all():
+    query = sa.select(table).order_by(table.c.id).limit(_BATCH)
+    rows = bind.execute(query).all()
+    while rows:
         yield bind, rows
+        rows = bind.execute(query.where(table.c.id > rows[-1].id)).all()
 
 
 def upgrade() -> None:
@@ -76,7 +81,7 @@ def upgrade() -> None:
         .where(table.c.id == sa.bindparam("b_id"))
         .values(body=sa.bindparam("b_body"), token_estimate=sa.bindparam("b_tokens"))
     )
-    for bind, rows in _batches(table, table.c.body.is_(None)):
+    for bind, rows in _batches(table):
         values = []
         for row in rows:
             message = NewMessage(
@@ -116,11 +121,9 @@ def downgrade() -> None:
     restored = (
         sa.update(table)
         .where(table.c.id == sa.bindparam("b_id"))
-        .values(body=None, **{c.name: sa.bindparam(f"b_{c.name}") for c in _moved()})
+        .values(**{c.name: sa.bindparam(f"b_{c.name}") for c in _moved()})
     )
-    with op.batch_alter_table("messages") as batch:
-        batch.alter_column("body", existing_type=sa.LargeBinary(), nullable=True)
-    for bind, rows in _batches(table, table.c.body.is_not(None)):
+    for bind, rows in _batches(table):
         values = []
         for row in rows:
             body = bodies.decode(row.body)
