@@ -21,10 +21,15 @@ from chatstore_server.store import (
     bodies,
     upgrade,
 )
-from chatstore_server.store.connection import AsyncStoreConnection, InlineConnection
+from chatstore_server.store.connection import (
+    AsyncStoreConnection,
+    InlineConnection,
+    StoreConnection,
+)
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
 from chatstore_server.store.records import SessionStatus
+from chatstore_server.store.rows import message_from_columns
 from chatstore_server.store.scope import SESSION_BY_ID
 from chatstore_server.store.session_list import (
     SessionCursor,
@@ -163,6 +168,15 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
                 slow = (await conn.execute(query.statement, params)).mappings().all()
                 assert fast
                 assert fast == [dict(row) for row in slow]
+            # Records built straight from the driver's rows, and through SQLAlchemy's.
+            for query, params in hot[1:3]:
+                made = await conn.fetch_into(query, params, message_from_columns)
+                by_sqlalchemy = await StoreConnection.fetch_into(
+                    conn, query, params, message_from_columns
+                )
+                assert len(made) == 2
+                assert made == by_sqlalchemy
+                assert all(m.id == str(uuid.UUID(m.id)) for m in made)  # canonical text
     finally:
         await database.dispose()
 

@@ -17,7 +17,7 @@ from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import ContextWindowRecord, MessageRecord, NewMessage, Role
-from chatstore_server.store.rows import MESSAGE_COLUMNS, message_record
+from chatstore_server.store.rows import MESSAGE_COLUMNS, message_from_columns
 from chatstore_server.store.schema import messages
 from chatstore_server.store.scope import read_session
 
@@ -92,8 +92,9 @@ async def context_window(
             # One row past the limit is enough to know the window is truncated.
             batch = min(_BATCH, max_messages + 1 - len(picked))
             params = {"session_id": session_id, "floor": floor, "before": before, "limit": batch}
-            rows = await conn.fetch(NEWEST_FIRST, params)
-            for message in (message_record(r, floor) for r in rows):
+            # Every message read is above the floor: none is compacted.
+            rows = await conn.fetch_into(NEWEST_FIRST, params, message_from_columns)
+            for message in rows:
                 cost = message.token_estimate
                 if len(picked) == max_messages or (
                     max_tokens is not None and used + cost > max_tokens
@@ -104,7 +105,7 @@ async def context_window(
                 used += cost
             if len(rows) < batch:
                 break
-            before = rows[-1]["seq"]
+            before = rows[-1].seq
     picked.reverse()
     return newest(ContextWindowRecord(session.recap, picked, floor, used, truncated), len(picked))
 

@@ -27,7 +27,12 @@ from chatstore_server.store.records import (
     SessionPolicy,
     SessionRecord,
 )
-from chatstore_server.store.rows import MESSAGE_COLUMNS, message_record, message_values
+from chatstore_server.store.rows import (
+    MESSAGE_COLUMNS,
+    message_from_columns,
+    message_record,
+    message_values,
+)
 from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
 from chatstore_server.store.scope import require_session
 from chatstore_server.store.session_list import TimeRange
@@ -255,11 +260,13 @@ class MessageRepository:
             "limit": limit + 1,
         }
         async with self._db.read() as conn:
-            rows = await conn.fetch(query, params)
-            if not rows:
+            items = await conn.fetch_into(query, params, message_from_columns)
+            if not items:
                 await require_session(conn, tenant_id, session_id)
-        items = [message_record(r, r["compacted_through_seq"]) for r in rows[:limit]]
-        return Page(items, items[-1].seq if len(rows) > limit else None)
+        if len(items) > limit:
+            del items[limit:]
+            return Page(items, items[-1].seq)
+        return Page(items, None)
 
     async def get(
         self,

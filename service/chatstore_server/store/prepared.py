@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Dialect, exc
 from sqlalchemy.sql.base import Executable
@@ -26,6 +26,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
 
 
 class Prepared:
@@ -69,7 +70,7 @@ class Plan:
     order (each through its type's bind processor, defaults from literal values in the
     statement), and each result column's name and result processor."""
 
-    __slots__ = ("_binds", "_row", "sql")
+    __slots__ = ("_binds", "_makers", "_names", "_processors", "_row", "sql")
 
     def __init__(
         self, statement: Executable, dialect: Dialect, column_keys: list[str] | None
@@ -93,7 +94,9 @@ class Plan:
         processors = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        self._names, self._processors = tuple(names), tuple(processors)
         self._row = _row_maker(names, processors)
+        self._makers: dict[Callable[..., Any], Callable[[Sequence[Any]], Any]] = {}
         self.sql = compiled.string
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
@@ -112,20 +115,34 @@ class Plan:
         """Driver rows as mappings of column name to value, as SQLAlchemy would read them."""
         return list(map(self._row, raw))
 
+    def made(self, raw: Sequence[Sequence[Any]], make: Callable[..., T]) -> list[T]:
+        """`make(*values)` for each driver row, the values as SQLAlchemy would read them
+        (in the statement's column order): a record straight from the row, no mapping."""
+        maker = self._makers.get(make)
+        if maker is None:
+            maker = self._makers[make] = _row_maker(self._names, self._processors, make)
+        return list(map(maker, raw))
+
 
 def _row_maker(
-    names: Sequence[str], processors: Sequence[Processor | None]
-) -> Callable[[Sequence[Any]], dict[str, Any]]:
-    """A function from a driver row to its mapping, with each value through its column's
-    result processor: one dict display, generated once per statement (a loop over the
-    columns in Python cost three times as much per row)."""
-    items = ", ".join(
-        f"{name!r}: {'values' if p is None else f'p{i}(values'}[{i}]{'' if p is None else ')'}"
-        for i, (name, p) in enumerate(zip(names, processors, strict=True))
-    )
-    scope = {f"p{i}": p for i, p in enumerate(processors) if p is not None}
-    exec(f"def row(values):\n    return {{{items}}}\n", scope)  # noqa: S102 (built from column names)
-    return cast(Callable[[Sequence[Any]], dict[str, Any]], scope["row"])
+    names: Sequence[str],
+    processors: Sequence[Processor | None],
+    make: Callable[..., Any] | None = None,
+) -> Callable[[Sequence[Any]], Any]:
+    """A function from a driver row to its mapping (or, with `make`, to `make(*values)`),
+    each value through its column's result processor: generated once per statement (a
+    loop over the columns in Python cost three times as much per row)."""
+    values = [
+        f"values[{i}]" if p is None else f"p{i}(values[{i}])" for i, p in enumerate(processors)
+    ]
+    if make is None:
+        body = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, values, strict=True)) + "}"
+    else:
+        body = f"make({', '.join(values)})"
+    scope: dict[str, Any] = {f"p{i}": p for i, p in enumerate(processors) if p is not None}
+    scope["make"] = make
+    exec(f"def row(values):\n    return {body}\n", scope)  # noqa: S102 (made of column names)
+    return cast(Callable[[Sequence[Any]], Any], scope["row"])
 
 
 def driver_error(

@@ -153,6 +153,33 @@ def message_record(
     )
 
 
+def message_from_columns(
+    id: str,
+    session_id: uuid.UUID,
+    seq: int,
+    role: str,
+    content: str,
+    body: bytes,
+    token_estimate: int,
+    size_bytes: int,
+    compacted_through_seq: int = 0,
+) -> MessageRecord:
+    """A record from the values of `MESSAGE_COLUMNS` (plus, optionally, the session's
+    `compacted_through_seq`) in that order: `StoreConnection.fetch_into`'s `make` for
+    pages, which skips a mapping per row."""
+    return MessageRecord(
+        id,
+        session_id,
+        seq,
+        _ROLES[role],
+        content,
+        body,
+        token_estimate,
+        size_bytes,
+        seq <= compacted_through_seq,
+    )
+
+
 def message_values(
     record: MessageRecord,
     id: uuid.UUID,
