@@ -5,7 +5,7 @@ but for a stored message's body, which the store keeps in the Message wire forma
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -35,6 +35,7 @@ from chatstore_server.store import (
     TokenUsage,
     ToolCallRecord,
 )
+from chatstore_server.timestamps import set_timestamp
 
 ROLE_TO_PROTO = {
     Role.USER: message_pb2.ROLE_USER,
@@ -67,9 +68,6 @@ PEER_KIND_TO_PROTO = {
 PEER_KIND_FROM_PROTO = {proto: value for value, proto in PEER_KIND_TO_PROTO.items()}
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     """A datetime (naive means UTC) as a Timestamp (None stays unset)."""
     if value is None:
@@ -77,21 +75,6 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     result = timestamp_pb2.Timestamp()
     set_timestamp(result, value)
     return result
-
-
-def set_timestamp(target: timestamp_pb2.Timestamp, value: datetime) -> None:
-    """Set a message's Timestamp field in place to `value` (aware, or naive meaning UTC).
-
-    Integer arithmetic on the timedelta: exact to the microsecond, and several times
-    faster than `Timestamp.FromDatetime`. In place, because assigning a new Timestamp
-    makes the parent copy it (a page of 50 messages spent more on its timestamps than
-    on the rest of each message).
-    """
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    delta = value - _EPOCH
-    target.seconds = delta.days * 86_400 + delta.seconds
-    target.nanos = delta.microseconds * 1000
 
 
 def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:

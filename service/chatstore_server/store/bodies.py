@@ -20,6 +20,7 @@ from google.protobuf import json_format
 
 from chatstore.v1 import message_pb2
 from chatstore_server.store.records import NewMessage, Role, ToolCallRecord
+from chatstore_server.timestamps import set_timestamp
 
 _ROLE_TO_PROTO = {
     Role.USER: message_pb2.ROLE_USER,
@@ -64,7 +65,7 @@ def encode(message: NewMessage, create_time: datetime) -> bytes:
         agent_id=message.agent_id,
         model=message.model,
     )
-    body.create_time.FromDatetime(create_time)
+    set_timestamp(body.create_time, create_time)
     if message.structured_content is not None:
         json_format.ParseDict(message.structured_content, body.structured_content)
     if message.metadata:
