@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, Table, bindparam, case, func, select, update
+from sqlalchemy import Row, Table, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore_server.store.connection import StoreConnection
@@ -108,11 +108,13 @@ _PRIOR_REQUEST = select(
 
 
 @functools.cache
-def _reserve_statement(
-    kind: Kind, expected_last_seq: bool, revision: bool, notify: bool
-) -> Prepared:
+def reserve_update(kind: Kind, expected_last_seq: bool, revision: bool, notify: bool) -> Update:
     """UPDATE ... RETURNING that reserves seqs of `kind`, with or without each precondition;
-    with `notify`, it also queues the PostgreSQL notification (one round trip less)."""
+    with `notify`, it also queues the PostgreSQL notification (one round trip less).
+
+    Its bind parameters: `session_id`, `in_tenant`, `count`, `now`, `expected_last_seq`,
+    `expected_revision`, `notify_payload` and the kind's counter parameters (`reserve`).
+    """
     last_column, count_column = _COLUMNS[kind]
     conditions = [
         _c.id == bindparam("session_id"),
@@ -128,7 +130,7 @@ def _reserve_statement(
     returning: list[Any] = [*sessions.c]
     if notify:  # evaluated once, for the one row; discarded if the transaction rolls back
         returning.append(func.pg_notify(CHANNEL, bindparam("notify_payload")))
-    return Prepared(
+    return (
         update(sessions)
         .where(*conditions)
         .values(
@@ -144,9 +146,21 @@ def _reserve_statement(
     )
 
 
-async def _prior(
+@functools.cache
+def _reserve_statement(
+    kind: Kind, expected_last_seq: bool, revision: bool, notify: bool
+) -> Prepared:
+    return Prepared(reserve_update(kind, expected_last_seq, revision, notify))
+
+
+async def prior_request(
     conn: StoreConnection, session_id: uuid.UUID, kind: Kind, request_id: str, fingerprint: str
 ) -> Replay | None:
+    """The earlier append under `request_id`, as a `Replay` to raise; None if none.
+
+    Raises:
+        RequestReusedError: It was made with a different request (`fingerprint`).
+    """
     params = {"session_id": session_id, "kind": kind, "request_id": request_id}
     row = (await conn.execute(_PRIOR_REQUEST, params)).first()
     if row is None:
@@ -156,7 +170,7 @@ async def _prior(
     return Replay(row.first_seq, row.last_seq)
 
 
-async def _refusal(
+async def refusal(
     conn: StoreConnection,
     tenant_id: str,
     session_id: uuid.UUID,
@@ -253,9 +267,11 @@ async def reserve(
     if not rows:
         # A retry of an append that succeeded finds its precondition moved on: the
         # request id, when given, decides first.
-        if request_id and (prior := await _prior(conn, session_id, kind, request_id, fingerprint)):
+        if request_id and (
+            prior := await prior_request(conn, session_id, kind, request_id, fingerprint)
+        ):
             raise prior
-        raise await _refusal(conn, tenant_id, session_id, kind, precondition)
+        raise await refusal(conn, tenant_id, session_id, kind, precondition)
     session = session_record(rows[0])
     if request_id:
         last = getattr(session, _COLUMNS[kind][0])
@@ -272,7 +288,7 @@ async def reserve(
             },
         )
         if not recorded:  # a concurrent twin committed first: undo ours, replay it
-            prior = await _prior(conn, session_id, kind, request_id, fingerprint)
+            prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
             raise prior or RequestReusedError(session_id, request_id)
     return session
 

@@ -127,7 +127,9 @@ class AsyncStoreConnection(StoreConnection):
         translate: dict[type, type] = getattr(dbapi, "_asyncpg_error_translate", {})
         for kind in type(error).__mro__:
             if kind in translate:
+                original = error
                 error = translate[kind](error.args[0] if error.args else "", error)
+                error.__cause__ = original  # as SQLAlchemy chains it (constraint names)
                 break
         closed = bool(driver.is_closed())
         if closed:

@@ -64,10 +64,12 @@ class _Postgres:
         _ping_when_idle(engine)
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[StoreConnection]:
+    async def autocommit(self) -> AsyncIterator[StoreConnection]:
         with translate_errors():
             async with self._reader.connect() as connection:
                 yield AsyncStoreConnection(connection, direct=True)
+
+    read = autocommit  # a read is a statement (or a few) that needs no transaction
 
     @contextlib.asynccontextmanager
     async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
@@ -181,6 +183,19 @@ class Database:
             UnavailableError: The database cannot be reached or stayed locked.
         """
         return self._backend.write(offload=offload)
+
+    def autocommit(self) -> AbstractAsyncContextManager[StoreConnection]:
+        """PostgreSQL only: a connection outside any transaction, on which each statement
+        commits by itself when it completes (all of it or nothing), for a write made in
+        one statement: one round trip, no BEGIN and COMMIT.
+
+        Raises:
+            ValueError: The database is SQLite (its writes go through `write`).
+            UnavailableError: The database cannot be reached.
+        """
+        if not isinstance(self._backend, _Postgres):
+            raise ValueError("autocommit blocks are for PostgreSQL")
+        return self._backend.autocommit()
 
     async def ping(self, timeout_seconds: float) -> bool:
         """Whether the database answers `SELECT 1` within `timeout_seconds`."""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select
 
-from chatstore_server.store import bodies
+from chatstore_server.store import bodies, pg_append
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.context import message_tokens
@@ -170,43 +170,73 @@ class MessageRepository:
         created = [m.create_time or now for m in batch]
         ids = [m.id or uuid.uuid4() for m in batch]
         encoded = [bodies.encode(m, at) for m, at in zip(batch, created, strict=True)]
+        estimates = [message_tokens(m) for m in batch]
+        # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
+        supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
+
+        def records(session: SessionRecord) -> list[MessageRecord]:
+            first_seq = session.last_seq - len(batch) + 1
+            return [
+                MessageRecord(
+                    str(ids[offset]),
+                    session_id,
+                    first_seq + offset,
+                    m.role,
+                    m.content,
+                    encoded[offset],
+                    estimates[offset],
+                    sizes[offset],
+                )
+                for offset, m in enumerate(batch)
+            ]
+
         try:
-            async with self._db.write() as conn:
-                session = await reserve(
-                    conn,
+            if self._db.dialect_name == "postgresql":
+                session = await pg_append.append_messages(
+                    self._db,
                     tenant_id=tenant_id,
                     session_id=session_id,
-                    kind="message",
-                    count=len(batch),
                     now=now,
                     counter_params=counter_params,
                     precondition=precondition or Precondition(),
                     request_id=request_id,
                     fingerprint=fingerprint,
-                    announcing="messages",
+                    columns={
+                        "id": ids,
+                        "role": [m.role.value for m in batch],
+                        "content": [m.content for m in batch],
+                        "token_count": [m.token_count for m in batch],
+                        "create_time": created,
+                        "tool_call_id": [m.tool_call_id for m in batch],
+                        "size_bytes": sizes,
+                        "body": encoded,
+                        "token_estimate": estimates,
+                    },
+                    supplied_ids=supplied,
                 )
-                first_seq = session.last_seq - len(batch) + 1
-                stored = [
-                    MessageRecord(
-                        str(ids[offset]),
-                        session_id,
-                        first_seq + offset,
-                        m.role,
-                        m.content,
-                        encoded[offset],
-                        message_tokens(m),
-                        sizes[offset],
+                stored = records(session)
+            else:
+                async with self._db.write() as conn:
+                    session = await reserve(
+                        conn,
+                        tenant_id=tenant_id,
+                        session_id=session_id,
+                        kind="message",
+                        count=len(batch),
+                        now=now,
+                        counter_params=counter_params,
+                        precondition=precondition or Precondition(),
+                        request_id=request_id,
+                        fingerprint=fingerprint,
+                        announcing="messages",
                     )
-                    for offset, m in enumerate(batch)
-                ]
-                values = [
-                    message_values(record, id, m.token_count, at, m.tool_call_id)
-                    for record, id, m, at in zip(stored, ids, batch, created, strict=True)
-                ]
-                # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
-                supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
-                with translate_errors("message", supplied):
-                    await conn.execute_many(_INSERT, values)
+                    stored = records(session)
+                    values = [
+                        message_values(record, id, m.token_count, at, m.tool_call_id)
+                        for record, id, m, at in zip(stored, ids, batch, created, strict=True)
+                    ]
+                    with translate_errors("message", supplied):
+                        await conn.execute_many(_INSERT, values)
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
         self._feed.publish(Change(session_id, messages=tuple(stored)))

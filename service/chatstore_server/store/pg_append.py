@@ -1,0 +1,199 @@
+"""PostgreSQL: a message append in one statement, one round trip.
+
+The seq reservation (`appends.reserve_update`: the session row's UPDATE ... RETURNING,
+which also queues the change notification), the request-id record and the messages'
+INSERT are data-modifying CTEs of one statement, run outside any transaction
+(`Database.autocommit`): PostgreSQL runs it as a transaction of its own and commits all
+of it or nothing before it answers. Five round trips (BEGIN, UPDATE, INSERT, INSERT,
+COMMIT) become one, and the session's row lock, which queues concurrent appends to one
+session, is held for one statement instead of five round trips.
+
+The messages arrive as one array per column and are numbered by `unnest ... WITH
+ORDINALITY` after the reserved seqs. A request id used before fails the statement on
+`append_requests`' primary key, so nothing is written; the caller then replays the
+earlier append. SQLite has no data-modifying CTEs: its appends take `appends.reserve`
+and a multi-row INSERT in a group-committed transaction (`store.sqlite`).
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from chatstore_server.store.appends import (
+    Precondition,
+    prior_request,
+    refusal,
+    reserve_update,
+)
+from chatstore_server.store.database import Database
+from chatstore_server.store.errors import AlreadyExistsError, RequestReusedError, translate_errors
+from chatstore_server.store.notify import payload
+from chatstore_server.store.prepared import Prepared
+from chatstore_server.store.records import SessionRecord
+from chatstore_server.store.rows import session_record
+from chatstore_server.store.schema import append_requests, messages
+from chatstore_server.store.types import UTCDateTime
+
+# The message columns passed as arrays, with their SQL types; `session_id` and `seq`
+# come from the reserved session row.
+_ARRAYS: dict[str, Any] = {
+    "id": Uuid(),
+    "role": String(),
+    "content": Text(),
+    "token_count": Integer(),
+    "create_time": UTCDateTime(),
+    "tool_call_id": String(),
+    "size_bytes": BigInteger(),
+    "body": LargeBinary(),
+    "token_estimate": BigInteger(),
+}
+_REQUEST_PRIMARY_KEY = "pk_append_requests"
+
+
+@functools.cache
+def _statement(expected_last_seq: bool, revision: bool, request_id: bool) -> Prepared:
+    reserved = reserve_update("message", expected_last_seq, revision, notify=True).cte("reserved")
+    count = bindparam("count", type_=BigInteger())
+    first_seq = reserved.c.last_seq - count
+    ctes = []
+    if request_id:
+        record = {
+            "session_id": reserved.c.id,
+            "kind": literal("message"),
+            "request_id": bindparam("request_id", type_=String()),
+            "first_seq": first_seq + 1,
+            "last_seq": reserved.c.last_seq,
+            "fingerprint": bindparam("fingerprint", type_=String()),
+            "create_time": bindparam("now", type_=UTCDateTime()),
+        }
+        ctes.append(
+            insert(append_requests)
+            .from_select(list(record), select(*record.values()))
+            .returning(append_requests.c.first_seq)
+            .cte("recorded")
+        )
+    rows = (
+        func.unnest(*(cast(bindparam(name), ARRAY(kind)) for name, kind in _ARRAYS.items()))
+        .table_valued(*(column(name, kind) for name, kind in _ARRAYS.items()), with_ordinality="n")
+        .render_derived(name="m")
+    )
+    values = {name: rows.c[name] for name in _ARRAYS} | {
+        "session_id": reserved.c.id,
+        "seq": first_seq + rows.c.n,
+    }
+    ctes.append(
+        insert(messages)
+        .from_select(
+            list(values), select(*values.values()).select_from(reserved).join(rows, true())
+        )
+        .returning(messages.c.seq)
+        .cte("inserted")
+    )
+    return Prepared(select(reserved).add_cte(*ctes))
+
+
+async def append_messages(
+    database: Database,
+    *,
+    tenant_id: str,
+    session_id: uuid.UUID,
+    now: datetime,
+    counter_params: Mapping[str, Any],
+    precondition: Precondition,
+    request_id: str | None,
+    fingerprint: str,
+    columns: Mapping[str, Sequence[Any]],
+    supplied_ids: str,
+) -> SessionRecord:
+    """Reserve seqs and insert the messages, in one statement that commits by itself.
+
+    Args:
+        counter_params: As for `appends.reserve`.
+        columns: Each of the messages' column values (`id`, `role`, `content`,
+            `token_count`, `create_time`, `tool_call_id`, `size_bytes`, `body`,
+            `token_estimate`), in append order; the messages take the seqs after the
+            session's newest, in that order.
+        supplied_ids: The caller-supplied message ids, for an id clash's error.
+
+    Returns:
+        The session after the append; the new seqs end at its `last_seq`.
+
+    Raises:
+        Replay: The request id was used before with the same request (nothing written).
+        RequestReusedError: ... with a different request.
+        NotFoundError, SessionStateError, ConflictError: Nothing was written.
+        AlreadyExistsError: A caller-supplied message id is taken.
+        UnavailableError: The database cannot be reached.
+    """
+    statement = _statement(
+        precondition.expected_last_seq is not None,
+        precondition.revision is not None,
+        request_id is not None,
+    )
+    params = {
+        "session_id": session_id,
+        "in_tenant": tenant_id,
+        "count": len(columns["id"]),
+        "now": now,
+        "expected_last_seq": precondition.expected_last_seq,
+        "expected_revision": precondition.revision,
+        "notify_payload": payload(session_id, "messages"),
+        "request_id": request_id,
+        "fingerprint": fingerprint,
+        **counter_params,
+        **columns,
+    }
+    async with database.autocommit() as conn:
+        try:
+            with translate_errors("message", supplied_ids):
+                rows = await conn.fetch(statement, params)
+        except AlreadyExistsError as taken:
+            if request_id is None or _constraint(taken) != _REQUEST_PRIMARY_KEY:
+                raise
+            # An append under this request id committed first (perhaps concurrently).
+            prior = await prior_request(conn, session_id, "message", request_id, fingerprint)
+            raise prior or RequestReusedError(session_id, request_id) from None
+        if not rows:
+            # A retry of an append that succeeded finds its precondition moved on: the
+            # request id, when given, decides first.
+            if request_id and (
+                prior := await prior_request(conn, session_id, "message", request_id, fingerprint)
+            ):
+                raise prior
+            raise await refusal(conn, tenant_id, session_id, "message", precondition)
+    return session_record(rows[0])
+
+
+def _constraint(error: BaseException) -> str | None:
+    """The name of the constraint that the driver error under `error` names, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        name = getattr(seen, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+        nested = seen.orig if isinstance(seen, sa_exc.DBAPIError) else None
+        seen = nested if isinstance(nested, BaseException) else seen.__cause__
+    return None
