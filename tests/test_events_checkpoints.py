@@ -83,6 +83,20 @@ async def test_event_appends_are_idempotent_under_a_request_id(
     assert await snapshot(database_url) == before
 
 
+async def test_racing_event_retries_write_once(client: AsyncChatStoreClient) -> None:
+    session = await client.create_session()
+
+    results = await asyncio.gather(
+        *(
+            client.append_events(session.id, every_kind_of_event(), request_id="race")
+            for _ in range(12)
+        )
+    )
+
+    assert len({tuple(e.id for e in r.events) for r in results}) == 1
+    assert (await client.get_session(session.id)).event_count == len(every_kind_of_event())
+
+
 async def test_event_without_payload_is_invalid(client: AsyncChatStoreClient) -> None:
     session = await client.create_session()
 

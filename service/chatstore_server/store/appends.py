@@ -37,6 +37,8 @@ _COLUMNS: dict[Kind, tuple[str, str]] = {
     "message": ("last_seq", "message_count"),
     "event": ("last_event_seq", "event_count"),
 }
+LAST_SEQ_COLUMNS: dict[Kind, str] = {kind: columns[0] for kind, columns in _COLUMNS.items()}
+"""Per kind: the session's column holding its newest seq."""
 _c = sessions.c
 # Per kind: what else an append changes on the session row, from bind parameters that
 # the caller passes as `counter_params`.

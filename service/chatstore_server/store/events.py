@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 
+from chatstore_server.store import pg_append
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.database import Database
 from chatstore_server.store.records import EventRecord, NewEvent, Page, SessionRecord
@@ -44,7 +46,44 @@ class EventRepository:
         if not batch:
             raise ValueError("append needs at least one event")
         now = self._clock()
+        ids = [uuid.uuid4() for _ in batch]
+        created = [event.create_time or now for event in batch]
+
+        def records(session: SessionRecord) -> list[EventRecord]:
+            first_seq = session.last_event_seq - len(batch) + 1
+            return [
+                EventRecord(
+                    id=ids[offset],
+                    session_id=session_id,
+                    seq=first_seq + offset,
+                    type=event.type,
+                    payload=event.payload,
+                    create_time=created[offset],
+                )
+                for offset, event in enumerate(batch)
+            ]
+
         try:
+            if self._db.dialect_name == "postgresql":
+                session = await pg_append.append_rows(
+                    self._db,
+                    "event",
+                    tenant_id=tenant_id,
+                    session_id=session_id,
+                    now=now,
+                    counter_params={},
+                    precondition=precondition or Precondition(),
+                    request_id=request_id,
+                    fingerprint=fingerprint,
+                    columns={
+                        "id": ids,
+                        "type": [event.type for event in batch],
+                        "payload": [json.dumps(event.payload) for event in batch],
+                        "create_time": created,
+                    },
+                    supplied_ids="",
+                )
+                return session, records(session)
             async with self._db.write() as conn:
                 session = await reserve(
                     conn,
@@ -58,18 +97,7 @@ class EventRepository:
                     request_id=request_id,
                     fingerprint=fingerprint,
                 )
-                first_seq = session.last_event_seq - len(batch) + 1
-                stored = [
-                    EventRecord(
-                        id=uuid.uuid4(),
-                        session_id=session_id,
-                        seq=first_seq + offset,
-                        type=event.type,
-                        payload=event.payload,
-                        create_time=event.create_time or now,
-                    )
-                    for offset, event in enumerate(batch)
-                ]
+                stored = records(session)
                 await conn.execute(
                     events.insert(),
                     [

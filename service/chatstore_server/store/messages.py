@@ -192,8 +192,9 @@ class MessageRepository:
 
         try:
             if self._db.dialect_name == "postgresql":
-                session = await pg_append.append_messages(
+                session = await pg_append.append_rows(
                     self._db,
+                    "message",
                     tenant_id=tenant_id,
                     session_id=session_id,
                     now=now,

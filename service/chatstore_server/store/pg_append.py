@@ -1,14 +1,14 @@
-"""PostgreSQL: a message append in one statement, one round trip.
+"""PostgreSQL: an append (messages or events) in one statement, one round trip.
 
 The seq reservation (`appends.reserve_update`: the session row's UPDATE ... RETURNING,
-which also queues the change notification), the request-id record and the messages'
-INSERT are data-modifying CTEs of one statement, run outside any transaction
+which for messages also queues the change notification), the request-id record and the
+rows' INSERT are data-modifying CTEs of one statement, run outside any transaction
 (`Database.autocommit`): PostgreSQL runs it as a transaction of its own and commits all
 of it or nothing before it answers. Five round trips (BEGIN, UPDATE, INSERT, INSERT,
 COMMIT) become one, and the session's row lock, which queues concurrent appends to one
 session, is held for one statement instead of five round trips.
 
-The messages arrive as one array per column and are numbered by `unnest ... WITH
+The rows arrive as one array per column and are numbered by `unnest ... WITH
 ORDINALITY` after the reserved seqs. A request id used before fails the statement on
 `append_requests`' primary key, so nothing is written; the caller then replays the
 earlier append. SQLite has no data-modifying CTEs: its appends take `appends.reserve`
@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     Uuid,
     bindparam,
@@ -40,9 +41,11 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from chatstore_server.store.appends import (
+    LAST_SEQ_COLUMNS,
+    Kind,
     Precondition,
     prior_request,
     refusal,
@@ -54,38 +57,52 @@ from chatstore_server.store.notify import payload
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionRecord
 from chatstore_server.store.rows import session_record
-from chatstore_server.store.schema import append_requests, messages
+from chatstore_server.store.schema import append_requests, events, messages
 from chatstore_server.store.types import UTCDateTime
 
-# The message columns passed as arrays, with their SQL types; `session_id` and `seq`
-# come from the reserved session row.
-_ARRAYS: dict[str, Any] = {
-    "id": Uuid(),
-    "role": String(),
-    "content": Text(),
-    "token_count": Integer(),
-    "create_time": UTCDateTime(),
-    "tool_call_id": String(),
-    "size_bytes": BigInteger(),
-    "body": LargeBinary(),
-    "token_estimate": BigInteger(),
+# Per kind: the table, and the columns passed as arrays with their SQL types
+# (`session_id` and `seq` come from the reserved session row).
+_ROWS: dict[Kind, tuple[Table, dict[str, Any]]] = {
+    "message": (
+        messages,
+        {
+            "id": Uuid(),
+            "role": String(),
+            "content": Text(),
+            "token_count": Integer(),
+            "create_time": UTCDateTime(),
+            "tool_call_id": String(),
+            "size_bytes": BigInteger(),
+            "body": LargeBinary(),
+            "token_estimate": BigInteger(),
+        },
+    ),
+    "event": (
+        events,
+        # JSON as text: asyncpg does not encode the elements of a jsonb[] parameter.
+        {"id": Uuid(), "type": String(), "payload": Text(), "create_time": UTCDateTime()},
+    ),
 }
+_JSON_TEXT = {"payload"}
+"""Columns passed as JSON text, cast to jsonb in the statement."""
 _REQUEST_PRIMARY_KEY = "pk_append_requests"
 
 
 @functools.cache
-def _statement(expected_last_seq: bool, revision: bool, request_id: bool) -> Prepared:
-    reserved = reserve_update("message", expected_last_seq, revision, notify=True).cte("reserved")
+def _statement(kind: Kind, expected_last_seq: bool, revision: bool, request_id: bool) -> Prepared:
+    last_column = LAST_SEQ_COLUMNS[kind]
+    reserved = reserve_update(kind, expected_last_seq, revision, notify=kind == "message")
+    reserved_row = reserved.cte("reserved")
+    last_seq = reserved_row.c[last_column]
     count = bindparam("count", type_=BigInteger())
-    first_seq = reserved.c.last_seq - count
     ctes = []
     if request_id:
         record = {
-            "session_id": reserved.c.id,
-            "kind": literal("message"),
+            "session_id": reserved_row.c.id,
+            "kind": literal(kind),
             "request_id": bindparam("request_id", type_=String()),
-            "first_seq": first_seq + 1,
-            "last_seq": reserved.c.last_seq,
+            "first_seq": last_seq - count + 1,
+            "last_seq": last_seq,
             "fingerprint": bindparam("fingerprint", type_=String()),
             "create_time": bindparam("now", type_=UTCDateTime()),
         }
@@ -95,28 +112,29 @@ def _statement(expected_last_seq: bool, revision: bool, request_id: bool) -> Pre
             .returning(append_requests.c.first_seq)
             .cte("recorded")
         )
+    table, arrays = _ROWS[kind]
     rows = (
-        func.unnest(*(cast(bindparam(name), ARRAY(kind)) for name, kind in _ARRAYS.items()))
-        .table_valued(*(column(name, kind) for name, kind in _ARRAYS.items()), with_ordinality="n")
-        .render_derived(name="m")
+        func.unnest(*(cast(bindparam(name), ARRAY(type_)) for name, type_ in arrays.items()))
+        .table_valued(*(column(name, type_) for name, type_ in arrays.items()), with_ordinality="n")
+        .render_derived(name="r")
     )
-    values = {name: rows.c[name] for name in _ARRAYS} | {
-        "session_id": reserved.c.id,
-        "seq": first_seq + rows.c.n,
+    values = {
+        name: rows.c[name] if name not in _JSON_TEXT else cast(rows.c[name], JSONB)
+        for name in arrays
+    } | {
+        "session_id": reserved_row.c.id,
+        "seq": last_seq - count + rows.c.n,
     }
+    numbered = select(*values.values()).select_from(reserved_row).join(rows, true())
     ctes.append(
-        insert(messages)
-        .from_select(
-            list(values), select(*values.values()).select_from(reserved).join(rows, true())
-        )
-        .returning(messages.c.seq)
-        .cte("inserted")
+        insert(table).from_select(list(values), numbered).returning(table.c.seq).cte("inserted")
     )
-    return Prepared(select(reserved).add_cte(*ctes))
+    return Prepared(select(reserved_row).add_cte(*ctes))
 
 
-async def append_messages(
+async def append_rows(
     database: Database,
+    kind: Kind,
     *,
     tenant_id: str,
     session_id: uuid.UUID,
@@ -128,18 +146,18 @@ async def append_messages(
     columns: Mapping[str, Sequence[Any]],
     supplied_ids: str,
 ) -> SessionRecord:
-    """Reserve seqs and insert the messages, in one statement that commits by itself.
+    """Reserve seqs of `kind` and insert the rows, in one statement that commits by itself.
 
     Args:
-        counter_params: As for `appends.reserve`.
-        columns: Each of the messages' column values (`id`, `role`, `content`,
-            `token_count`, `create_time`, `tool_call_id`, `size_bytes`, `body`,
-            `token_estimate`), in append order; the messages take the seqs after the
-            session's newest, in that order.
-        supplied_ids: The caller-supplied message ids, for an id clash's error.
+        counter_params: As for `appends.reserve` (none for events).
+        columns: Each column's values, in append order (messages: `id`, `role`,
+            `content`, `token_count`, `create_time`, `tool_call_id`, `size_bytes`,
+            `body`, `token_estimate`; events: `id`, `type`, `payload`, `create_time`);
+            the rows take the seqs after the session's newest of `kind`, in that order.
+        supplied_ids: The caller-supplied ids, for an id clash's error.
 
     Returns:
-        The session after the append; the new seqs end at its `last_seq`.
+        The session after the append; the new seqs end at its newest seq of `kind`.
 
     Raises:
         Replay: The request id was used before with the same request (nothing written).
@@ -149,6 +167,7 @@ async def append_messages(
         UnavailableError: The database cannot be reached.
     """
     statement = _statement(
+        kind,
         precondition.expected_last_seq is not None,
         precondition.revision is not None,
         request_id is not None,
@@ -160,7 +179,7 @@ async def append_messages(
         "now": now,
         "expected_last_seq": precondition.expected_last_seq,
         "expected_revision": precondition.revision,
-        "notify_payload": payload(session_id, "messages"),
+        "notify_payload": payload(session_id, "messages") if kind == "message" else None,
         "request_id": request_id,
         "fingerprint": fingerprint,
         **counter_params,
@@ -168,22 +187,22 @@ async def append_messages(
     }
     async with database.autocommit() as conn:
         try:
-            with translate_errors("message", supplied_ids):
+            with translate_errors(kind, supplied_ids):
                 rows = await conn.fetch(statement, params)
         except AlreadyExistsError as taken:
             if request_id is None or _constraint(taken) != _REQUEST_PRIMARY_KEY:
                 raise
             # An append under this request id committed first (perhaps concurrently).
-            prior = await prior_request(conn, session_id, "message", request_id, fingerprint)
+            prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
             raise prior or RequestReusedError(session_id, request_id) from None
         if not rows:
             # A retry of an append that succeeded finds its precondition moved on: the
             # request id, when given, decides first.
             if request_id and (
-                prior := await prior_request(conn, session_id, "message", request_id, fingerprint)
+                prior := await prior_request(conn, session_id, kind, request_id, fingerprint)
             ):
                 raise prior
-            raise await refusal(conn, tenant_id, session_id, "message", precondition)
+            raise await refusal(conn, tenant_id, session_id, kind, precondition)
     return session_record(rows[0])
 
 
