@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +56,17 @@ _V1_MESSAGES = table(
     column("token_count", Integer()),
     column("create_time", UTCDateTime()),
 )
+
+
+@contextlib.asynccontextmanager
+async def _served(database_url: str) -> AsyncIterator[AsyncChatStoreClient]:
+    """A client of a server started on `database_url` (which it migrates)."""
+    server = await ChatStoreServer.start(Settings(listen="127.0.0.1:0", database_url=database_url))
+    try:
+        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
+            yield client
+    finally:
+        await server.stop(None)
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -130,18 +143,12 @@ async def test_a_0001_database_upgrades_in_place_with_its_data(empty_database_ur
     finally:
         await database.dispose()
 
-    server = await ChatStoreServer.start(
-        Settings(listen="127.0.0.1:0", database_url=empty_database_url)
-    )
-    try:
-        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
-            session = await client.get_session(str(session_id))
-            messages = [m async for m in client.list_messages(str(session_id))]
-            appended = await client.append_messages(
-                str(session_id), [Message(role=Role.ROLE_USER, content="after upgrade")]
-            )
-    finally:
-        await server.stop(None)
+    async with _served(empty_database_url) as client:
+        session = await client.get_session(str(session_id))
+        messages = [m async for m in client.list_messages(str(session_id))]
+        appended = await client.append_messages(
+            str(session_id), [Message(role=Role.ROLE_USER, content="after upgrade")]
+        )
 
     assert (session.title, session.agent_id, dict(session.metadata)) == (
         "from v1",
@@ -231,15 +238,9 @@ async def test_0004_moves_every_message_field_into_the_body_and_back(
     finally:
         await database.dispose()
 
-    server = await ChatStoreServer.start(
-        Settings(listen="127.0.0.1:0", database_url=empty_database_url)
-    )
-    try:
-        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
-            first, second = [m async for m in client.list_messages(str(session_id))]
-            window = await client.get_context_window(str(session_id), max_messages=10)
-    finally:
-        await server.stop(None)
+    async with _served(empty_database_url) as client:
+        first, second = [m async for m in client.list_messages(str(session_id))]
+        window = await client.get_context_window(str(session_id), max_messages=10)
 
     assert (first.id, first.seq, first.role, first.content) == (
         str(full["id"]),

@@ -28,22 +28,15 @@ from chatstore_server.store import (
     NewMessage,
     PeerKind,
     Retention,
-    Role,
     SessionKey,
     SessionRecord,
     SessionStatus,
     TokenUsage,
     ToolCallRecord,
 )
+from chatstore_server.store.bodies import ROLE_FROM_PROTO
 from chatstore_server.timestamps import set_timestamp
 
-ROLE_TO_PROTO = {
-    Role.USER: message_pb2.ROLE_USER,
-    Role.ASSISTANT: message_pb2.ROLE_ASSISTANT,
-    Role.SYSTEM: message_pb2.ROLE_SYSTEM,
-    Role.TOOL: message_pb2.ROLE_TOOL,
-}
-ROLE_FROM_PROTO = {proto: role for role, proto in ROLE_TO_PROTO.items()}
 STATUS_TO_PROTO = {
     SessionStatus.ACTIVE: session_pb2.SESSION_STATUS_ACTIVE,
     SessionStatus.IDLE: session_pb2.SESSION_STATUS_IDLE,

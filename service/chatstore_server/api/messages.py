@@ -20,6 +20,7 @@ from chatstore_server.store import (
     Precondition,
     Role,
 )
+from chatstore_server.store.bodies import ROLE_FROM_PROTO
 from chatstore_server.store.schema import (
     AGENT_ID_MAX_CHARS,
     MODEL_MAX_CHARS,
@@ -30,7 +31,7 @@ from chatstore_server.store.schema import (
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-_ROLE_NAMES = ", ".join(message_pb2.Role.Name(r) for r in convert.ROLE_FROM_PROTO)
+_ROLE_NAMES = ", ".join(message_pb2.Role.Name(r) for r in ROLE_FROM_PROTO)
 
 
 def fingerprint(messages: Sequence[Any]) -> str:
@@ -54,7 +55,7 @@ def _check_message(
 ) -> NewMessage | None:
     """Validate one message of a batch; `field` is its path, like `messages[3]`."""
     message_id = check.optional_uuid(message.id, f"{field}.id")
-    role = convert.ROLE_FROM_PROTO.get(message.role)
+    role = ROLE_FROM_PROTO.get(message.role)
     if role is None:
         check.fail(f"{field}.role", f"must be one of {_ROLE_NAMES}")
     check.text(message.content, f"{field}.content", max_chars=limits.max_content_chars)
@@ -179,10 +180,10 @@ class MessageMethods:
                 check.fail(field, "must not be negative")
         roles = set()
         for index, role in enumerate(request.roles):
-            if role not in convert.ROLE_FROM_PROTO:
+            if role not in ROLE_FROM_PROTO:
                 check.fail(f"roles[{index}]", f"must be one of {_ROLE_NAMES}")
             else:
-                roles.add(convert.ROLE_FROM_PROTO[role])
+                roles.add(ROLE_FROM_PROTO[role])
         where = MessageFilter(
             after_seq=request.after_seq,
             before_seq=request.before_seq or None,

@@ -172,7 +172,30 @@ async def prior_request(
     return Replay(row.first_seq, row.last_seq)
 
 
-async def refusal(
+async def refused(
+    conn: StoreConnection,
+    tenant_id: str,
+    session_id: uuid.UUID,
+    kind: Kind,
+    precondition: Precondition,
+    request_id: str | None,
+    fingerprint: str,
+) -> StoreError:
+    """What to raise when the session row did not take an append: the earlier append's
+    `Replay` when the request id was used before (a retry of an append that succeeded
+    finds its precondition moved on: the request id decides first), else why not.
+
+    Raises:
+        RequestReusedError: The request id was used with a different request.
+    """
+    if request_id:
+        prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
+        if prior is not None:
+            return prior
+    return await _refusal(conn, tenant_id, session_id, kind, precondition)
+
+
+async def _refusal(
     conn: StoreConnection,
     tenant_id: str,
     session_id: uuid.UUID,
@@ -267,13 +290,9 @@ async def reserve(
     }
     rows = await conn.fetch(statement, params)
     if not rows:
-        # A retry of an append that succeeded finds its precondition moved on: the
-        # request id, when given, decides first.
-        if request_id and (
-            prior := await prior_request(conn, session_id, kind, request_id, fingerprint)
-        ):
-            raise prior
-        raise await refusal(conn, tenant_id, session_id, kind, precondition)
+        raise await refused(
+            conn, tenant_id, session_id, kind, precondition, request_id, fingerprint
+        )
     session = session_record(rows[0])
     if request_id:
         last = getattr(session, _COLUMNS[kind][0])

@@ -22,13 +22,14 @@ from chatstore.v1 import message_pb2
 from chatstore_server.store.records import NewMessage, Role, ToolCallRecord
 from chatstore_server.timestamps import set_timestamp
 
-_ROLE_TO_PROTO = {
+# A Role's number in the API (`chatstore.v1.Role`), both ways.
+ROLE_TO_PROTO = {
     Role.USER: message_pb2.ROLE_USER,
     Role.ASSISTANT: message_pb2.ROLE_ASSISTANT,
     Role.SYSTEM: message_pb2.ROLE_SYSTEM,
     Role.TOOL: message_pb2.ROLE_TOOL,
 }
-_ROLE_FROM_PROTO = {number: role for role, number in _ROLE_TO_PROTO.items()}
+ROLE_FROM_PROTO = {number: role for role, number in ROLE_TO_PROTO.items()}
 
 
 class MessageBody(NamedTuple):
@@ -53,7 +54,7 @@ def encode(message: NewMessage, create_time: datetime) -> bytes:
     Deterministic: the same message and time give the same bytes.
     """
     body = message_pb2.Message(
-        role=_ROLE_TO_PROTO[message.role],
+        role=ROLE_TO_PROTO[message.role],
         tool_calls=[
             message_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments)
             for c in message.tool_calls
@@ -81,7 +82,7 @@ def decode(body: bytes) -> MessageBody:
     """
     parsed = message_pb2.Message.FromString(body)
     return MessageBody(
-        role=_ROLE_FROM_PROTO[parsed.role],
+        role=ROLE_FROM_PROTO[parsed.role],
         token_count=parsed.token_count if parsed.HasField("token_count") else None,
         create_time=parsed.create_time.ToDatetime(UTC),
         tool_calls=tuple(ToolCallRecord(c.id, c.name, c.arguments) for c in parsed.tool_calls),

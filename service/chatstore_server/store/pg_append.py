@@ -48,7 +48,7 @@ from chatstore_server.store.appends import (
     Kind,
     Precondition,
     prior_request,
-    refusal,
+    refused,
     reserve_update,
 )
 from chatstore_server.store.database import Database
@@ -196,13 +196,9 @@ async def append_rows(
             prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
             raise prior or RequestReusedError(session_id, request_id) from None
         if not rows:
-            # A retry of an append that succeeded finds its precondition moved on: the
-            # request id, when given, decides first.
-            if request_id and (
-                prior := await prior_request(conn, session_id, kind, request_id, fingerprint)
-            ):
-                raise prior
-            raise await refusal(conn, tenant_id, session_id, kind, precondition)
+            raise await refused(
+                conn, tenant_id, session_id, kind, precondition, request_id, fingerprint
+            )
     return session_record(rows[0])
 
 

@@ -133,23 +133,20 @@ MESSAGE_COLUMNS = (
 def message_record(
     row: Row[Any] | Mapping[str, Any], compacted_through_seq: int = 0
 ) -> MessageRecord:
-    """A record from a row holding `MESSAGE_COLUMNS` (or more).
-
-    `compacted_through_seq` is the session's: messages up to it are compacted.
-    """
+    """A record from a row holding `MESSAGE_COLUMNS` (or more; an `id` read as a UUID
+    too). `compacted_through_seq` is the session's: messages up to it are compacted."""
     m = _columns(row)
-    seq = m["seq"]
     id = m["id"]
-    return MessageRecord(
+    return message_from_columns(
         id if type(id) is str else str(id),
         m["session_id"],
-        seq,
-        _ROLES[m["role"]],
+        m["seq"],
+        m["role"],
         m["content"],
         m["body"],
         m["token_estimate"],
         m["size_bytes"],
-        seq <= compacted_through_seq,
+        compacted_through_seq,
     )
 
 
