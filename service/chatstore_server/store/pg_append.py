@@ -90,6 +90,8 @@ _REQUEST_PRIMARY_KEY = "pk_append_requests"
 
 @functools.cache
 def _statement(kind: Kind, expected_last_seq: bool, revision: bool, request_id: bool) -> Prepared:
+    """The one-statement append of `kind`: with or without each precondition, with or
+    without a request id to record. Built once per shape; answers the session row."""
     last_column = LAST_SEQ_COLUMNS[kind]
     reserved = reserve_update(kind, expected_last_seq, revision, notify=kind == "message")
     reserved_row = reserved.cte("reserved")
