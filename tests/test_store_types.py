@@ -129,22 +129,21 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
             "t", NewSession(title="t", metadata={"k": [1, "x"]}, labels={"a": "b"})
         )
         history = MessageRepository(database)
-        await history.append(
-            "t",
-            session.id,
-            [
-                NewMessage(role=Role.USER, content="hi", metadata={"m": 1}),
-                NewMessage(
-                    role=Role.ASSISTANT,
-                    content="",
-                    tool_calls=(ToolCallRecord("c1", "f", '{"a": 1}'),),
-                    token_count=7,
-                    structured_content={"s": [True, None]},
-                ),
-            ],
-            request_id="r1",
-            fingerprint="f",
-        )
+        batch = [
+            NewMessage(role=Role.USER, content="hi", metadata={"m": 1}),
+            NewMessage(
+                role=Role.ASSISTANT,
+                content="",
+                tool_calls=(ToolCallRecord("c1", "f", '{"a": 1}'),),
+                token_count=7,
+                structured_content={"s": [True, None]},
+            ),
+        ]
+        _, stored = await history.append("t", session.id, batch, request_id="r1", fingerprint="f")
+        # A replay reads the stored rows back: the same records, ids as text too.
+        _, replay = await history.append("t", session.id, batch, request_id="r1", fingerprint="f")
+        assert replay == stored
+        assert {type(m.id) for m in replay} == {str}
         page = {"session_id": session.id, "tenant_id": "t", "after_seq": 0, "limit": 10}
         hot = [
             (SESSION_BY_ID, {"session_id": session.id, "tenant_id": "t"}),

@@ -76,23 +76,9 @@ def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
     return result
 
 
-def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    """A JSON object as a Struct."""
-    result = struct_pb2.Struct()
-    result.update(value)
-    return result
-
-
 def value_to_json(value: struct_pb2.Value) -> Any:
     """A protobuf Value as the JSON value it stands for."""
     return json_format.MessageToDict(value)
-
-
-def json_to_value(value: Any) -> struct_pb2.Value:
-    """A JSON value as a protobuf Value."""
-    result = struct_pb2.Value()
-    json_format.ParseDict(value, result)
-    return result
 
 
 def etag(revision: int) -> str:

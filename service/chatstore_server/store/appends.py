@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, Table, Update, bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore_server.store.connection import StoreConnection
@@ -148,6 +148,28 @@ def reserve_update(kind: Kind, expected_last_seq: bool, revision: bool, notify: 
     )
 
 
+def reserve_params(
+    tenant_id: str,
+    session_id: uuid.UUID,
+    count: int,
+    now: datetime,
+    precondition: Precondition,
+    notify_payload: str | None,
+    counter_params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The bind values of `reserve_update`'s statement."""
+    return {
+        "session_id": session_id,
+        "in_tenant": tenant_id,
+        "count": count,
+        "now": now,
+        "expected_last_seq": precondition.expected_last_seq,
+        "expected_revision": precondition.revision,
+        "notify_payload": notify_payload,
+        **counter_params,
+    }
+
+
 @functools.cache
 def _reserve_statement(
     kind: Kind, expected_last_seq: bool, revision: bool, notify: bool
@@ -278,16 +300,7 @@ async def reserve(
         precondition.revision is not None,
         notice is not None,
     )
-    params = {
-        "session_id": session_id,
-        "in_tenant": tenant_id,
-        "count": count,
-        "now": now,
-        "expected_last_seq": precondition.expected_last_seq,
-        "expected_revision": precondition.revision,
-        "notify_payload": notice,
-        **counter_params,
-    }
+    params = reserve_params(tenant_id, session_id, count, now, precondition, notice, counter_params)
     rows = await conn.fetch(statement, params)
     if not rows:
         raise await refused(
@@ -295,7 +308,7 @@ async def reserve(
         )
     session = session_record(rows[0])
     if request_id:
-        last = getattr(session, _COLUMNS[kind][0])
+        last = getattr(session, LAST_SEQ_COLUMNS[kind])
         recorded = await conn.fetch(
             _RECORD_REQUEST[conn.dialect.name],
             {
@@ -315,17 +328,23 @@ async def reserve(
 
 
 async def replayed(
-    database: Database, tenant_id: str, session_id: uuid.UUID, table: Table, replay: Replay
+    database: Database,
+    tenant_id: str,
+    session_id: uuid.UUID,
+    table: Table,
+    replay: Replay,
+    columns: Sequence[ColumnElement[Any]] = (),
 ) -> tuple[SessionRecord, list[Row[Any]]]:
     """What a replayed append returns: the session now, and the rows of `table`
-    (messages or events) that the first call stored, in seq order."""
+    (messages or events; `columns` of them, default all) that the first call stored,
+    in seq order."""
     async with database.read() as conn:
         session = await read_session(conn, tenant_id, session_id)
         if session is None:  # gone since the first call (purged)
             raise NotFoundError("session", session_id)
         rows = (
             await conn.execute(
-                select(table)
+                select(*(columns or table.c))
                 .where(
                     table.c.session_id == session_id,
                     table.c.seq.between(replay.first_seq, replay.last_seq),

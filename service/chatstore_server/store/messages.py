@@ -246,7 +246,9 @@ class MessageRepository:
     async def _replay(
         self, tenant_id: str, session_id: uuid.UUID, replay: Replay
     ) -> tuple[SessionRecord, list[MessageRecord]]:
-        session, rows = await replayed(self._db, tenant_id, session_id, messages, replay)
+        session, rows = await replayed(
+            self._db, tenant_id, session_id, messages, replay, MESSAGE_COLUMNS
+        )
         return session, [message_record(r, session.compacted_through_seq) for r in rows]
 
     async def list(

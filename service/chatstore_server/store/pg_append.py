@@ -49,6 +49,7 @@ from chatstore_server.store.appends import (
     Precondition,
     prior_request,
     refused,
+    reserve_params,
     reserve_update,
 )
 from chatstore_server.store.database import Database
@@ -174,19 +175,10 @@ async def append_rows(
         precondition.revision is not None,
         request_id is not None,
     )
-    params = {
-        "session_id": session_id,
-        "in_tenant": tenant_id,
-        "count": len(columns["id"]),
-        "now": now,
-        "expected_last_seq": precondition.expected_last_seq,
-        "expected_revision": precondition.revision,
-        "notify_payload": payload(session_id, "messages") if kind == "message" else None,
-        "request_id": request_id,
-        "fingerprint": fingerprint,
-        **counter_params,
-        **columns,
-    }
+    notice = payload(session_id, "messages") if kind == "message" else None
+    params = reserve_params(
+        tenant_id, session_id, len(columns["id"]), now, precondition, notice, counter_params
+    ) | {"request_id": request_id, "fingerprint": fingerprint, **columns}
     async with database.autocommit() as conn:
         try:
             with translate_errors(kind, supplied_ids):

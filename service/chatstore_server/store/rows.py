@@ -133,12 +133,11 @@ MESSAGE_COLUMNS = (
 def message_record(
     row: Row[Any] | Mapping[str, Any], compacted_through_seq: int = 0
 ) -> MessageRecord:
-    """A record from a row holding `MESSAGE_COLUMNS` (or more; an `id` read as a UUID
-    too). `compacted_through_seq` is the session's: messages up to it are compacted."""
+    """A record from a row holding `MESSAGE_COLUMNS` (or more). `compacted_through_seq`
+    is the session's: messages up to it are compacted."""
     m = _columns(row)
-    id = m["id"]
     return message_from_columns(
-        id if type(id) is str else str(id),
+        m["id"],
         m["session_id"],
         m["seq"],
         m["role"],
