@@ -12,14 +12,15 @@ from collections.abc import Coroutine
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from prometheus_client import start_http_server
 
-from chatstore.v1 import session_service_pb2, session_service_pb2_grpc
+from chatstore.v1 import session_service_pb2
 from chatstore_server.api.auth import Authenticator, JwtPolicy, KeyGrant
 from chatstore_server.api.interceptors import CallInterceptor
 from chatstore_server.api.observability import Metrics
+from chatstore_server.api.registration import add_service
 from chatstore_server.api.servicer import SessionServicer
 from chatstore_server.config import Settings
 from chatstore_server.store import (
@@ -36,6 +37,8 @@ logger = logging.getLogger("chatstore_server")
 
 SERVICE_DESCRIPTOR = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"]
 SERVICE_NAME = SERVICE_DESCRIPTOR.full_name
+_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
+_REFLECTION = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -141,13 +144,16 @@ class ChatStoreServer:
                 authenticator_from(settings), metrics, log_requests=settings.log_requests
             )
             servicer = SessionServicer(database, policy, settings.limits(), feed)
-            session_service_pb2_grpc.add_SessionServiceServicer_to_server(
-                interceptor.wrap(servicer, SERVICE_DESCRIPTOR), server
-            )
+            # Generic handlers only: see `registration` for what registered methods cost.
+            add_service(server, SERVICE_DESCRIPTOR, interceptor.wrap(servicer, SERVICE_DESCRIPTOR))
             health_servicer = health.aio.HealthServicer()
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-            reflection.enable_server_reflection(
-                [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+            add_service(server, _HEALTH, health_servicer)
+            add_service(
+                server,
+                _REFLECTION,
+                reflection.aio.ReflectionServicer(
+                    [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
+                ),
             )
             port = _bind(server, settings)
             await server.start()
