@@ -4,6 +4,7 @@ SQLite readers take shortcuts past SQLAlchemy's general parsing)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,8 +29,7 @@ from chatstore_server.store.connection import (
 )
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
-from chatstore_server.store.records import SessionStatus
-from chatstore_server.store.rows import message_from_columns
+from chatstore_server.store.records import SessionStatus, StoredMessage, WindowMessage
 from chatstore_server.store.scope import SESSION_BY_ID
 from chatstore_server.store.session_list import (
     SessionCursor,
@@ -147,7 +147,16 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
         page = {"session_id": session.id, "tenant_id": "t", "after_seq": 0, "limit": 10}
         hot = [
             (SESSION_BY_ID, {"session_id": session.id, "tenant_id": "t"}),
-            (NEWEST_FIRST, {"session_id": session.id, "floor": 0, "before": 3, "limit": 10}),
+            (
+                NEWEST_FIRST,
+                {
+                    "session_id": session.id,
+                    "floor": 0,
+                    "compacted_through_seq": 1,
+                    "before": 3,
+                    "limit": 10,
+                },
+            ),
             (_list_statement(**_NO_FILTERS), page),
             (_MESSAGE_BY_SEQ, {"session_id": session.id, "tenant_id": "t", "seq": 2}),
             list_query("t", SessionFilter(), SessionOrder(), None, 10),
@@ -168,14 +177,26 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
                 assert fast
                 assert fast == [dict(row) for row in slow]
             # Records built straight from the driver's rows, and through SQLAlchemy's.
-            for query, params in hot[1:3]:
-                made = await conn.fetch_into(query, params, message_from_columns)
-                by_sqlalchemy = await StoreConnection.fetch_into(
-                    conn, query, params, message_from_columns
-                )
+            # (A named tuple is filled by tuple.__new__ on the driver's rows.)
+            makes: list[Callable[..., StoredMessage | WindowMessage]] = [
+                WindowMessage,
+                StoredMessage,
+            ]
+            for (query, params), make in zip(hot[1:3], makes, strict=True):
+                made = await conn.fetch_into(query, params, make)
+                by_sqlalchemy = await StoreConnection.fetch_into(conn, query, params, make)
                 assert len(made) == 2
                 assert made == by_sqlalchemy
+                assert all(type(m) is make for m in made)
                 assert all(m.id == str(uuid.UUID(m.id)) for m in made)  # canonical text
+                compacted = [m.compacted for m in made]
+                assert compacted == ([False, True] if make is WindowMessage else [False, False])
+            window = await conn.fetch_into(hot[1][0], hot[1][1], WindowMessage)
+            assert [(m.seq, m.role, m.token_estimate) for m in window] == [
+                (2, Role.ASSISTANT, 7),
+                (1, Role.USER, 4 + 1),
+            ]
+            assert all(type(m.role) is Role for m in window)
     finally:
         await database.dispose()
 

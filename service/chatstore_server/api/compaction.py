@@ -48,11 +48,12 @@ class CompactionMethods:
             max_messages=min(request.max_messages or CONTEXT_MAX_MESSAGES, CONTEXT_MAX_MESSAGES),
             max_tokens=request.max_tokens or None,
         )
-        response = convert.context_window_to_proto(window)
+        response = convert.context_window_to_proto(window, str(session_id))
         # Within the response limit, the newest messages win.
-        kept = pagination.fitting(
-            response.messages[::-1], self._limits.max_response_bytes, whole=response
-        )
+        limit = self._limits.max_response_bytes
+        if pagination.fits(response, limit):
+            return response
+        kept = pagination.fitting(response.messages[::-1], limit)
         cut = newest(window, kept)
         if cut is not window:
             del response.messages[: len(window.messages) - len(cut.messages)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -23,7 +23,6 @@ from chatstore_server.store import (
     CheckpointRecord,
     ContextWindowRecord,
     EventRecord,
-    MessageRecord,
     NewEvent,
     NewMessage,
     PeerKind,
@@ -112,7 +111,7 @@ def token_usage_from_proto(usage: session_pb2.TokenUsage) -> TokenUsage:
 
 
 def session_to_proto(
-    record: SessionRecord, recent_messages: Sequence[MessageRecord] = ()
+    record: SessionRecord, recent_messages: Sequence[StoredParts] = ()
 ) -> session_pb2.Session:
     """A stored session as the API's Session (`recent_messages` oldest first).
 
@@ -172,46 +171,57 @@ def session_to_proto(
         session.fork_source.event_seq = source.event_seq
         session.fork_source.checkpoint_id = str(source.checkpoint_id or "")
     if recent_messages:
-        add_messages(session.recent_messages, recent_messages)
+        add_messages(session.recent_messages, recent_messages, session.id)
     return session
 
 
+class StoredParts(Protocol):
+    """What a Message is built from: a `StoredMessage` or a `MessageRecord`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def compacted(self) -> bool: ...
+
+
 def _message(
-    make: Callable[..., message_pb2.Message], record: MessageRecord, session_id: str
+    make: Callable[..., message_pb2.Message], record: StoredParts, session_id: str
 ) -> message_pb2.Message:
     """The message from its columns and its stored body (`store.bodies`: the other
     fields, already in the Message wire format, parsed in C)."""
-    message = make(
-        id=str(record.id),
-        session_id=session_id,
-        seq=record.seq,
-        content=record.content,
-        compacted=record.compacted,
-    )
+    message = make(id=record.id, session_id=session_id, seq=record.seq, content=record.content)
     message.MergeFromString(record.body)
+    if record.compacted:  # set only when true: a keyword argument costs every message
+        message.compacted = True
     return message
 
 
-def message_to_proto(record: MessageRecord) -> message_pb2.Message:
-    """A stored message as the API's Message."""
-    return _message(message_pb2.Message, record, str(record.session_id))
+def message_to_proto(record: StoredParts, session_id: str) -> message_pb2.Message:
+    """A stored message of the session `session_id` (its id as text) as the API's
+    Message."""
+    return _message(message_pb2.Message, record, session_id)
 
 
 def add_messages(
-    target: RepeatedCompositeFieldContainer[message_pb2.Message], records: Iterable[MessageRecord]
+    target: RepeatedCompositeFieldContainer[message_pb2.Message],
+    records: Iterable[StoredParts],
+    session_id: str,
 ) -> None:
-    """Append stored messages to a repeated Message field, built in place.
+    """Append a session's stored messages to a repeated Message field, built in place.
 
     What `message_to_proto` does for each, without the copy that assigning a list of
-    built messages makes; the session id's text is made once per run of messages of
-    one session, not per message.
+    built messages makes. `session_id` is the session's id as text (made once, not per
+    message).
     """
     add = target.add
-    last: tuple[Any, str] = (None, "")  # a page's rows share one session id object
     for record in records:
-        if record.session_id is not last[0]:
-            last = (record.session_id, str(record.session_id))
-        _message(add, record, last[1])
+        _message(add, record, session_id)
 
 
 def new_message(
@@ -274,13 +284,16 @@ def checkpoint_to_proto(record: CheckpointRecord) -> checkpoint_pb2.Checkpoint:
     )
 
 
-def context_window_to_proto(record: ContextWindowRecord) -> session_service_pb2.ContextWindow:
-    """A context window as the API's ContextWindow."""
+def context_window_to_proto(
+    record: ContextWindowRecord, session_id: str
+) -> session_service_pb2.ContextWindow:
+    """A context window of the session `session_id` (its id as text) as the API's
+    ContextWindow."""
     window = session_service_pb2.ContextWindow(
         recap=record.recap,
         compacted_through_seq=record.compacted_through_seq,
         token_count=record.token_count,
         truncated=record.truncated,
     )
-    add_messages(window.messages, record.messages)
+    add_messages(window.messages, record.messages, session_id)
     return window

@@ -157,7 +157,7 @@ class MessageMethods:
         response = session_service_pb2.AppendMessagesResponse(
             session=convert.session_to_proto(session)
         )
-        convert.add_messages(response.messages, stored)
+        convert.add_messages(response.messages, stored, str(session_id))
         return response
 
     async def ListMessages(  # noqa: N802
@@ -208,7 +208,7 @@ class MessageMethods:
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
         response = session_service_pb2.ListMessagesResponse()
-        convert.add_messages(response.messages, page.items)
+        convert.add_messages(response.messages, page.items, str(session_id))
         response.next_page_token = pagination.seq_page(
             response.messages,
             page.next_cursor,
@@ -237,4 +237,4 @@ class MessageMethods:
         record = await self._messages.get(
             tenant_id, session_id, message_id=message_id, seq=request.seq
         )
-        return convert.message_to_proto(record)
+        return convert.message_to_proto(record, str(session_id))

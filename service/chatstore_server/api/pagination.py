@@ -84,15 +84,21 @@ def fitting(items: Sequence[Any], max_response_bytes: int, whole: Any = None) ->
     `whole`, the response holding `items`, settles the common case (everything fits)
     with one size computation instead of one per item.
     """
-    budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
-    if whole is not None and whole.ByteSize() <= budget:
+    if whole is not None and fits(whole, max_response_bytes):
         return len(items)
+    budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
     used = 0
     for count, item in enumerate(items):
         used += item.ByteSize() + 8  # field tag and length prefix
         if used > budget and count > 0:
             return count
     return len(items)
+
+
+def fits(whole: Any, max_response_bytes: int) -> bool:
+    """Whether the response `whole` (a protobuf message) fits in `max_response_bytes`:
+    one size computation, where `fitting` would size its items one by one."""
+    return bool(whole.ByteSize() <= max_response_bytes - _RESPONSE_OVERHEAD_BYTES)
 
 
 def decode_seq(token: str, binding: Sequence[Any]) -> int | None:

@@ -72,9 +72,10 @@ class SessionMethods:
             )
             session = convert.session_to_proto(record, recent)
             # Within the response limit, the newest messages win.
-            newest_first = session.recent_messages[::-1]
-            kept = pagination.fitting(newest_first, self._limits.max_response_bytes, session)
-            del session.recent_messages[: len(recent) - kept]
+            limit = self._limits.max_response_bytes
+            if not pagination.fits(session, limit):
+                kept = pagination.fitting(session.recent_messages[::-1], limit)
+                del session.recent_messages[: len(recent) - kept]
             return session
         return convert.session_to_proto(await self._sessions.get(tenant_id, session_id))
 

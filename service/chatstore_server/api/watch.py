@@ -23,10 +23,10 @@ from chatstore_server.store import (
     ChangeFeed,
     InvalidReferenceError,
     MessageFilter,
-    MessageRecord,
     MessageRepository,
     NotFoundError,
     SessionRepository,
+    StoredMessage,
     SubscriptionClosed,
     SubscriptionOverflow,
 )
@@ -45,7 +45,7 @@ class WatchMethods:
 
     async def _stored(
         self, tenant_id: str, session_id: uuid.UUID, after_seq: int, before_seq: int | None = None
-    ) -> AsyncIterator[MessageRecord]:
+    ) -> AsyncIterator[StoredMessage]:
         """Stored messages with after_seq < seq (< before_seq), oldest first, by page."""
         where = MessageFilter(after_seq=after_seq, before_seq=before_seq)
         cursor = None
@@ -69,6 +69,7 @@ class WatchMethods:
             check.fail("from_seq", "must not be negative")
         check.done()
         Response = session_service_pb2.WatchSessionResponse  # noqa: N806
+        text_id = str(session_id)
         subscription = self._feed.subscribe(session_id)
         try:
             current = await self._sessions.get(tenant_id, session_id)  # NOT_FOUND first
@@ -81,9 +82,9 @@ class WatchMethods:
             # so that a caller waiting for the connection does not wait for a message.
             await context.send_initial_metadata(())
             last = request.from_seq
-            async for message in self._stored(tenant_id, session_id, last):
-                yield Response(message=convert.message_to_proto(message))
-                last = message.seq
+            async for stored in self._stored(tenant_id, session_id, last):
+                yield Response(message=convert.message_to_proto(stored, text_id))
+                last = stored.seq
             while True:
                 try:
                     change = await subscription.get()
@@ -109,9 +110,9 @@ class WatchMethods:
                     record = await self._sessions.get(tenant_id, session_id)
                     yield Response(session=convert.session_to_proto(record))
                 if change.resync_messages:
-                    async for message in self._stored(tenant_id, session_id, last):
-                        yield Response(message=convert.message_to_proto(message))
-                        last = message.seq
+                    async for stored in self._stored(tenant_id, session_id, last):
+                        yield Response(message=convert.message_to_proto(stored, text_id))
+                        last = stored.seq
                 for message in change.messages:
                     if message.seq <= last:
                         continue
@@ -119,9 +120,9 @@ class WatchMethods:
                         async for missed in self._stored(
                             tenant_id, session_id, last, before_seq=message.seq
                         ):
-                            yield Response(message=convert.message_to_proto(missed))
+                            yield Response(message=convert.message_to_proto(missed, text_id))
                             last = missed.seq
-                    yield Response(message=convert.message_to_proto(message))
+                    yield Response(message=convert.message_to_proto(message, text_id))
                     last = message.seq
         finally:
             subscription.close()

@@ -50,8 +50,10 @@ from chatstore_server.store.records import (
     SessionPolicy,
     SessionRecord,
     SessionStatus,
+    StoredMessage,
     TokenUsage,
     ToolCallRecord,
+    WindowMessage,
 )
 from chatstore_server.store.session_list import (
     Inclusion,
@@ -105,6 +107,7 @@ __all__ = [
     "SessionStateError",
     "SessionStatus",
     "StoreError",
+    "StoredMessage",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionOverflow",
@@ -113,6 +116,7 @@ __all__ = [
     "TokenUsage",
     "ToolCallRecord",
     "UnavailableError",
+    "WindowMessage",
     "context_window",
     "fork_session",
     "newest",

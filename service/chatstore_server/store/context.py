@@ -16,16 +16,17 @@ from sqlalchemy import bindparam, select
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.prepared import Prepared
-from chatstore_server.store.records import ContextWindowRecord, MessageRecord, NewMessage, Role
-from chatstore_server.store.rows import MESSAGE_COLUMNS, message_from_columns
+from chatstore_server.store.records import ContextWindowRecord, NewMessage, Role, WindowMessage
+from chatstore_server.store.rows import window_columns
 from chatstore_server.store.schema import messages
 from chatstore_server.store.scope import read_session
 
 MAX_MESSAGES = 1_000
 _BATCH = 200
-# A session's messages above `floor` and below `before`, newest first, at most `limit`.
+# A session's messages above `floor` and below `before`, newest first, at most `limit`;
+# those up to `compacted_through_seq` marked compacted.
 NEWEST_FIRST = Prepared(
-    select(*MESSAGE_COLUMNS)
+    select(*window_columns(bindparam("compacted_through_seq")))
     .where(
         messages.c.session_id == bindparam("session_id"),
         messages.c.seq > bindparam("floor"),
@@ -85,15 +86,21 @@ async def context_window(
             raise NotFoundError("session", session_id)
         floor = session.compacted_through_seq
         used = estimate_tokens(session.recap)
-        picked: list[MessageRecord] = []
+        picked: list[WindowMessage] = []
         truncated = False
         before = session.last_seq + 1
         while not truncated:
             # One row past the limit is enough to know the window is truncated.
             batch = min(_BATCH, max_messages + 1 - len(picked))
-            params = {"session_id": session_id, "floor": floor, "before": before, "limit": batch}
             # Every message read is above the floor: none is compacted.
-            rows = await conn.fetch_into(NEWEST_FIRST, params, message_from_columns)
+            params = {
+                "session_id": session_id,
+                "floor": floor,
+                "compacted_through_seq": floor,
+                "before": before,
+                "limit": batch,
+            }
+            rows = await conn.fetch_into(NEWEST_FIRST, params, WindowMessage)
             for message in rows:
                 cost = message.token_estimate
                 if len(picked) == max_messages or (

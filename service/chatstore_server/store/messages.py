@@ -26,12 +26,13 @@ from chatstore_server.store.records import (
     Role,
     SessionPolicy,
     SessionRecord,
+    StoredMessage,
 )
 from chatstore_server.store.rows import (
     MESSAGE_COLUMNS,
-    message_from_columns,
     message_record,
     message_values,
+    page_columns,
 )
 from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
 from chatstore_server.store.scope import require_session
@@ -69,7 +70,9 @@ _SCOPED = (
     messages.c.session_id == bindparam("session_id"),
     sessions.c.tenant_id == bindparam("tenant_id"),
 )
-_JOINED = select(*_WITH_COMPACTION).join(sessions, sessions.c.id == messages.c.session_id)
+_IN_SESSION = sessions.c.id == messages.c.session_id
+_JOINED = select(*_WITH_COMPACTION).join(sessions, _IN_SESSION)
+_PAGE = select(*page_columns(sessions.c.compacted_through_seq)).join(sessions, _IN_SESSION)
 _MESSAGE_BY_ID = Prepared(_JOINED.where(*_SCOPED, messages.c.id == bindparam("id")))
 _MESSAGE_BY_SEQ = Prepared(_JOINED.where(*_SCOPED, messages.c.seq == bindparam("seq")))
 
@@ -101,7 +104,7 @@ def _list_statement(
     if exclude_compacted:
         conditions.append(seq > sessions.c.compacted_through_seq)
     return Prepared(
-        _JOINED.where(*conditions)
+        _PAGE.where(*conditions)
         .order_by(seq.desc() if descending else seq)
         .limit(bindparam("limit"))
     )
@@ -260,7 +263,7 @@ class MessageRepository:
         where: MessageFilter | None = None,
         descending: bool = False,
         after: int | None = None,
-    ) -> Page[MessageRecord, int]:
+    ) -> Page[StoredMessage, int]:
         """A page of the session's messages matching `where`, in seq order.
 
         One range scan on the (session_id, seq) unique index, so a page deep in a long
@@ -293,7 +296,7 @@ class MessageRepository:
             "limit": limit + 1,
         }
         async with self._db.read() as conn:
-            items = await conn.fetch_into(query, params, message_from_columns)
+            items = await conn.fetch_into(query, params, StoredMessage)
             if not items:
                 await require_session(conn, tenant_id, session_id)
         if len(items) > limit:

@@ -131,16 +131,23 @@ def _row_maker(
 ) -> Callable[[Sequence[Any]], Any]:
     """A function from a driver row to its mapping (or, with `make`, to `make(*values)`),
     each value through its column's result processor: generated once per statement (a
-    loop over the columns in Python cost three times as much per row)."""
+    loop over the columns in Python cost three times as much per row). A named tuple
+    class as `make` is filled by `tuple.__new__` (its own `__new__` is a Python call
+    more per row), so its fields must be the columns, in order."""
     values = [
         f"values[{i}]" if p is None else f"p{i}(values[{i}])" for i, p in enumerate(processors)
     ]
     if make is None:
         body = "{" + ", ".join(f"{n!r}: {v}" for n, v in zip(names, values, strict=True)) + "}"
+    elif isinstance(make, type) and issubclass(make, tuple) and hasattr(make, "_fields"):
+        if len(make._fields) != len(values):
+            raise ValueError(f"{make.__name__} has {len(make._fields)} fields, not {len(values)}")
+        body = f"new(make, ({', '.join(values)},))"
     else:
         body = f"make({', '.join(values)})"
     scope: dict[str, Any] = {f"p{i}": p for i, p in enumerate(processors) if p is not None}
     scope["make"] = make
+    scope["new"] = tuple.__new__
     exec(f"def row(values):\n    return {body}\n", scope)  # noqa: S102 (made of column names)
     return cast(Callable[[Sequence[Any]], Any], scope["row"])
 

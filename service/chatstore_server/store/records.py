@@ -207,6 +207,41 @@ class MessageRecord(NamedTuple):
     """Whether the session's compaction covers this message (derived, not stored)."""
 
 
+class StoredMessage(NamedTuple):
+    """A stored message as a page of a listing passes it on: what the API's Message is
+    built from (with the session's id, which the caller knows), and nothing else.
+
+    A page reads five columns per message instead of a `MessageRecord`'s nine: the
+    columns that only writes and context windows use are not read.
+    """
+
+    id: str
+    """The message's UUID, as canonical text."""
+    seq: int
+    content: str
+    body: bytes
+    """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
+    compacted: bool
+    """Whether the session's compaction covers this message."""
+
+
+class WindowMessage(NamedTuple):
+    """A stored message as a context window (or a session's FULL view) reads it: a
+    `StoredMessage`'s fields, then what choosing a window takes."""
+
+    id: str
+    """The message's UUID, as canonical text."""
+    seq: int
+    content: str
+    body: bytes
+    """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
+    compacted: bool
+    """Whether the session's compaction covers this message."""
+    role: Role
+    token_estimate: int
+    """What the message counts for in a context window (`MessageRecord.token_estimate`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to append: its payload kind and the payload's fields."""
@@ -247,7 +282,7 @@ class ContextWindowRecord:
     """The recap and the newest uncompacted messages that fit a budget, oldest first."""
 
     recap: str
-    messages: list[MessageRecord]
+    messages: list[WindowMessage]
     compacted_through_seq: int
     token_count: int
     truncated: bool

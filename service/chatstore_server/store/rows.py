@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, type_coerce
+from sqlalchemy import Boolean, Row, type_coerce
 
 from chatstore_server.store.records import (
     AccessMode,
@@ -24,7 +24,7 @@ from chatstore_server.store.records import (
     TokenUsage,
 )
 from chatstore_server.store.schema import messages
-from chatstore_server.store.types import UUIDText
+from chatstore_server.store.types import EnumText, UUIDText
 
 # Stored value -> enum member by dict lookup: calling the enum class costs about ten times as much.
 _ROLES = {member.value: member for member in Role}
@@ -128,6 +128,28 @@ MESSAGE_COLUMNS = (
     messages.c.token_estimate,
     messages.c.size_bytes,
 )
+
+
+def page_columns(compacted_through_seq: Any) -> tuple[Any, ...]:
+    """What a `StoredMessage` is read from, in its field order; `compacted_through_seq`
+    is the session's column (or value) that says which messages are compacted."""
+    return (
+        type_coerce(messages.c.id, UUIDText()).label("id"),
+        messages.c.seq,
+        messages.c.content,
+        messages.c.body,
+        type_coerce(messages.c.seq <= compacted_through_seq, Boolean()).label("compacted"),
+    )
+
+
+def window_columns(compacted_through_seq: Any) -> tuple[Any, ...]:
+    """What a `WindowMessage` is read from, in its field order (`compacted_through_seq`
+    as in `page_columns`)."""
+    return (
+        *page_columns(compacted_through_seq),
+        type_coerce(messages.c.role, EnumText(Role)).label("role"),
+        messages.c.token_estimate,
+    )
 
 
 def message_record(

@@ -24,7 +24,6 @@ from chatstore_server.store.errors import (
 )
 from chatstore_server.store.notify import announce
 from chatstore_server.store.records import (
-    MessageRecord,
     NewSession,
     Page,
     Retention,
@@ -33,8 +32,9 @@ from chatstore_server.store.records import (
     SessionRecord,
     SessionStatus,
     TokenUsage,
+    WindowMessage,
 )
-from chatstore_server.store.rows import key_columns, message_record, session_record, token_columns
+from chatstore_server.store.rows import key_columns, session_record, token_columns
 from chatstore_server.store.schema import session_labels, sessions
 from chatstore_server.store.scope import (
     SESSION_BY_ID_FOR_UPDATE,
@@ -210,7 +210,7 @@ class SessionRepository:
 
     async def get_with_recent(
         self, tenant_id: str, session_id: uuid.UUID, limit: int
-    ) -> tuple[SessionRecord, list[MessageRecord]]:
+    ) -> tuple[SessionRecord, list[WindowMessage]]:
         """A session and its newest `limit` messages (oldest first, compacted ones marked),
         consistent: the messages are those up to the session's `last_seq` as read (a
         message committed between the two statements is left out, as the session row
@@ -227,12 +227,13 @@ class SessionRepository:
             params = {
                 "session_id": session_id,
                 "floor": 0,
+                "compacted_through_seq": session.compacted_through_seq,
                 "before": session.last_seq + 1,
                 "limit": limit,
             }
-            rows = await conn.fetch(NEWEST_FIRST, params)
-        floor = session.compacted_through_seq
-        return session, [message_record(r, floor) for r in reversed(rows)]
+            recent = await conn.fetch_into(NEWEST_FIRST, params, WindowMessage)
+        recent.reverse()
+        return session, recent
 
     async def list(
         self,
