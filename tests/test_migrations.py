@@ -100,7 +100,7 @@ async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
     finally:
         await database.dispose()
 
-    assert [v[0] for v in versions] == ["0004"]
+    assert [v[0] for v in versions] == ["0005"]
     assert after == session
 
 

@@ -56,6 +56,16 @@ _LIVE_KEYED = "delete_time IS NULL AND key_channel IS NOT NULL"
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+HAS_AGENT = "agent_id <> ''"
+"""The rows of the agent filter's index: a query filtering on the agent must carry
+this condition too (`store.session_list`) for a planner to use the index."""
+
+
+def _partial_index(columns: tuple[str, ...], where: str) -> Index:
+    """An index (named by the convention) that holds only the rows where `where` holds."""
+    return Index(None, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
 sessions = Table(
     "sessions",
     metadata,
@@ -102,13 +112,15 @@ sessions = Table(
     Column("fork_message_seq", BigInteger(), nullable=True),
     Column("fork_event_seq", BigInteger(), nullable=True),
     Column("fork_checkpoint_id", UUIDType(), nullable=True),
-    # ListSessions orders (keyset on (order column, id)) and filters.
+    # ListSessions orders (keyset on (order column, id)) and filters. The filters'
+    # indexes hold only the sessions that have the value (migration 0005): every append
+    # moves update_time, so each index holding it is rewritten by every append.
     Index(None, "tenant_id", "update_time", "id"),
     Index(None, "tenant_id", "create_time", "id"),
     Index(None, "tenant_id", "title", "id"),
-    Index(None, "tenant_id", "agent_id", "update_time", "id"),
-    Index(None, "tenant_id", "key_channel", "update_time", "id"),
-    Index(None, "tenant_id", "key_peer_id", "update_time", "id"),
+    _partial_index(("tenant_id", "agent_id", "update_time", "id"), HAS_AGENT),
+    _partial_index(("tenant_id", "key_channel", "update_time", "id"), "key_channel IS NOT NULL"),
+    _partial_index(("tenant_id", "key_peer_id", "update_time", "id"), "key_peer_id IS NOT NULL"),
     Index(None, "tenant_id", "status"),
     Index(
         "uq_sessions_live_key",
@@ -123,7 +135,7 @@ sessions = Table(
         postgresql_where=text(_LIVE_KEYED),
     ),
     # The sweeper: what has expired, what has gone idle.
-    Index(None, "expire_time"),
+    _partial_index(("expire_time",), "expire_time IS NOT NULL"),
     Index(None, "status", "update_time"),
 )
 

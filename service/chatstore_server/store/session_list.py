@@ -17,6 +17,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -137,6 +138,8 @@ def _statement(shape: _Shape) -> Prepared:
     conditions += [
         _EQUALS[name] == bindparam(name) for name in sorted(shape.given & _EQUALS.keys())
     ]
+    if "agent_id" in shape.given:  # lets the planners use the agent's partial index
+        conditions.append(c.agent_id != literal_column("''"))  # schema.HAS_AGENT
     if shape.statuses:
         conditions.append(c.status.in_([bindparam(f"status_{i}") for i in range(shape.statuses)]))
     if "retention" in shape.given:
@@ -196,7 +199,7 @@ def list_query(
     `limit`) and its parameters."""
     params: dict[str, Any] = {"tenant_id": tenant_id, "limit": limit}
     for name in _EQUALS:
-        if (value := getattr(where, name)) is not None:
+        if value := getattr(where, name):  # empty matches all
             params[name] = value
     if where.retention is not None:
         params["retention"] = where.retention.value
