@@ -3,6 +3,7 @@ SQLite readers take shortcuts past SQLAlchemy's general parsing)."""
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -30,6 +31,8 @@ from chatstore_server.store.connection import (
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
 from chatstore_server.store.records import SessionStatus, StoredMessage, WindowMessage
+from chatstore_server.store.rows import session_from_columns, session_record
+from chatstore_server.store.schema import sessions
 from chatstore_server.store.scope import SESSION_BY_ID
 from chatstore_server.store.session_list import (
     SessionCursor,
@@ -118,6 +121,10 @@ async def test_sqlite_times_stored_with_an_offset_read_as_the_instant_they_name(
     assert all(t.tzinfo is UTC for t in times)
 
 
+def test_session_from_columns_takes_the_columns_in_table_order() -> None:
+    assert list(inspect.signature(session_from_columns).parameters) == [c.name for c in sessions.c]
+
+
 async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str) -> None:
     """The shortcut past `Connection.execute` (store/prepared.py: the sqlite3 cursor, or
     asyncpg itself) must not change a value: every hot statement, run both ways on the
@@ -191,6 +198,11 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
                 assert all(m.id == str(uuid.UUID(m.id)) for m in made)  # canonical text
                 compacted = [m.compacted for m in made]
                 assert compacted == ([False, True] if make is WindowMessage else [False, False])
+            # Sessions: built from the row's values in column order, and from a mapping.
+            by_id = await conn.fetch_into(hot[0][0], hot[0][1], session_from_columns)
+            slow_row = (await conn.execute(hot[0][0].statement, hot[0][1])).one()
+            assert by_id == [session_record(slow_row)]
+            assert (by_id[0].id, by_id[0].last_seq, by_id[0].labels) == (session.id, 2, {"a": "b"})
             window = await conn.fetch_into(hot[1][0], hot[1][1], WindowMessage)
             assert [(m.seq, m.role, m.token_estimate) for m in window] == [
                 (2, Role.ASSISTANT, 7),

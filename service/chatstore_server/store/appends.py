@@ -26,7 +26,7 @@ from chatstore_server.store.errors import (
 from chatstore_server.store.notify import CHANNEL, What, payload
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import AccessMode, Retention, SessionRecord, SessionStatus
-from chatstore_server.store.rows import session_record
+from chatstore_server.store.rows import session_from_columns, session_record
 from chatstore_server.store.schema import append_requests, sessions
 from chatstore_server.store.scope import in_tenant, read_session
 from chatstore_server.store.types import UTCDateTime
@@ -301,12 +301,15 @@ async def reserve(
         notice is not None,
     )
     params = reserve_params(tenant_id, session_id, count, now, precondition, notice, counter_params)
-    rows = await conn.fetch(statement, params)
-    if not rows:
+    if notice is None:  # the row's columns, and nothing else
+        returned = await conn.fetch_into(statement, params, session_from_columns)
+    else:
+        returned = [session_record(row) for row in await conn.fetch(statement, params)]
+    if not returned:
         raise await refused(
             conn, tenant_id, session_id, kind, precondition, request_id, fingerprint
         )
-    session = session_record(rows[0])
+    session = returned[0]
     if request_id:
         last = getattr(session, LAST_SEQ_COLUMNS[kind])
         recorded = await conn.fetch(

@@ -52,9 +52,12 @@ class PeerKind(enum.StrEnum):
     GROUP = "GROUP"
 
 
-@dataclass(frozen=True, slots=True)
-class SessionKey:
-    """A session's routing key; with the agent, unique among a tenant's live sessions."""
+class SessionKey(NamedTuple):
+    """A session's routing key; with the agent, unique among a tenant's live sessions.
+
+    This and the other parts of a `SessionRecord` are named tuples, as it is: one is
+    built for nearly every call.
+    """
 
     channel: str
     account_id: str
@@ -62,8 +65,7 @@ class SessionKey:
     peer_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
+class TokenUsage(NamedTuple):
     """Tokens used in a session."""
 
     input_tokens: int = 0
@@ -134,8 +136,7 @@ class SessionRecord(NamedTuple):
     fork_source: ForkSource | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ForkSource:
+class ForkSource(NamedTuple):
     """Where a forked session came from."""
 
     session_id: uuid.UUID

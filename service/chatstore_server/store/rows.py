@@ -23,7 +23,7 @@ from chatstore_server.store.records import (
     SessionStatus,
     TokenUsage,
 )
-from chatstore_server.store.schema import messages
+from chatstore_server.store.schema import messages, sessions
 from chatstore_server.store.types import EnumText, UUIDText
 
 # Stored value -> enum member by dict lookup: calling the enum class costs about ten times as much.
@@ -41,54 +41,107 @@ def _columns(row: Row[Any] | Mapping[str, Any]) -> Mapping[str, Any]:
     return cast(Mapping[str, Any], row._mapping) if isinstance(row, Row) else row
 
 
+_new_tuple = tuple.__new__
+
+
+def session_from_columns(
+    id: uuid.UUID,
+    tenant_id: str,
+    agent_id: str,
+    title: str,
+    metadata: dict[str, Any] | None,
+    create_time: datetime,
+    update_time: datetime,
+    message_count: int,
+    last_seq: int,
+    key_channel: str | None,
+    key_account_id: Any,
+    key_peer_kind: Any,
+    key_peer_id: Any,
+    status: str,
+    retention: str,
+    access_mode: str,
+    model: str,
+    persona_id: str,
+    recap: str,
+    labels: dict[str, str] | None,
+    pin_time: datetime | None,
+    archive_time: datetime | None,
+    delete_time: datetime | None,
+    expire_time: datetime | None,
+    last_message_time: datetime | None,
+    input_tokens: int,
+    output_tokens: int,
+    total_tokens: int,
+    event_count: int,
+    checkpoint_count: int,
+    size_bytes: int,
+    last_message_preview: str,
+    revision: int,
+    last_event_seq: int,
+    compacted_through_seq: int,
+    fork_session_id: uuid.UUID | None,
+    fork_message_seq: Any,
+    fork_event_seq: Any,
+    fork_checkpoint_id: uuid.UUID | None,
+) -> SessionRecord:
+    """A record from the values of every column of `sessions`, in the table's column
+    order (a test holds the two together): `StoreConnection.fetch_into`'s `make` for
+    statements that select or return the whole row, so no mapping is built per row."""
+    return _new_tuple(
+        SessionRecord,
+        (
+            id,
+            tenant_id,
+            agent_id,
+            title,
+            metadata,
+            create_time,
+            update_time,
+            message_count,
+            last_seq,
+            None
+            if key_channel is None
+            else _new_tuple(
+                SessionKey, (key_channel, key_account_id, _PEER_KINDS[key_peer_kind], key_peer_id)
+            ),
+            _STATUSES[status],
+            _RETENTIONS[retention],
+            _ACCESS_MODES[access_mode],
+            model,
+            persona_id,
+            recap,
+            labels or {},
+            pin_time,
+            archive_time,
+            delete_time,
+            expire_time,
+            last_message_time,
+            _new_tuple(TokenUsage, (input_tokens, output_tokens, total_tokens)),
+            event_count,
+            checkpoint_count,
+            size_bytes,
+            last_message_preview,
+            revision,
+            last_event_seq,
+            compacted_through_seq,
+            None
+            if fork_session_id is None
+            else _new_tuple(
+                ForkSource, (fork_session_id, fork_message_seq, fork_event_seq, fork_checkpoint_id)
+            ),
+        ),
+    )
+
+
+SESSION_COLUMN_NAMES = tuple(c.name for c in sessions.c)
+"""The columns `session_from_columns` takes, in order."""
+
+
 def session_record(row: Row[Any] | Mapping[str, Any]) -> SessionRecord:
     """A record from a row holding every column of `sessions`."""
     m = _columns(row)
-    channel = m["key_channel"]
-    return SessionRecord(
-        id=m["id"],
-        tenant_id=m["tenant_id"],
-        agent_id=m["agent_id"],
-        title=m["title"],
-        metadata=m["metadata"],
-        create_time=m["create_time"],
-        update_time=m["update_time"],
-        message_count=m["message_count"],
-        last_seq=m["last_seq"],
-        key=None
-        if channel is None
-        else SessionKey(
-            channel, m["key_account_id"], _PEER_KINDS[m["key_peer_kind"]], m["key_peer_id"]
-        ),
-        status=_STATUSES[m["status"]],
-        retention=_RETENTIONS[m["retention"]],
-        access_mode=_ACCESS_MODES[m["access_mode"]],
-        model=m["model"],
-        persona_id=m["persona_id"],
-        recap=m["recap"],
-        labels=m["labels"] or {},
-        pin_time=m["pin_time"],
-        archive_time=m["archive_time"],
-        delete_time=m["delete_time"],
-        expire_time=m["expire_time"],
-        last_message_time=m["last_message_time"],
-        token_usage=TokenUsage(m["input_tokens"], m["output_tokens"], m["total_tokens"]),
-        event_count=m["event_count"],
-        checkpoint_count=m["checkpoint_count"],
-        size_bytes=m["size_bytes"],
-        last_message_preview=m["last_message_preview"],
-        revision=m["revision"],
-        last_event_seq=m["last_event_seq"],
-        compacted_through_seq=m["compacted_through_seq"],
-        fork_source=None
-        if m["fork_session_id"] is None
-        else ForkSource(
-            m["fork_session_id"],
-            m["fork_message_seq"],
-            m["fork_event_seq"],
-            m["fork_checkpoint_id"],
-        ),
-    )
+    return session_from_columns(*[m[name] for name in SESSION_COLUMN_NAMES])
 
 
 def key_columns(key: SessionKey | None) -> dict[str, str | None]:

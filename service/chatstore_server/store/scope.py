@@ -11,7 +11,7 @@ from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionRecord
-from chatstore_server.store.rows import session_record
+from chatstore_server.store.rows import session_from_columns
 from chatstore_server.store.schema import sessions
 
 
@@ -41,8 +41,10 @@ async def read_session(
     conn: StoreConnection, tenant_id: str, session_id: uuid.UUID
 ) -> SessionRecord | None:
     """The session (soft-deleted ones too), or None when the tenant has no such session."""
-    rows = await conn.fetch(SESSION_BY_ID, session_params(tenant_id, session_id))
-    return session_record(rows[0]) if rows else None
+    rows = await conn.fetch_into(
+        SESSION_BY_ID, session_params(tenant_id, session_id), session_from_columns
+    )
+    return rows[0] if rows else None
 
 
 async def require_session(conn: StoreConnection, tenant_id: str, session_id: uuid.UUID) -> None:

@@ -34,7 +34,12 @@ from chatstore_server.store.records import (
     TokenUsage,
     WindowMessage,
 )
-from chatstore_server.store.rows import key_columns, session_record, token_columns
+from chatstore_server.store.rows import (
+    key_columns,
+    session_from_columns,
+    session_record,
+    token_columns,
+)
 from chatstore_server.store.schema import session_labels, sessions
 from chatstore_server.store.scope import (
     SESSION_BY_ID_FOR_UPDATE,
@@ -252,10 +257,10 @@ class SessionRepository:
         order = order or SessionOrder()
         query, params = list_query(tenant_id, where or SessionFilter(), order, after, limit + 1)
         async with self._db.read() as conn:
-            rows = await conn.fetch(query, params)
-        items = [session_record(row) for row in rows[:limit]]
-        cursor = SessionCursor.after(items[-1], order) if len(rows) > limit else None
-        return Page(items, cursor)
+            items = await conn.fetch_into(query, params, session_from_columns)
+        more = len(items) > limit
+        del items[limit:]
+        return Page(items, SessionCursor.after(items[-1], order) if more else None)
 
     async def _modify(
         self,

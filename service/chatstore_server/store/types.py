@@ -139,15 +139,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         `2026-11-22 08:07:26.630053`, the text SQLAlchemy's SQLite DATETIME writes)."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
+        # The last value written, as (datetime, text): an append binds its `now` four
+        # times (formatting is the costly part). One tuple: threads never see half of it.
+        last: list[tuple[datetime | None, str]] = [(None, "")]
 
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            seen = last[0]
+            if seen[0] is value:
+                return seen[1]
             if value.tzinfo is None:
                 raise ValueError("UTCDateTime needs a timezone-aware datetime")
-            if value.utcoffset():
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:_NAIVE_MAX_CHARS]
+            text = (value.astimezone(UTC) if value.utcoffset() else value).isoformat(
+                " ", "microseconds"
+            )[:_NAIVE_MAX_CHARS]
+            last[0] = (value, text)
+            return text
 
         return process
 
