@@ -11,6 +11,7 @@ import grpc
 from chatstore.v1 import checkpoint_pb2, session_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker
 from chatstore_server.store import (
     CheckpointCursor,
@@ -35,6 +36,7 @@ class CheckpointMethods:
     _checkpoints: CheckpointRepository
     _policy: SessionPolicy
     _limits: Limits
+    _rendered: RenderedSessions
 
     async def CreateCheckpoint(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.CreateCheckpointRequest, context: Context
@@ -140,4 +142,4 @@ class CheckpointMethods:
             title=request.title or None,
             policy=self._policy,
         )
-        return convert.session_to_proto(record)
+        return self._rendered.render(tenant_id, record)

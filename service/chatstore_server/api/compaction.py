@@ -9,6 +9,7 @@ import grpc
 from chatstore.v1 import session_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker, check_etag
 from chatstore_server.store import (
     CONTEXT_MAX_MESSAGES,
@@ -27,6 +28,7 @@ class CompactionMethods:
     _database: Database
     _sessions: SessionRepository
     _limits: Limits
+    _rendered: RenderedSessions
 
     async def GetContextWindow(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.GetContextWindowRequest, context: Context
@@ -79,4 +81,4 @@ class CompactionMethods:
             recap=request.recap,
             revision=revision,
         )
-        return convert.session_to_proto(record)
+        return self._rendered.render(tenant_id, record)

@@ -10,6 +10,7 @@ from chatstore.v1 import session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.messages import check_batch_size, fingerprint, request_id
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker
 from chatstore_server.store import EventRepository, NewEvent, Precondition
 
@@ -23,6 +24,7 @@ class EventMethods:
 
     _events: EventRepository
     _limits: Limits
+    _rendered: RenderedSessions
 
     async def AppendEvents(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.AppendEventsRequest, context: Context
@@ -67,7 +69,7 @@ class EventMethods:
         )
         return session_service_pb2.AppendEventsResponse(
             events=[convert.event_to_proto(e) for e in stored],
-            session=convert.session_to_proto(session),
+            session=self._rendered.render(tenant_id, session),
         )
 
     async def ListEvents(  # noqa: N802

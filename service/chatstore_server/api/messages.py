@@ -12,6 +12,7 @@ import grpc
 from chatstore.v1 import message_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker, check_etag, time_range
 from chatstore_server.store import (
     MessageFilter,
@@ -118,6 +119,7 @@ class MessageMethods:
 
     _messages: MessageRepository
     _limits: Limits
+    _rendered: RenderedSessions
 
     async def AppendMessages(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.AppendMessagesRequest, context: Context
@@ -155,7 +157,7 @@ class MessageMethods:
             fingerprint=fingerprint(request.messages) if dedupe else "",
         )
         response = session_service_pb2.AppendMessagesResponse(
-            session=convert.session_to_proto(session)
+            session=self._rendered.render(tenant_id, session)
         )
         convert.add_messages(response.messages, stored, str(session_id))
         return response

@@ -8,6 +8,7 @@ from chatstore_server.api.compaction import CompactionMethods
 from chatstore_server.api.events import EventMethods
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.messages import MessageMethods
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.session_lifecycle import SessionLifecycleMethods
 from chatstore_server.api.session_list import SessionListMethods
 from chatstore_server.api.sessions import SessionMethods
@@ -51,6 +52,7 @@ class SessionServicer(
         self._limits = limits
         self._feed = feed
         self._sessions = SessionRepository(database, policy, feed=feed)
+        self._rendered = RenderedSessions()
         self._messages = MessageRepository(database, policy, feed=feed)
         self._events = EventRepository(database)
         self._checkpoints = CheckpointRepository(database)

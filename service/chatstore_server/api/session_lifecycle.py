@@ -10,6 +10,7 @@ import grpc
 
 from chatstore.v1 import session_pb2, session_service_pb2
 from chatstore_server.api import convert
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker, check_etag
 from chatstore_server.store import SessionRepository
 
@@ -40,37 +41,40 @@ class SessionLifecycleMethods:
     """DeleteSession, UndeleteSession, Pin/UnpinSession, Archive/UnarchiveSession."""
 
     _sessions: SessionRepository
+    _rendered: RenderedSessions
 
     async def DeleteSession(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.DeleteSessionRequest, context: Context
     ) -> session_pb2.Session:
         tenant_id, session_id, revision = _target(request)
-        if request.purge:
+        if request.purge:  # nothing will ask for it again: not held
             record = await self._sessions.purge(tenant_id, session_id, revision=revision)
-        else:
-            record = await self._sessions.soft_delete(tenant_id, session_id, revision=revision)
-        return convert.session_to_proto(record)
+            return convert.session_to_proto(record)
+        record = await self._sessions.soft_delete(tenant_id, session_id, revision=revision)
+        return self._rendered.render(tenant_id, record)
 
     async def UndeleteSession(  # noqa: N802
         self, request: session_service_pb2.UndeleteSessionRequest, context: Context
     ) -> session_pb2.Session:
         tenant_id, session_id, revision = _target(request)
-        return convert.session_to_proto(
-            await self._sessions.undelete(tenant_id, session_id, revision=revision)
+        return self._rendered.render(
+            tenant_id, await self._sessions.undelete(tenant_id, session_id, revision=revision)
         )
 
     async def _pin(self, request: _Targeted, *, pinned: bool) -> session_pb2.Session:
         tenant_id, session_id, revision = _target(request)
-        return convert.session_to_proto(
-            await self._sessions.pin(tenant_id, session_id, pinned=pinned, revision=revision)
+        return self._rendered.render(
+            tenant_id,
+            await self._sessions.pin(tenant_id, session_id, pinned=pinned, revision=revision),
         )
 
     async def _archive(self, request: _Targeted, *, archived: bool) -> session_pb2.Session:
         tenant_id, session_id, revision = _target(request)
-        return convert.session_to_proto(
+        return self._rendered.render(
+            tenant_id,
             await self._sessions.archive(
                 tenant_id, session_id, archived=archived, revision=revision
-            )
+            ),
         )
 
     async def PinSession(  # noqa: N802

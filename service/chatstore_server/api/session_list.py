@@ -11,6 +11,7 @@ import grpc
 from chatstore.v1 import session_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination
 from chatstore_server.api.limits import Limits
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker, check_labels, time_range
 from chatstore_server.store import (
     Inclusion,
@@ -135,6 +136,7 @@ class SessionListMethods:
 
     _sessions: SessionRepository
     _limits: Limits
+    _rendered: RenderedSessions
 
     async def ListSessions(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.ListSessionsRequest, context: Context
@@ -156,7 +158,7 @@ class SessionListMethods:
         page = await self._sessions.list(
             tenant_id, limit=limit, where=where, order=order, after=after
         )
-        items = [convert.session_to_proto(r) for r in page.items]
+        items = [self._rendered.render(tenant_id, r) for r in page.items]
         cursor = page.next_cursor
         kept = pagination.fitting(items, self._limits.max_response_bytes)
         if kept < len(items):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 
 import grpc
@@ -11,6 +12,7 @@ import grpc
 from chatstore.v1 import session_pb2, session_service_pb2
 from chatstore_server.api import convert, pagination, session_fields
 from chatstore_server.api.limits import Limits
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker, check_etag
 from chatstore_server.store import SessionRepository
 from chatstore_server.store.schema import AGENT_ID_MAX_CHARS
@@ -27,6 +29,7 @@ class SessionMethods:
 
     _sessions: SessionRepository
     _limits: Limits
+    _rendered: RenderedSessions
 
     async def CreateSession(  # noqa: N802 (gRPC method name)
         self, request: session_service_pb2.CreateSessionRequest, context: Context
@@ -37,7 +40,7 @@ class SessionMethods:
         new = session_fields.new_session(check, request.session, self._limits)
         check.done()
         record = await self._sessions.create(tenant_id, new, session_id=session_id)
-        return convert.session_to_proto(record)
+        return self._rendered.render(tenant_id, record)
 
     async def GetOrCreateSession(  # noqa: N802
         self, request: session_service_pb2.GetOrCreateSessionRequest, context: Context
@@ -54,7 +57,7 @@ class SessionMethods:
             tenant_id, dataclasses.replace(new, agent_id=agent_id, key=key)
         )
         return session_service_pb2.GetOrCreateSessionResponse(
-            session=convert.session_to_proto(record), created=created
+            session=self._rendered.render(tenant_id, record), created=created
         )
 
     async def GetSession(  # noqa: N802
@@ -77,7 +80,17 @@ class SessionMethods:
                 kept = pagination.fitting(session.recent_messages[::-1], limit)
                 del session.recent_messages[: len(recent) - kept]
             return session
-        return convert.session_to_proto(await self._sessions.get(tenant_id, session_id))
+        return await self._basic_session(tenant_id, session_id)
+
+    async def _basic_session(self, tenant_id: str, session_id: uuid.UUID) -> session_pb2.Session:
+        """The session's BASIC view: from `_rendered` when the row's revision is still
+        the one it was built from (one column read), else read and built anew."""
+        held = self._rendered.revision(tenant_id, session_id)
+        if held is not None and await self._sessions.revision(tenant_id, session_id) == held:
+            session = self._rendered.get(tenant_id, session_id, held)
+            if session is not None:
+                return session
+        return self._rendered.render(tenant_id, await self._sessions.get(tenant_id, session_id))
 
     async def UpdateSession(  # noqa: N802
         self, request: session_service_pb2.UpdateSessionRequest, context: Context
@@ -90,6 +103,6 @@ class SessionMethods:
         values = session_fields.session_values(check, request.session, fields, self._limits)
         check.done()
         if not values:
-            return convert.session_to_proto(await self._sessions.get(tenant_id, session_id))
+            return await self._basic_session(tenant_id, session_id)
         record = await self._sessions.update(tenant_id, session_id, values, revision=revision)
-        return convert.session_to_proto(record)
+        return self._rendered.render(tenant_id, record)

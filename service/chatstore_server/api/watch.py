@@ -18,6 +18,7 @@ import grpc
 from chatstore.v1 import session_service_pb2
 from chatstore_server.api import convert
 from chatstore_server.api.errors import ApiError
+from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import Checker
 from chatstore_server.store import (
     ChangeFeed,
@@ -42,6 +43,7 @@ class WatchMethods:
     _sessions: SessionRepository
     _messages: MessageRepository
     _feed: ChangeFeed
+    _rendered: RenderedSessions
 
     async def _stored(
         self, tenant_id: str, session_id: uuid.UUID, after_seq: int, before_seq: int | None = None
@@ -105,10 +107,10 @@ class WatchMethods:
                 if change.purged:
                     raise NotFoundError("session", session_id)
                 if change.session is not None:
-                    yield Response(session=convert.session_to_proto(change.session))
+                    yield Response(session=self._rendered.render(tenant_id, change.session))
                 elif change.resync_session:  # changed by another server process
                     record = await self._sessions.get(tenant_id, session_id)
-                    yield Response(session=convert.session_to_proto(record))
+                    yield Response(session=self._rendered.render(tenant_id, record))
                 if change.resync_messages:
                     async for stored in self._stored(tenant_id, session_id, last):
                         yield Response(message=convert.message_to_proto(stored, text_id))

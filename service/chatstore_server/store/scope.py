@@ -30,6 +30,8 @@ SESSION_BY_ID = Prepared(_SELECT_SESSION)
 # already holds the database's write lock).
 SESSION_BY_ID_FOR_UPDATE = _SELECT_SESSION.with_for_update()
 _SESSION_EXISTS = _SELECT_SESSION.with_only_columns(sessions.c.id)
+SESSION_REVISION = Prepared(_SELECT_SESSION.with_only_columns(sessions.c.revision))
+"""The session's revision alone (every write to its row bumps it)."""
 
 
 def session_params(tenant_id: str, session_id: uuid.UUID) -> dict[str, Any]:

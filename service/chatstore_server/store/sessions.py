@@ -43,6 +43,7 @@ from chatstore_server.store.rows import (
 from chatstore_server.store.schema import session_labels, sessions
 from chatstore_server.store.scope import (
     SESSION_BY_ID_FOR_UPDATE,
+    SESSION_REVISION,
     in_tenant,
     read_session,
     session_params,
@@ -212,6 +213,20 @@ class SessionRepository:
         if session is None:
             raise NotFoundError("session", session_id)
         return session
+
+    async def revision(self, tenant_id: str, session_id: uuid.UUID) -> int | None:
+        """The session's revision (soft-deleted ones too), or None when the tenant has
+        no such session: one column of the row, for a caller that already holds what the
+        rest of the row said at some revision (every write to the row bumps it).
+
+        Raises:
+            UnavailableError: The database cannot be reached.
+        """
+        async with self._db.read() as conn:
+            found = await conn.fetch_into(
+                SESSION_REVISION, session_params(tenant_id, session_id), int
+            )
+        return found[0] if found else None
 
     async def get_with_recent(
         self, tenant_id: str, session_id: uuid.UUID, limit: int

@@ -1,0 +1,95 @@
+"""Rendered sessions: the API's Session for a session row, reused while the row's
+revision is unchanged.
+
+Every write to a session row bumps its revision (the etag), so the Session built from
+the row at revision r is right for as long as the row's revision is r. Every Session
+the servicer builds from a row goes through `render`, which keeps it here by id and
+gives it back for the same row at the same revision (a page of ListSessions whose rows
+have not changed is not converted again).
+
+GetSession reads the row's revision alone (one column) when it holds the session, and
+answers from here when that is the revision it holds: reading every column of the row
+and building the Session was most of its work. The database decides every time:
+nothing is answered without that read, so each server process sees every other's
+writes at once, and only a change that bumps no revision (an UPDATE by hand) could go
+unseen. On the benchmark machine a hit cost GetSession about a fifth less work in the
+server (docs/performance.md); a miss costs one more, one-column, read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import NamedTuple
+
+from chatstore.v1 import session_pb2
+from chatstore_server.api.convert import session_to_proto
+from chatstore_server.store import SessionRecord
+
+MAX_ENTRIES = 4_096
+"""Sessions held at most; the oldest entry goes first."""
+MAX_SESSION_BYTES = 8_192
+"""Larger Sessions (long metadata, many labels) are not held: the cache stays within
+`MAX_ENTRIES` * `MAX_SESSION_BYTES` (32 MiB) of serialized Sessions."""
+
+
+class _Entry(NamedTuple):
+    tenant_id: str
+    revision: int
+    session: session_pb2.Session
+
+
+class RenderedSessions:
+    """Sessions by id, each with the tenant and the row revision it was built from.
+
+    Owned by one event loop: not thread-safe. The Sessions are shared between callers
+    and must not be changed after `put`.
+    """
+
+    def __init__(
+        self, max_entries: int = MAX_ENTRIES, max_session_bytes: int = MAX_SESSION_BYTES
+    ) -> None:
+        self._entries: dict[uuid.UUID, _Entry] = {}
+        self._max_entries = max_entries
+        self._max_session_bytes = max_session_bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def revision(self, tenant_id: str, session_id: uuid.UUID) -> int | None:
+        """The revision of the Session held for this tenant's session, or None."""
+        entry = self._entries.get(session_id)
+        if entry is None or entry.tenant_id != tenant_id:
+            return None
+        return entry.revision
+
+    def get(
+        self, tenant_id: str, session_id: uuid.UUID, revision: int
+    ) -> session_pb2.Session | None:
+        """The Session held for this tenant's session if it was built at `revision`."""
+        entry = self._entries.get(session_id)
+        if entry is None or entry.tenant_id != tenant_id or entry.revision != revision:
+            return None
+        return entry.session
+
+    def render(self, tenant_id: str, record: SessionRecord) -> session_pb2.Session:
+        """The Session of `record` (a whole row, in `tenant_id`): the one held for the
+        same row at the same revision, else built by `convert.session_to_proto`, held
+        and returned. Not for a purged session's last record (nothing will ask again)."""
+        held = self.get(tenant_id, record.id, record.revision)
+        if held is not None:
+            return held
+        session = session_to_proto(record)
+        self.put(tenant_id, record.id, record.revision, session)
+        return session
+
+    def put(
+        self, tenant_id: str, session_id: uuid.UUID, revision: int, session: session_pb2.Session
+    ) -> None:
+        """Hold `session`, built from the row at `revision` (not if it is too large)."""
+        entries = self._entries
+        entries.pop(session_id, None)
+        if session.ByteSize() > self._max_session_bytes:
+            return
+        if len(entries) >= self._max_entries:
+            del entries[next(iter(entries))]
+        entries[session_id] = _Entry(tenant_id, revision, session)
