@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -18,8 +19,8 @@ from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import ContextWindowRecord, NewMessage, Role, WindowMessage
 from chatstore_server.store.rows import window_columns
-from chatstore_server.store.schema import messages
-from chatstore_server.store.scope import read_session
+from chatstore_server.store.schema import messages, sessions
+from chatstore_server.store.scope import session_columns, session_params
 
 MAX_MESSAGES = 1_000
 _BATCH = 200
@@ -34,6 +35,19 @@ NEWEST_FIRST = Prepared(
     )
     .order_by(messages.c.seq.desc())
     .limit(bindparam("limit"))
+)
+
+
+class _Window(NamedTuple):
+    """What choosing a window reads of the session row (not the whole row)."""
+
+    compacted_through_seq: int
+    recap: str
+    last_seq: int
+
+
+_WINDOW_OF_SESSION = session_columns(
+    sessions.c.compacted_through_seq, sessions.c.recap, sessions.c.last_seq
 )
 _CHARS_PER_TOKEN = 4
 _MESSAGE_OVERHEAD_TOKENS = 4
@@ -81,9 +95,12 @@ async def context_window(
         UnavailableError: The database cannot be reached.
     """
     async with database.read() as conn:
-        session = await read_session(conn, tenant_id, session_id)
-        if session is None:
+        found = await conn.fetch_into(
+            _WINDOW_OF_SESSION, session_params(tenant_id, session_id), _Window
+        )
+        if not found:
             raise NotFoundError("session", session_id)
+        session = found[0]
         floor = session.compacted_through_seq
         used = estimate_tokens(session.recap)
         picked: list[WindowMessage] = []

@@ -30,7 +30,15 @@ SESSION_BY_ID = Prepared(_SELECT_SESSION)
 # already holds the database's write lock).
 SESSION_BY_ID_FOR_UPDATE = _SELECT_SESSION.with_for_update()
 _SESSION_EXISTS = _SELECT_SESSION.with_only_columns(sessions.c.id)
-SESSION_REVISION = Prepared(_SELECT_SESSION.with_only_columns(sessions.c.revision))
+
+
+def session_columns(*columns: ColumnElement[Any]) -> Prepared:
+    """SELECT these columns of the session, only within its tenant (parameters from
+    `session_params`): for a read that needs a few of the row's columns, not all."""
+    return Prepared(_SELECT_SESSION.with_only_columns(*columns))
+
+
+SESSION_REVISION = session_columns(sessions.c.revision)
 """The session's revision alone (every write to its row bumps it)."""
 
 
