@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -94,9 +95,18 @@ class JsonFormatter(logging.Formatter):
 
 
 def _process_name() -> str:
-    """The name a LogRecord would give the current process."""
-    multiprocessing = sys.modules.get("multiprocessing")
-    return "MainProcess" if multiprocessing is None else multiprocessing.current_process().name
+    """The name a LogRecord would give the current process (looked up once per process:
+    the access log asks on every call)."""
+    if not _PROCESS_NAME:
+        multiprocessing = sys.modules.get("multiprocessing")
+        _PROCESS_NAME.append(
+            "MainProcess" if multiprocessing is None else multiprocessing.current_process().name
+        )
+    return _PROCESS_NAME[0]
+
+
+_PROCESS_NAME: list[str] = []  # empty: not looked up yet in this process
+os.register_at_fork(after_in_child=_PROCESS_NAME.clear)
 
 
 def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
