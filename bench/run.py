@@ -104,9 +104,17 @@ def cpu_use(pids: dict[str, list[int]]) -> Iterator[dict[str, float]]:
 class Server:
     """A server subprocess (chatstore or the echo ceiling)."""
 
-    def __init__(self, args: list[str], log: Path, port_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        port_file: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log = log
-        self.process = subprocess.Popen(args, stderr=log.open("w"), stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args, stderr=log.open("w"), stdout=subprocess.DEVNULL, env=env
+        )
         deadline = time.monotonic() + 60
         self.port = 0
         while not self.port:
