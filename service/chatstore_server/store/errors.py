@@ -122,6 +122,22 @@ def _is_unavailable(error: sa_exc.DBAPIError) -> bool:
     return isinstance(error, sa_exc.OperationalError)
 
 
+def translated(error: BaseException, resource: str = "row", key: object = "") -> StoreError | None:
+    """The `StoreError` that a driver error stands for, or None for an error that
+    propagates unchanged (see `translate_errors`, which raises it)."""
+    if isinstance(error, sa_exc.IntegrityError):
+        return AlreadyExistsError(resource, key) if _is_unique_violation(error) else None
+    if isinstance(error, sa_exc.DBAPIError):
+        if _is_unavailable(error):
+            return UnavailableError("the database is unavailable")
+        return None
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return UnavailableError("the database is busy: no connection came free")
+    if isinstance(error, (OSError, TimeoutError, sqlite3.Error)):
+        return UnavailableError("the database is unavailable")
+    return None
+
+
 @contextlib.contextmanager
 def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
     """Turn driver errors raised inside the block into `StoreError`s.
@@ -136,15 +152,8 @@ def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
     """
     try:
         yield
-    except sa_exc.IntegrityError as error:
-        if _is_unique_violation(error):
-            raise AlreadyExistsError(resource, key) from error
-        raise
-    except sa_exc.DBAPIError as error:
-        if _is_unavailable(error):
-            raise UnavailableError("the database is unavailable") from error
-        raise
-    except sa_exc.TimeoutError as error:  # no pooled connection came free in time
-        raise UnavailableError("the database is busy: no connection came free") from error
-    except (OSError, TimeoutError, sqlite3.Error) as error:
-        raise UnavailableError("the database is unavailable") from error
+    except (sa_exc.SQLAlchemyError, OSError, TimeoutError, sqlite3.Error) as error:
+        store_error = translated(error, resource, key)
+        if store_error is None:
+            raise
+        raise store_error from error

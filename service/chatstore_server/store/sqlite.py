@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,7 +35,12 @@ from chatstore_server.store.connection import (
     StoreConnection,
     run_to_completion,
 )
-from chatstore_server.store.errors import StoreError, UnavailableError, translate_errors
+from chatstore_server.store.errors import (
+    StoreError,
+    UnavailableError,
+    translate_errors,
+    translated,
+)
 
 # WAL lets readers run beside the one writer; synchronous=FULL syncs the WAL at every
 # commit, so an acknowledged write survives a power cut, not only a process crash.
@@ -95,6 +99,80 @@ class _Savepoint:
         return bool(self._dbapi.in_transaction)
 
 
+class _Reading:
+    """`SQLiteEngine.read()`'s block: a plain class, as the read of every call enters
+    one (a generator-based context manager cost about 4 us per read, as much as a point
+    read's statement)."""
+
+    __slots__ = ("_connection", "_engine")
+
+    def __init__(self, engine: SQLiteEngine) -> None:
+        self._engine = engine
+
+    async def __aenter__(self) -> StoreConnection:
+        self._connection = self._engine._take_reader()
+        return InlineConnection(self._connection)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _tb: object
+    ) -> None:
+        self._engine._give_back(self._connection)
+        if error is not None:
+            store_error = translated(error)
+            if store_error is not None:
+                raise store_error from error
+
+
+class _Writing:
+    """`SQLiteEngine.write()`'s block (a plain class, as `_Reading`): takes the write
+    lock and the group's transaction, opens the block's savepoint; on exit releases or
+    rolls back that savepoint, lets the lock go, then waits for the group's COMMIT."""
+
+    __slots__ = ("_engine", "_group", "_offload", "_savepoint")
+
+    def __init__(self, engine: SQLiteEngine, offload: bool) -> None:
+        self._engine = engine
+        self._offload = offload
+
+    async def __aenter__(self) -> StoreConnection:
+        engine = self._engine
+        await engine._lock.acquire()
+        try:
+            with translate_errors():
+                self._group = engine._group or await engine._begin()
+                writer = engine._connect_writer()
+                self._savepoint = _Savepoint(writer)
+        except BaseException:
+            engine._lock.release()
+            raise
+        if self._offload:
+            return OffloadedConnection(writer, engine._writer_thread)
+        return InlineConnection(writer)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _tb: object
+    ) -> None:
+        engine, group = self._engine, self._group
+        try:
+            if error is None:
+                if not self._savepoint.release():
+                    engine._break(group)
+                    raise UnavailableError("the write could not be completed")
+            elif not self._savepoint.roll_back():
+                engine._break(group)
+        finally:
+            engine._lock.release()
+        if error is None:
+            await asyncio.shield(group.committed)
+        elif isinstance(error, Exception):  # returned after the commit, translated
+            with contextlib.suppress(Exception):
+                await asyncio.shield(group.committed)
+            store_error = translated(error)
+            if store_error is not None:
+                raise store_error from error
+        # Anything else (a cancellation) propagates at once.
+
+
 class SQLiteEngine:
     """Reader connections and the group-committing writer over one SQLite file.
 
@@ -130,64 +208,50 @@ class SQLiteEngine:
 
     # Reads
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[StoreConnection]:
-        """A reader connection, run on the event loop."""
-        with translate_errors():
-            connection = self._readers.pop() if self._readers else self._engine.connect()
-            self._readers_in_use += 1
-            try:
-                yield InlineConnection(connection)
-            finally:
-                self._readers_in_use -= 1
-                if len(self._readers) < self._pool_size and not connection.invalidated:
-                    self._readers.append(connection)
-                else:
-                    connection.close()
+    def read(self) -> _Reading:
+        """A reader connection, run on the event loop, for an `async with` block; driver
+        errors raised in the block are translated (`translate_errors`).
+
+        Raises:
+            UnavailableError: The database file cannot be opened.
+        """
+        return _Reading(self)
+
+    def _take_reader(self) -> Connection:
+        if self._readers:
+            connection = self._readers.pop()
+        else:
+            with translate_errors():
+                connection = self._engine.connect()
+        self._readers_in_use += 1
+        return connection
+
+    def _give_back(self, connection: Connection) -> None:
+        self._readers_in_use -= 1
+        if len(self._readers) < self._pool_size and not connection.invalidated:
+            self._readers.append(connection)
+        else:
+            connection.close()
 
     # Writes
 
-    @contextlib.asynccontextmanager
-    async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
-        """The writer, inside a SAVEPOINT of the current group's transaction.
+    def write(self, *, offload: bool = False) -> _Writing:
+        """The writer, inside a SAVEPOINT of the current group's transaction, for an
+        `async with` block.
 
-        Returns after the COMMIT that holds the block's writes; a block that raised
-        returns its error after that COMMIT too, so that whatever it saw of other
-        blocks (a taken key, an earlier request) is committed when the caller looks.
+        The block's exit returns after the COMMIT that holds the block's writes; a
+        block that raised gets its error back after that COMMIT too, so that whatever
+        it saw of other blocks (a taken key, an earlier request) is committed when the
+        caller looks. Driver errors are translated (`translate_errors`).
+
+        Args:
+            offload: Run the block's statements on the writer's thread.
 
         Raises:
             UnavailableError: The COMMIT failed (nothing of the group is kept), or the
                 write lock stayed with another process for `busy_timeout_ms`.
         """
-        with translate_errors():
-            error: Exception | None = None
-            async with self._lock:
-                group = self._group or await self._begin()
-                writer = self._connect_writer()
-                savepoint = _Savepoint(writer)
-                try:
-                    yield (
-                        OffloadedConnection(writer, self._writer_thread)
-                        if offload
-                        else InlineConnection(writer)
-                    )
-                except Exception as raised:  # noqa: BLE001 - re-raised below, after the commit
-                    error = raised
-                    if not savepoint.roll_back():
-                        self._break(group)
-                except BaseException:
-                    if not savepoint.roll_back():
-                        self._break(group)
-                    raise
-                else:
-                    if not savepoint.release():
-                        self._break(group)
-                        raise UnavailableError("the write could not be completed")
-            if error is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(group.committed)
-                raise error
-            await asyncio.shield(group.committed)
+        return _Writing(self, offload)
 
     def _connect_writer(self) -> Connection:
         if self._writer is None or self._writer.invalidated:
