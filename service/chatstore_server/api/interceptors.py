@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ from chatstore_server import logs
 from chatstore_server.api.auth import Authenticator
 from chatstore_server.api.errors import ApiError, from_store_error, internal
 from chatstore_server.api.observability import Metrics
+from chatstore_server.ids import random_hex
 from chatstore_server.store import StoreError
 
 logger = logging.getLogger("chatstore_server.api")
@@ -45,7 +45,7 @@ def _request_id(metadata: Iterable[Any]) -> str:
     given = next((v for k, v in metadata if k == _REQUEST_ID), None)
     if isinstance(given, str) and 0 < len(given) <= 64 and given.isprintable():
         return given
-    return secrets.token_hex(16)  # 128 random bits, as a UUID v4's hex without its cost
+    return random_hex()  # 128 random bits, as a UUID v4's hex without its cost
 
 
 def _api_error(error: Exception, method: str, request_id: str) -> ApiError:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Uuid, literal, select, tuple_, update
 
+from chatstore_server.ids import uuid4
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     InvalidReferenceError,
@@ -82,7 +83,7 @@ class CheckpointRepository:
                     "checkpoint.event_seq", f"the session's newest event is {row.last_event_seq}"
                 )
             record = CheckpointRecord(
-                id=uuid.uuid4(),
+                id=uuid4(),
                 session_id=session_id,
                 message_seq=message_seq,
                 event_seq=event_seq,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, insert, literal, literal_column, select
 
+from chatstore_server.ids import uuid4
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import InvalidReferenceError, NotFoundError, translate_errors
@@ -78,7 +79,7 @@ async def fork_session(
         UnavailableError: The database cannot be reached.
     """
     now = clock()
-    new_id = new_session_id or uuid.uuid4()
+    new_id = new_session_id or uuid4()
     async with database.write(offload=True) as conn:  # copies history
         source = await read_session(conn, tenant_id, source_id)
         if source is None:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select
 
+from chatstore_server.ids import uuid4
 from chatstore_server.store import bodies, pg_append
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
@@ -171,7 +172,7 @@ class MessageRepository:
         }
         # Everything but the seqs is made before the write, outside the writer's turn.
         created = [m.create_time or now for m in batch]
-        ids = [m.id or uuid.uuid4() for m in batch]
+        ids = [m.id or uuid4() for m in batch]
         encoded = [bodies.encode(m, at) for m, at in zip(batch, created, strict=True)]
         estimates = [message_tokens(m) for m in batch]
         # Only a caller-supplied id can clash (server ids are fresh UUID v4s).

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from chatstore_server.ids import uuid4
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.context import NEWEST_FIRST
@@ -128,7 +129,7 @@ class SessionRepository:
             UnavailableError: The database cannot be reached.
         """
         now = self._clock()
-        session_id = session_id or uuid.uuid4()
+        session_id = session_id or uuid4()
         usage = new.token_usage or TokenUsage()
         values = {
             "id": session_id,
