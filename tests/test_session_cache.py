@@ -1,10 +1,11 @@
-"""GetSession answers from its rendered sessions only while the row's revision is
-unchanged: a write by anyone else (another server process, the sweeper) shows at once."""
+"""GetSession answers from its rendered sessions only while the row's version is
+unchanged: a write by anyone else (another server process, the sweeper) shows at once,
+and a session purged and made again under the same id is the new one."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,6 +17,8 @@ from chatstore_server.store import (
     Database,
     MessageRepository,
     NewMessage,
+    NewSession,
+    RowVersion,
     SessionPolicy,
     SessionRepository,
     sweep,
@@ -90,29 +93,72 @@ def _session(revision: int, title: str = "") -> session_pb2.Session:
     return session_pb2.Session(id=str(uuid.uuid4()), title=title, etag=str(revision))
 
 
-def test_rendered_sessions_answer_only_for_their_tenant_and_revision() -> None:
+_MADE = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _at(revision: int, create_time: datetime = _MADE) -> RowVersion:
+    return RowVersion(revision, create_time)
+
+
+def test_rendered_sessions_answer_only_for_their_tenant_and_row_version() -> None:
     rendered = RenderedSessions()
     session_id = uuid.uuid4()
     session = _session(3)
-    rendered.put("t", session_id, 3, session)
+    rendered.put("t", session_id, _at(3), session)
 
-    assert rendered.get("t", session_id, 3) is session
-    assert rendered.revision("t", session_id) == 3
-    assert rendered.get("t", session_id, 4) is None
-    assert rendered.get("u", session_id, 3) is None
-    assert rendered.revision("u", session_id) is None
-    assert rendered.get("t", uuid.uuid4(), 3) is None
+    assert rendered.get("t", session_id, _at(3)) is session
+    assert rendered.version("t", session_id) == _at(3)
+    assert rendered.get("t", session_id, _at(4)) is None
+    # The same revision of a row made again under the id (purged, then created).
+    assert rendered.get("t", session_id, _at(3, _MADE + timedelta(microseconds=1))) is None
+    assert rendered.get("u", session_id, _at(3)) is None
+    assert rendered.version("u", session_id) is None
+    assert rendered.get("t", uuid.uuid4(), _at(3)) is None
 
 
 def test_rendered_sessions_drop_the_oldest_and_hold_no_large_session() -> None:
     rendered = RenderedSessions(max_entries=2, max_session_bytes=100)
     ids = [uuid.uuid4() for _ in range(3)]
     for session_id in ids:
-        rendered.put("t", session_id, 1, _session(1))
-    rendered.put("t", ids[2], 2, _session(2, title="x" * 200))  # replaces, then too large
+        rendered.put("t", session_id, _at(1), _session(1))
+    rendered.put("t", ids[2], _at(2), _session(2, title="x" * 200))  # replaces, too large
 
     assert len(rendered) == 1
-    assert rendered.get("t", ids[0], 1) is None  # the oldest went first
-    assert rendered.get("t", ids[1], 1) is not None
-    assert rendered.get("t", ids[2], 1) is None  # not the stale one either
-    assert rendered.revision("t", ids[2]) is None
+    assert rendered.get("t", ids[0], _at(1)) is None  # the oldest went first
+    assert rendered.get("t", ids[1], _at(1)) is not None
+    assert rendered.get("t", ids[2], _at(1)) is None  # not the stale one either
+    assert rendered.version("t", ids[2]) is None
+
+
+async def test_a_session_made_again_under_a_purged_ones_id_is_not_the_old_one(
+    client: AsyncChatStoreClient,
+) -> None:
+    # Purged and made again with the same id: both rows are at revision 1.
+    session_id = str(uuid.uuid4())
+    await client.create_session(session_id=session_id, title="first")
+    await client.get_session(session_id)
+    await client.delete_session(session_id, purge=True)
+
+    made_again = await client.create_session(session_id=session_id, title="second")
+    read = await client.get_session(session_id)
+
+    assert (made_again.title, read.title) == ("second", "second")
+    assert read.create_time == made_again.create_time
+
+
+async def test_a_session_made_again_past_this_server_is_not_the_old_one(
+    client: AsyncChatStoreClient, database_url: str
+) -> None:
+    session_id = str(uuid.uuid4())
+    await client.create_session(session_id=session_id, title="first")
+    await client.get_session(session_id)
+    # Purged and made again by another server process, at the same revision.
+    database = Database.from_url(database_url)
+    try:
+        sessions = SessionRepository(database)
+        await sessions.purge(TENANT, uuid.UUID(session_id))
+        await sessions.create(TENANT, NewSession(title="second"), session_id=uuid.UUID(session_id))
+    finally:
+        await database.dispose()
+
+    assert (await client.get_session(session_id)).title == "second"

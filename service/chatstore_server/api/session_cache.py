@@ -1,19 +1,20 @@
 """Rendered sessions: the API's Session for a session row, reused while the row's
-revision is unchanged.
+version is unchanged.
 
-Every write to a session row bumps its revision (the etag), so the Session built from
-the row at revision r is right for as long as the row's revision is r. Every Session
-the servicer builds from a row goes through `render`, which keeps it here by id and
-gives it back for the same row at the same revision (a page of ListSessions whose rows
-have not changed is not converted again).
+Every write to a session row bumps its revision (the etag), and a session purged and
+made again under the same id has a new create time, so the Session built from the row
+at one version (`RowVersion`: revision and create time) is right for as long as the
+row is at that version. Every Session the servicer builds from a row goes through
+`render`, which keeps it here by id and gives it back for the same row at the same
+version (a page of ListSessions whose rows have not changed is not converted again).
 
-GetSession reads the row's revision alone (one column) when it holds the session, and
-answers from here when that is the revision it holds: reading every column of the row
+GetSession reads the row's version alone (two columns) when it holds the session, and
+answers from here when that is the version it holds: reading every column of the row
 and building the Session was most of its work. The database decides every time:
 nothing is answered without that read, so each server process sees every other's
 writes at once, and only a change that bumps no revision (an UPDATE by hand) could go
 unseen. On the benchmark machine a hit cost GetSession about a fifth less work in the
-server (docs/performance.md); a miss costs one more, one-column, read.
+server (docs/performance.md); a miss costs one more, two-column, read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 from chatstore.v1 import session_pb2
 from chatstore_server.api.convert import session_to_proto
-from chatstore_server.store import SessionRecord
+from chatstore_server.store import RowVersion, SessionRecord
 
 MAX_ENTRIES = 4_096
 """Sessions held at most; the oldest entry goes first."""
@@ -34,12 +35,12 @@ MAX_SESSION_BYTES = 8_192
 
 class _Entry(NamedTuple):
     tenant_id: str
-    revision: int
+    version: RowVersion
     session: session_pb2.Session
 
 
 class RenderedSessions:
-    """Sessions by id, each with the tenant and the row revision it was built from.
+    """Sessions by id, each with the tenant and the row version it was built from.
 
     Owned by one event loop: not thread-safe. The Sessions are shared between callers
     and must not be changed after `put`.
@@ -55,41 +56,46 @@ class RenderedSessions:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def revision(self, tenant_id: str, session_id: uuid.UUID) -> int | None:
-        """The revision of the Session held for this tenant's session, or None."""
+    def version(self, tenant_id: str, session_id: uuid.UUID) -> RowVersion | None:
+        """The row version of the Session held for this tenant's session, or None."""
         entry = self._entries.get(session_id)
         if entry is None or entry.tenant_id != tenant_id:
             return None
-        return entry.revision
+        return entry.version
 
     def get(
-        self, tenant_id: str, session_id: uuid.UUID, revision: int
+        self, tenant_id: str, session_id: uuid.UUID, version: RowVersion
     ) -> session_pb2.Session | None:
-        """The Session held for this tenant's session if it was built at `revision`."""
+        """The Session held for this tenant's session if it was built at `version`."""
         entry = self._entries.get(session_id)
-        if entry is None or entry.tenant_id != tenant_id or entry.revision != revision:
+        if entry is None or entry.tenant_id != tenant_id or entry.version != version:
             return None
         return entry.session
 
     def render(self, tenant_id: str, record: SessionRecord) -> session_pb2.Session:
         """The Session of `record` (a whole row, in `tenant_id`): the one held for the
-        same row at the same revision, else built by `convert.session_to_proto`, held
+        same row at the same version, else built by `convert.session_to_proto`, held
         and returned. Not for a purged session's last record (nothing will ask again)."""
-        held = self.get(tenant_id, record.id, record.revision)
+        version = RowVersion(record.revision, record.create_time)
+        held = self.get(tenant_id, record.id, version)
         if held is not None:
             return held
         session = session_to_proto(record)
-        self.put(tenant_id, record.id, record.revision, session)
+        self.put(tenant_id, record.id, version, session)
         return session
 
     def put(
-        self, tenant_id: str, session_id: uuid.UUID, revision: int, session: session_pb2.Session
+        self,
+        tenant_id: str,
+        session_id: uuid.UUID,
+        version: RowVersion,
+        session: session_pb2.Session,
     ) -> None:
-        """Hold `session`, built from the row at `revision` (not if it is too large)."""
+        """Hold `session`, built from the row at `version` (not if it is too large)."""
         entries = self._entries
         entries.pop(session_id, None)
         if session.ByteSize() > self._max_session_bytes:
             return
         if len(entries) >= self._max_entries:
             del entries[next(iter(entries))]
-        entries[session_id] = _Entry(tenant_id, revision, session)
+        entries[session_id] = _Entry(tenant_id, version, session)

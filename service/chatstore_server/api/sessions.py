@@ -83,10 +83,10 @@ class SessionMethods:
         return await self._basic_session(tenant_id, session_id)
 
     async def _basic_session(self, tenant_id: str, session_id: uuid.UUID) -> session_pb2.Session:
-        """The session's BASIC view: from `_rendered` when the row's revision is still
-        the one it was built from (one column read), else read and built anew."""
-        held = self._rendered.revision(tenant_id, session_id)
-        if held is not None and await self._sessions.revision(tenant_id, session_id) == held:
+        """The session's BASIC view: from `_rendered` when the row's version is still
+        the one it was built from (two columns read), else read and built anew."""
+        held = self._rendered.version(tenant_id, session_id)
+        if held is not None and await self._sessions.version(tenant_id, session_id) == held:
             session = self._rendered.get(tenant_id, session_id, held)
             if session is not None:
                 return session

@@ -94,6 +94,16 @@ class ToolCallRecord:
     arguments: str
 
 
+class RowVersion(NamedTuple):
+    """Which version of which session row: every write to the row bumps its
+    `revision`; a session purged and made again under the same id starts again at
+    revision 1 but has a new `create_time`. So a copy of the row made at one version is
+    current for as long as the row's version is that one."""
+
+    revision: int
+    create_time: datetime
+
+
 class SessionRecord(NamedTuple):
     """A stored session: metadata and counters, never its messages.
 

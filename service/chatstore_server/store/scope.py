@@ -38,8 +38,10 @@ def session_columns(*columns: ColumnElement[Any]) -> Prepared:
     return Prepared(_SELECT_SESSION.with_only_columns(*columns))
 
 
-SESSION_REVISION = session_columns(sessions.c.revision)
-"""The session's revision alone (every write to its row bumps it)."""
+SESSION_VERSION = session_columns(sessions.c.revision, sessions.c.create_time)
+"""The session's revision and create time: which version of which row it is (every
+write to the row bumps the revision; a session purged and made again under the same id
+starts again at revision 1, with a new create time)."""
 
 
 def session_params(tenant_id: str, session_id: uuid.UUID) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from chatstore_server.store.records import (
     NewSession,
     Page,
     Retention,
+    RowVersion,
     SessionKey,
     SessionPolicy,
     SessionRecord,
@@ -44,7 +45,7 @@ from chatstore_server.store.rows import (
 from chatstore_server.store.schema import session_labels, sessions
 from chatstore_server.store.scope import (
     SESSION_BY_ID_FOR_UPDATE,
-    SESSION_REVISION,
+    SESSION_VERSION,
     in_tenant,
     read_session,
     session_params,
@@ -215,17 +216,18 @@ class SessionRepository:
             raise NotFoundError("session", session_id)
         return session
 
-    async def revision(self, tenant_id: str, session_id: uuid.UUID) -> int | None:
-        """The session's revision (soft-deleted ones too), or None when the tenant has
-        no such session: one column of the row, for a caller that already holds what the
-        rest of the row said at some revision (every write to the row bumps it).
+    async def version(self, tenant_id: str, session_id: uuid.UUID) -> RowVersion | None:
+        """Which version of the session's row is current (soft-deleted ones too): its
+        revision and create time, or None when the tenant has no such session. Two
+        columns of the row, for a caller that holds what the rest of the row said at
+        some version (`RowVersion`).
 
         Raises:
             UnavailableError: The database cannot be reached.
         """
         async with self._db.read() as conn:
             found = await conn.fetch_into(
-                SESSION_REVISION, session_params(tenant_id, session_id), int
+                SESSION_VERSION, session_params(tenant_id, session_id), RowVersion
             )
         return found[0] if found else None
 
