@@ -107,7 +107,7 @@ async def test_unexpected_error_is_internal_without_its_text(
         raise RuntimeError("SELECT secret FROM sessions -- boom")
 
     monkeypatch.setattr(SessionRepository, "get", broken)
-    monkeypatch.setattr(SessionRepository, "revision", broken)  # the rendered session's check
+    monkeypatch.setattr(SessionRepository, "version", broken)  # the rendered session's check
     with caplog.at_level(logging.ERROR), pytest.raises(Internal) as caught:
         await client.get_session(session.id)
 
