@@ -10,7 +10,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import (
+    Column,
+    Dialect,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from chatstore_server.store import (
     Database,
@@ -30,6 +41,7 @@ from chatstore_server.store.connection import (
 )
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
+from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionStatus, StoredMessage, WindowMessage
 from chatstore_server.store.rows import session_from_columns, session_record
 from chatstore_server.store.schema import sessions
@@ -211,6 +223,31 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
             assert all(type(m.role) is Role for m in window)
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql"])
+def test_a_plan_binds_values_in_order_through_their_types_with_defaults(name: str) -> None:
+    dialect: Dialect = sqlite.dialect() if name == "sqlite" else postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+    statement = select(sessions.c.title).where(
+        sessions.c.id == bindparam("session_id"),
+        sessions.c.update_time < bindparam("before"),
+        sessions.c.tenant_id == bindparam("tenant_id", value="default", required=False),
+    )
+    plan = Prepared(statement).plan(dialect)
+    assert plan is not None
+    session_id, before = uuid.UUID(int=7), datetime(2026, 12, 2, 1, 2, 3, 4, tzinfo=UTC)
+    # SQLite stores UUIDs as 32 hex digits and times as naive UTC text; asyncpg takes both.
+    stored: list[object] = (
+        [session_id.hex, "2026-12-02 01:02:03.000004"] if name == "sqlite" else [session_id, before]
+    )
+
+    given = plan.values({"session_id": session_id, "before": before, "tenant_id": "t"})
+    defaulted = plan.values({"session_id": session_id, "before": before})
+
+    assert given == [*stored, "t"]
+    assert defaulted == [*stored, "default"]
+    with pytest.raises(KeyError):
+        plan.values({"before": before})
 
 
 _NO_FILTERS = {
