@@ -78,3 +78,20 @@ def test_a_disabled_level_writes_nothing(json_logs: io.StringIO) -> None:
     finally:
         logger.setLevel(logging.NOTSET)
     assert json_logs.getvalue() == ""
+
+
+def test_a_line_buffered_stream_has_the_whole_line_at_once(json_logs: io.StringIO) -> None:
+    logger = logging.getLogger("chatstore_server.access")
+    root = logging.getLogger()
+    ours = next(h for h in root.handlers if isinstance(h.formatter, logs.JsonFormatter))
+    assert isinstance(ours, logging.StreamHandler)
+    raw = io.BytesIO()
+    ours.setStream(io.TextIOWrapper(raw, line_buffering=True))  # as stderr is
+    others = root.handlers[:]
+    root.handlers[:] = [ours]  # as in the server: pytest's capture handlers set aside
+    try:
+        logs.info_line(logger, "GetSession OK", dict(_FIELDS))
+    finally:
+        root.handlers[:] = others
+
+    assert json.loads(raw.getvalue())["request_id"] == "r1"

@@ -130,8 +130,11 @@ def info_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> N
     text = formatter.line(logger.name, message, fields) + handler.terminator
     handler.acquire()
     try:
-        handler.stream.write(text)
-        handler.flush()
+        stream = handler.stream
+        stream.write(text)
+        # A line-buffered stream (stderr, since Python 3.9) has written the line already.
+        if not getattr(stream, "line_buffering", False):
+            handler.flush()
     finally:
         handler.release()
 

@@ -72,9 +72,10 @@ def _api_error(error: Exception, method: str, request_id: str) -> ApiError:
 class _Call:
     """The bookkeeping of one call: its id, its outcome, its metrics and log line."""
 
-    def __init__(self, owner: CallInterceptor, method: str, context: Context) -> None:
+    def __init__(self, owner: CallInterceptor, method: str, name: str, context: Context) -> None:
         self.owner = owner
         self.method = method
+        self.name = name  # the method's name alone, for the log line
         self.context = context
         # Read once: each call builds the tuple anew from the C core.
         self.metadata = context.invocation_metadata() or ()
@@ -103,7 +104,7 @@ class _Call:
         if self.owner.log_requests:
             logs.info_line(
                 access_logger,
-                f"{self.method.rsplit('/', 1)[-1]} {self.code}",
+                f"{self.name} {self.code}",
                 {
                     "request_id": self.request_id,
                     "method": self.method,
@@ -147,8 +148,10 @@ class CallInterceptor:
         return cast(S, SimpleNamespace(**wrapped))
 
     def _unary(self, behavior: UnaryBehavior, method: str) -> UnaryBehavior:
+        name = method.rsplit("/", 1)[-1]
+
         async def wrapper(request: Any, context: Context) -> Any:
-            call = _Call(self, method, context)
+            call = _Call(self, method, name, context)
             try:
                 call.admit(request)
                 remaining: float | None = context.time_remaining()  # None: no deadline
@@ -173,8 +176,10 @@ class CallInterceptor:
         return wrapper
 
     def _stream(self, behavior: StreamBehavior, method: str) -> StreamBehavior:
+        name = method.rsplit("/", 1)[-1]
+
         async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
-            call = _Call(self, method, context)
+            call = _Call(self, method, name, context)
             watching = method == _WATCH
             if watching:
                 self.metrics.watch_streams.inc()
