@@ -171,9 +171,10 @@ def reserve_params(
 
 
 @functools.cache
-def _reserve_statement(
+def reserve_statement(
     kind: Kind, expected_last_seq: bool, revision: bool, notify: bool
 ) -> Prepared:
+    """`reserve_update`'s statement, prepared (once per shape)."""
     return Prepared(reserve_update(kind, expected_last_seq, revision, notify))
 
 
@@ -294,7 +295,7 @@ async def reserve(
         if announcing is not None and conn.dialect.name == "postgresql"
         else None
     )
-    statement = _reserve_statement(
+    statement = reserve_statement(
         kind,
         precondition.expected_last_seq is not None,
         precondition.revision is not None,

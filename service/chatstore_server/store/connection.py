@@ -66,9 +66,12 @@ class StoreConnection(abc.ABC):
         built straight from the rows of a page, without a mapping per row)."""
         return [make(*row) for row in await self.execute(query.statement, parameters)]
 
-    async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run a prepared statement once per parameter set in `rows` (an INSERT's rows)."""
-        await self.execute(query.statement, rows)
+    async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run a prepared statement once per parameter set in `rows` (an INSERT's rows);
+        how many rows it changed in all (an `ON CONFLICT DO NOTHING` leaves some out),
+        or -1 where the driver does not say."""
+        result = await self.execute(query.statement, rows)
+        return int(getattr(result, "rowcount", -1))
 
     @abc.abstractmethod
     async def run_sync(
@@ -187,15 +190,18 @@ class InlineConnection(StoreConnection):
         except sqlite3.Error as error:
             raise driver_error(plan, error) from error
 
-    async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+    async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
         plan = query.plan(self.dialect)
         if plan is None:
             return await super().execute_many(query, rows)
         driver: Any = self._connection.connection.dbapi_connection
         try:
-            driver.executemany(plan.sql, [plan.values(row) for row in rows]).close()
+            cursor = driver.executemany(plan.sql, [plan.values(row) for row in rows])
+            changed = int(cursor.rowcount)
+            cursor.close()
         except sqlite3.Error as error:
             raise driver_error(plan, error) from error
+        return changed
 
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs

@@ -19,6 +19,7 @@ from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.context import message_tokens
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError, translate_errors
+from chatstore_server.store.message_batch import MESSAGE_INSERT, MessageBatcher, PendingAppend
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import (
     MessageRecord,
@@ -32,7 +33,6 @@ from chatstore_server.store.records import (
 from chatstore_server.store.rows import (
     MESSAGE_COLUMNS,
     message_record,
-    message_values,
     page_columns,
 )
 from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
@@ -41,7 +41,6 @@ from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 
 _WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
-_INSERT = Prepared(messages.insert(), column_keys=[c.name for c in messages.c])
 
 
 def size_bytes(message: NewMessage) -> int:
@@ -125,6 +124,9 @@ class MessageRepository:
         self._policy = policy or SessionPolicy()
         self._clock = clock
         self._feed = feed or ChangeFeed()
+        self._batcher = (
+            MessageBatcher(database, self._feed) if database.dialect_name == "sqlite" else None
+        )
 
     async def append(
         self,
@@ -144,10 +146,12 @@ class MessageRepository:
         and one multi-row INSERT. All commit together or not at all, so seqs have no
         gaps. A retry under the same `request_id` (and `fingerprint`, which identifies
         the request's content) writes nothing and returns what the first call stored.
+        On SQLite, appends without a precondition that wait for the writer together are
+        written together (`message_batch`).
 
         Returns:
-            The session after the append (for a replay, as it is now), and the stored
-            messages in batch order.
+            The session after the append (as committed: appends written with it count
+            too; for a replay, as it is now), and the stored messages in batch order.
 
         Raises:
             NotFoundError: No such session in the tenant.
@@ -163,87 +167,93 @@ class MessageRepository:
         sizes = [size_bytes(m) for m in batch]
         output_tokens = sum(m.token_count or 0 for m in batch if m.role is Role.ASSISTANT)
         input_tokens = sum(m.token_count or 0 for m in batch if m.role is not Role.ASSISTANT)
-        counter_params = {
-            "preview": batch[-1].content[:PREVIEW_CHARS],
-            "added_bytes": sum(sizes),
-            "added_input_tokens": input_tokens,
-            "added_output_tokens": output_tokens,
-            "ephemeral_expire_time": now + self._policy.ephemeral_ttl,
-        }
-        # Everything but the seqs is made before the write, outside the writer's turn.
         created = [m.create_time or now for m in batch]
-        ids = [m.id or uuid4() for m in batch]
-        encoded = [bodies.encode(m, at) for m, at in zip(batch, created, strict=True)]
-        estimates = [message_tokens(m) for m in batch]
-        # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
-        supplied = ", ".join(str(m.id) for m in batch if m.id is not None)
-
-        def records(session: SessionRecord) -> list[MessageRecord]:
-            first_seq = session.last_seq - len(batch) + 1
-            return [
-                MessageRecord(
-                    str(ids[offset]),
-                    session_id,
-                    first_seq + offset,
-                    m.role,
-                    m.content,
-                    encoded[offset],
-                    estimates[offset],
-                    sizes[offset],
-                )
-                for offset, m in enumerate(batch)
-            ]
-
+        # Everything but the seqs is made before the write, outside the writer's turn.
+        pending = PendingAppend(
+            tenant_id=tenant_id,
+            session_id=session_id,
+            batch=batch,
+            now=now,
+            created=created,
+            ids=[m.id or uuid4() for m in batch],
+            encoded=[bodies.encode(m, at) for m, at in zip(batch, created, strict=True)],
+            estimates=[message_tokens(m) for m in batch],
+            sizes=sizes,
+            counter_params={
+                "preview": batch[-1].content[:PREVIEW_CHARS],
+                "added_bytes": sum(sizes),
+                "added_input_tokens": input_tokens,
+                "added_output_tokens": output_tokens,
+                "ephemeral_expire_time": now + self._policy.ephemeral_ttl,
+            },
+            request_id=request_id,
+            fingerprint=fingerprint,
+            # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
+            supplied=", ".join(str(m.id) for m in batch if m.id is not None),
+        )
+        precondition = precondition or Precondition()
+        if self._db.dialect_name == "postgresql":
+            return await self._append_postgresql(pending, precondition)
+        unconditional = precondition.expected_last_seq is None and precondition.revision is None
+        if unconditional and self._batcher is not None:
+            appended = await self._batcher.append(pending)
+            if appended is not None:  # written, and announced to watchers
+                return appended
         try:
-            if self._db.dialect_name == "postgresql":
-                session = await pg_append.append_rows(
-                    self._db,
-                    "message",
+            async with self._db.write() as conn:
+                session = await reserve(
+                    conn,
                     tenant_id=tenant_id,
                     session_id=session_id,
+                    kind="message",
+                    count=len(batch),
                     now=now,
-                    counter_params=counter_params,
-                    precondition=precondition or Precondition(),
+                    counter_params=pending.counter_params,
+                    precondition=precondition,
                     request_id=request_id,
                     fingerprint=fingerprint,
-                    columns={
-                        "id": ids,
-                        "role": [m.role.value for m in batch],
-                        "content": [m.content for m in batch],
-                        "token_count": [m.token_count for m in batch],
-                        "create_time": created,
-                        "tool_call_id": [m.tool_call_id for m in batch],
-                        "size_bytes": sizes,
-                        "body": encoded,
-                        "token_estimate": estimates,
-                    },
-                    supplied_ids=supplied,
+                    announcing="messages",
                 )
-                stored = records(session)
-            else:
-                async with self._db.write() as conn:
-                    session = await reserve(
-                        conn,
-                        tenant_id=tenant_id,
-                        session_id=session_id,
-                        kind="message",
-                        count=len(batch),
-                        now=now,
-                        counter_params=counter_params,
-                        precondition=precondition or Precondition(),
-                        request_id=request_id,
-                        fingerprint=fingerprint,
-                        announcing="messages",
-                    )
-                    stored = records(session)
-                    values = [
-                        message_values(record, id, m.token_count, at, m.tool_call_id)
-                        for record, id, m, at in zip(stored, ids, batch, created, strict=True)
-                    ]
-                    with translate_errors("message", supplied):
-                        await conn.execute_many(_INSERT, values)
+                stored = pending.records(session.last_seq - len(batch) + 1)
+                with translate_errors("message", pending.supplied):
+                    await conn.execute_many(MESSAGE_INSERT, pending.rows(stored))
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
+        self._feed.publish(Change(session_id, messages=tuple(stored)))
+        return session, stored
+
+    async def _append_postgresql(
+        self, pending: PendingAppend, precondition: Precondition
+    ) -> tuple[SessionRecord, list[MessageRecord]]:
+        """`append` on PostgreSQL: one statement (`pg_append`)."""
+        batch, session_id = pending.batch, pending.session_id
+        try:
+            session = await pg_append.append_rows(
+                self._db,
+                "message",
+                tenant_id=pending.tenant_id,
+                session_id=session_id,
+                now=pending.now,
+                counter_params=pending.counter_params,
+                precondition=precondition,
+                request_id=pending.request_id,
+                fingerprint=pending.fingerprint,
+                columns={
+                    "id": pending.ids,
+                    "role": [m.role.value for m in batch],
+                    "content": [m.content for m in batch],
+                    "token_count": [m.token_count for m in batch],
+                    "create_time": pending.created,
+                    "tool_call_id": [m.tool_call_id for m in batch],
+                    "size_bytes": pending.sizes,
+                    "body": pending.encoded,
+                    "token_estimate": pending.estimates,
+                },
+                supplied_ids=pending.supplied,
+            )
+        except Replay as replay:
+            return await self._replay(pending.tenant_id, session_id, replay)
+        stored = pending.records(session.last_seq - len(batch) + 1)
         self._feed.publish(Change(session_id, messages=tuple(stored)))
         return session, stored
 

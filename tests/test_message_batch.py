@@ -1,0 +1,150 @@
+"""SQLite appends that wait for the writer together are written together, and each
+caller still gets what it would get alone: its own seqs, its errors, its replays."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chatstore_server.store import (
+    AlreadyExistsError,
+    ConflictError,
+    Database,
+    MessageRecord,
+    MessageRepository,
+    NewMessage,
+    NewSession,
+    Precondition,
+    Role,
+    SessionRecord,
+    SessionRepository,
+    SessionStateError,
+    upgrade,
+)
+from tests.conftest import TENANT
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "batch.db"
+
+
+@pytest.fixture
+async def database(path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(f"sqlite+aiosqlite:///{path}")
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+def _stored(path: Path, session_id: uuid.UUID) -> list[tuple[int, str]]:
+    """(seq, content) of the session's committed messages, as another connection sees."""
+    with sqlite3.connect(path) as other:
+        query = "SELECT seq, content FROM messages WHERE session_id = ? ORDER BY seq"
+        return list(other.execute(query, (session_id.hex,)).fetchall())
+
+
+async def test_concurrent_appends_are_written_together_with_their_own_seqs(
+    database: Database, path: Path
+) -> None:
+    sessions = SessionRepository(database)
+    history = MessageRepository(database)
+    session = await sessions.create(TENANT, NewSession())
+
+    async def append(index: int) -> tuple[SessionRecord, list[MessageRecord]]:
+        batch = [NewMessage(Role.USER, f"{index}.{part}") for part in range(index % 3 + 1)]
+        return await history.append(TENANT, session.id, batch, request_id=f"r{index}")
+
+    answers = await asyncio.gather(*(append(i) for i in range(30)))
+
+    after = await sessions.get(TENANT, session.id)
+    assert after.last_seq == after.message_count == 60
+    # Written together: far fewer row versions than appends (one per block).
+    assert after.revision - session.revision < 30
+    stored = _stored(path, session.id)
+    assert [seq for seq, _ in stored] == list(range(1, 61))
+    for index, (answered, messages) in enumerate(answers):
+        # Each caller's own messages, in its order, on consecutive seqs ...
+        assert [m.content for m in messages] == [f"{index}.{p}" for p in range(index % 3 + 1)]
+        assert [m.seq for m in messages] == list(range(messages[0].seq, messages[-1].seq + 1))
+        assert {(m.seq, m.content) for m in messages} <= set(stored)
+        # ... and the session as committed with them: its counters agree with each other.
+        assert answered.last_seq >= messages[-1].seq
+        assert answered.message_count == answered.last_seq
+    assert sorted(m.seq for _, ms in answers for m in ms) == list(range(1, 61))
+
+
+async def test_what_the_fast_path_does_not_decide_is_decided_alone(
+    database: Database, path: Path
+) -> None:
+    sessions = SessionRepository(database)
+    history = MessageRepository(database)
+    session = await sessions.create(TENANT, NewSession())
+    deleted = await sessions.create(TENANT, NewSession())
+    await sessions.soft_delete(TENANT, deleted.id)
+    taken = uuid.uuid4()
+    _, first = await history.append(
+        TENANT, session.id, [NewMessage(Role.USER, "first", id=taken)], request_id="done"
+    )
+
+    # All in one burst, so that they wait for the writer together.
+    outcomes = await asyncio.gather(
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "a")]),
+        history.append(TENANT, deleted.id, [NewMessage(Role.USER, "to a deleted session")]),
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "clash", id=taken)]),
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "first")], request_id="done"),
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "twin")], request_id="t"),
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "twin")], request_id="t"),
+        history.append(
+            TENANT,
+            session.id,
+            [NewMessage(Role.USER, "stale")],
+            precondition=Precondition(expected_last_seq=0),
+        ),
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "b")]),
+        return_exceptions=True,
+    )
+
+    fresh, to_deleted, clash, retry, twin, twin_again, stale, other = outcomes
+    assert isinstance(to_deleted, SessionStateError)
+    assert isinstance(clash, AlreadyExistsError)
+    assert isinstance(stale, ConflictError)
+    assert not isinstance(retry, BaseException)
+    assert retry[1] == first  # the first call's result
+    assert not isinstance(twin, BaseException)
+    assert not isinstance(twin_again, BaseException)
+    assert twin[1] == twin_again[1]  # written once, the other a replay of it
+    assert not isinstance(fresh, BaseException)
+    assert not isinstance(other, BaseException)
+    assert _stored(path, session.id) == [
+        (1, "first"),
+        *sorted((m.seq, m.content) for r in (fresh, twin, other) for m in r[1]),
+    ]
+    assert [seq for seq, _ in _stored(path, session.id)] == [1, 2, 3, 4]
+    assert _stored(path, deleted.id) == []
+
+
+async def test_a_caller_cancelled_before_its_turn_writes_nothing(
+    database: Database, path: Path
+) -> None:
+    sessions = SessionRepository(database)
+    history = MessageRepository(database)
+    session = await sessions.create(TENANT, NewSession())
+
+    kept = asyncio.create_task(history.append(TENANT, session.id, [NewMessage(Role.USER, "kept")]))
+    dropped = asyncio.create_task(
+        history.append(TENANT, session.id, [NewMessage(Role.USER, "dropped")])
+    )
+    await asyncio.sleep(0)  # both have queued; the writer has not taken them yet
+    dropped.cancel()
+    await kept
+
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    assert _stored(path, session.id) == [(1, "kept")]
+    assert (await sessions.get(TENANT, session.id)).last_seq == 1
