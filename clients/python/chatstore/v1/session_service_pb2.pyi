@@ -729,7 +729,11 @@ class AppendMessagesResponse(_message.Message):
 
     @_builtins.property
     def session(self) -> _session_pb2.Session:
-        """The session after the append, with its updated counters."""
+        """The session after the append, with its updated counters, as committed:
+        appends to the same session that committed in the same transaction
+        (concurrent appends, which the embedded SQLite store writes together)
+        count too, so `last_seq` may be past this call's last message.
+        """
 
     def __init__(
         self,
