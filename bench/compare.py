@@ -8,7 +8,8 @@ two to three times, or not at all).
     python -m bench.compare get_session --source ../other-checkout
 
 Each round runs the scenario on both servers, one after the other (which goes first
-alternates), with the same load generator as `make bench` (16 callers). Printed per
+alternates), with the same load generator as `make bench` (16 callers, or
+`--concurrency`). Printed per
 scenario: each server's median calls/s and server CPU per call, and the median of the
 rounds' rate ratios (other / this): a ratio is taken within a round, so the machine's
 drift over minutes cancels out. Each database is seeded by its own checkout's code (its
@@ -86,11 +87,13 @@ def _server(source: Path, workdir: Path, name: str) -> Iterator[tuple[Server, di
         server.stop()
 
 
-def _spec(scenario: str, server: Server, ids: dict[str, str], duration: float) -> dict[str, Any]:
+def _spec(
+    scenario: str, server: Server, ids: dict[str, str], duration: float, concurrency: int = 16
+) -> dict[str, Any]:
     return {
         "scenario": scenario,
         "targets": [server.target],
-        "concurrency": 16,
+        "concurrency": concurrency,
         "duration": duration,
         "payload_bytes": 100,
         "tenant": ids["small"] if scenario == "list_sessions" else "bench",
@@ -99,7 +102,12 @@ def _spec(scenario: str, server: Server, ids: dict[str, str], duration: float) -
 
 
 def compare(
-    scenarios: list[str], this: Path, other: Path, rounds: int, duration: float
+    scenarios: list[str],
+    this: Path,
+    other: Path,
+    rounds: int,
+    duration: float,
+    concurrency: int = 16,
 ) -> dict[str, Any]:
     """Every scenario on both servers, `rounds` times; the figures by scenario."""
     results: dict[str, Any] = {}
@@ -111,13 +119,13 @@ def compare(
         }
         for scenario in scenarios:
             for server, ids in servers.values():  # warm: pools filled, statements prepared
-                load(_spec(scenario, server, ids, 1.0))
+                load(_spec(scenario, server, ids, 1.0, concurrency))
             runs: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
             for index in range(rounds):
                 order = ("this", "other") if index % 2 == 0 else ("other", "this")
                 for name in order:
                     server, ids = servers[name]
-                    spec = _spec(scenario, server, ids, duration)
+                    spec = _spec(scenario, server, ids, duration, concurrency)
                     runs[name].append(load(spec, server.process.pid))
             ratios = [
                 o["calls_per_second"] / t["calls_per_second"]
@@ -153,10 +161,11 @@ def main() -> None:
     where.add_argument("--source", type=Path, help="another checkout's directory")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per scenario")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent calls")
     args = parser.parse_args()
     with ExitStack() as stack:
         other = args.source or stack.enter_context(_checkout(args.against))
-        compare(args.scenarios, ROOT, other.resolve(), args.rounds, args.duration)
+        compare(args.scenarios, ROOT, other.resolve(), args.rounds, args.duration, args.concurrency)
 
 
 if __name__ == "__main__":

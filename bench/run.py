@@ -3,6 +3,8 @@
     python -m bench.run                # full: SQLite and PostgreSQL, under 10 minutes
     python -m bench.run --quick        # SQLite, short runs: under a minute
     python -m bench.run --write-doc    # also rewrite docs/performance.md
+    python -m bench.run --write-doc --from-results bench-results/latest.json
+                                       # rewrite it from an earlier run (new analysis)
 
 Every figure is measured here, now, side by side with the echo ceiling, because this
 machine is shared and noisy: compare ratios, not absolute numbers across runs.
@@ -425,31 +427,22 @@ def main() -> int:
     parser.add_argument("--backends", default=None, help="comma-separated: sqlite,postgresql")
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "latest.json")
     parser.add_argument("--write-doc", action="store_true", help="rewrite docs/performance.md")
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: print (and with --write-doc, write) an earlier run's results",
+    )
     args = parser.parse_args()
-    backends = (args.backends or ("sqlite" if args.quick else "sqlite,postgresql")).split(",")
-    started = time.perf_counter()
-    results: dict[str, Any] = {
-        "command": "make bench-quick" if args.quick else "make bench",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
-        f" {platform.python_version()}, {platform.platform()}",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "backends": {},
-    }  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        for backend in backends:
-            print(f"{backend}:", flush=True)
-            if backend == "sqlite":
-                url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-                results["backends"][backend] = run_backend(backend, url, args.quick, workdir)
-            else:
-                results["backends"][backend] = asyncio.run(_postgres(args.quick, workdir))
-    results["seconds"] = round(time.perf_counter() - started)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
+    if args.from_results is not None:
+        results = json.loads(args.from_results.read_text())
+    else:
+        results = _run(args.quick, args.backends)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(results, indent=2))
     rendered = table(results)
     print("\n" + rendered)
-    print(f"\n{results['seconds']} s; results in {args.output}")
+    print(f"\n{results['seconds']} s; results in {args.from_results or args.output}")
     if args.write_doc:
         (ROOT / "docs" / "performance.md").write_text(
             "# Performance\n\n"
@@ -465,6 +458,31 @@ def main() -> int:
             + (ROOT / "bench" / "analysis.md").read_text()
         )
     return 0
+
+
+def _run(quick: bool, backends_wanted: str | None) -> dict[str, Any]:
+    """Every scenario on the backends wanted (default: SQLite, and PostgreSQL unless
+    `quick`); the results, as written to the JSON file."""
+    backends = (backends_wanted or ("sqlite" if quick else "sqlite,postgresql")).split(",")
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": "make bench-quick" if quick else "make bench",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
+        f" {platform.python_version()}, {platform.platform()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "backends": {},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for backend in backends:
+            print(f"{backend}:", flush=True)
+            if backend == "sqlite":
+                url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+                results["backends"][backend] = run_backend(backend, url, quick, workdir)
+            else:
+                results["backends"][backend] = asyncio.run(_postgres(quick, workdir))
+    results["seconds"] = round(time.perf_counter() - started)
+    return results
 
 
 async def _postgres(quick: bool, workdir: Path) -> dict[str, Any]:
