@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import uuid
 
 from chatstore_server import ids
@@ -22,6 +23,22 @@ def test_uuid4s_are_version_4_variant_rfc_4122_and_unique() -> None:
     assert {u.version for u in made} == {4}
     assert {u.variant for u in made} == {uuid.RFC_4122}
     assert len(set(made)) == len(made)
+
+
+def test_uuid7s_are_version_7_ordered_by_their_millisecond_and_unique() -> None:
+    before = time.time_ns() // 1_000_000
+    made = [ids.uuid7() for _ in range(2_000)]
+    after = time.time_ns() // 1_000_000
+
+    assert {u.version for u in made} == {7}
+    assert {u.variant for u in made} == {uuid.RFC_4122}
+    assert len(set(made)) == len(made)
+    stamps = [u.int >> 80 for u in made]  # the first 48 bits: Unix time in ms
+    assert before <= min(stamps)
+    assert max(stamps) <= after
+    assert stamps == sorted(stamps)
+    # Ordered as text too (SQLite stores the hex digits): by millisecond.
+    assert [u.hex[:12] for u in made] == sorted(u.hex[:12] for u in made)
 
 
 def test_threads_never_share_an_id() -> None:

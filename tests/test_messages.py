@@ -47,7 +47,7 @@ async def test_append_returns_the_stored_messages(client: AsyncChatStoreClient) 
 
     first, second = response.messages
     assert first.session_id == session.id
-    assert uuid.UUID(first.id).version == 4
+    assert uuid.UUID(first.id).version == 7  # time-ordered (chatstore_server.ids.uuid7)
     assert list(first.tool_calls) == [call]
     assert first.HasField("token_count")
     assert first.token_count == 0

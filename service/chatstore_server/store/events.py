@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from chatstore_server.ids import uuid4
+from chatstore_server.ids import uuid7
 from chatstore_server.store import pg_append
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.database import Database
@@ -47,7 +47,7 @@ class EventRepository:
         if not batch:
             raise ValueError("append needs at least one event")
         now = self._clock()
-        ids = [uuid4() for _ in batch]
+        ids = [uuid7() for _ in batch]
         created = [event.create_time or now for event in batch]
 
         def records(session: SessionRecord) -> list[EventRecord]:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select
 
-from chatstore_server.ids import uuid4
+from chatstore_server.ids import uuid7
 from chatstore_server.store import bodies, pg_append
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
 from chatstore_server.store.changes import Change, ChangeFeed
@@ -175,7 +175,7 @@ class MessageRepository:
             batch=batch,
             now=now,
             created=created,
-            ids=[m.id or uuid4() for m in batch],
+            ids=[m.id or uuid7() for m in batch],
             encoded=[bodies.encode(m, at) for m, at in zip(batch, created, strict=True)],
             estimates=[message_tokens(m) for m in batch],
             sizes=sizes,

@@ -39,7 +39,9 @@ class Event(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     CUSTOM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Output only. The event's UUID, assigned by the server."""
+    """Output only. The event's UUID, assigned by the server: time-ordered
+    (version 7, RFC 9562) on append; a fork's copies get fresh random ones.
+    """
     session_id: _builtins.str
     """Output only. The session the event belongs to."""
     seq: _builtins.int

@@ -110,8 +110,10 @@ class Message(_message.Message):
     COMPACTED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Optional on append. The message's UUID in canonical lowercase form.
-    Assigned by the server (version 4) when empty; a caller importing history
-    may supply its own, which must not be in use (else ALREADY_EXISTS).
+    Assigned by the server when empty: a time-ordered UUID (version 7, RFC
+    9562) on append; a fork's copies get fresh random ones (version 4). A
+    caller importing history may supply its own (any version), which must not
+    be in use (else ALREADY_EXISTS).
     """
     session_id: _builtins.str
     """Output only. The session the message belongs to."""
