@@ -173,13 +173,17 @@ async def unary(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def watch(spec: dict[str, Any]) -> dict[str, Any]:
     """`watchers` streams on one session; a writer appends at `rate` per second for
-    `duration` seconds; every delivery's latency (write sent to message received)."""
+    `duration` seconds; every delivery's latency (write sent to message received).
+
+    Latencies are worked out after the run: a watcher may receive a message before the
+    writer has its answer (and so its seq), since the server announces a write once it
+    is committed, as it answers the writer."""
     channel = grpc.aio.insecure_channel(spec["targets"][0])
     stub = session_service_pb2_grpc.SessionServiceStub(channel)
     tenant, session = spec["tenant"], spec["session_id"]
     current = await stub.GetSession(GetSessionRequest(tenant_id=tenant, session_id=session))
     start_seq = current.last_seq  # follow from now on
-    latencies: list[float] = []
+    deliveries: list[tuple[int, float]] = []  # (seq, when received), every watcher's
     received: list[list[int]] = [[] for _ in range(spec["watchers"])]
     ready = asyncio.Event()
     sent_at: dict[int, float] = {}
@@ -196,9 +200,8 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
                     if all(received):
                         ready.set()
                     continue
-                now = time.perf_counter()
                 received[index].append(seq)
-                latencies.append(now - sent_at.get(seq, now))
+                deliveries.append((seq, time.perf_counter()))
 
     tasks = [asyncio.create_task(watcher(i)) for i in range(spec["watchers"])]
     # A first message that every watcher must see before the clock starts.
@@ -232,6 +235,7 @@ async def watch(spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     await channel.close()
     complete = all(r[1:] == list(range(r[0] + 1, r[0] + 1 + writes)) for r in received)
+    latencies = [at - sent_at[seq] for seq, at in deliveries if seq in sent_at]
     return {
         "watchers": spec["watchers"],
         "writes": writes,
