@@ -91,15 +91,45 @@ class Replay(StoreError):
 
 # Hot statements are built once, with bind parameters: building and keying a statement
 # for SQLAlchemy's compiled cache costs more than SQLite takes to run it.
+_REQUEST_COLUMNS = [c.name for c in append_requests.c]
 _RECORD_REQUEST: dict[str, Prepared] = {
     name: Prepared(
         module.insert(append_requests)
         .on_conflict_do_nothing()
         .returning(append_requests.c.first_seq),
-        column_keys=[c.name for c in append_requests.c],
+        column_keys=_REQUEST_COLUMNS,
     )
     for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+RECORD_REQUESTS = Prepared(
+    sqlite.insert(append_requests).on_conflict_do_nothing(), column_keys=_REQUEST_COLUMNS
+)
+"""SQLite: `request_values` rows for several appends at once (`execute_many`); its count
+of rows written says whether a request id was taken."""
+
+
+def request_values(
+    session_id: uuid.UUID,
+    kind: Kind,
+    request_id: str,
+    count: int,
+    last_seq: int,
+    fingerprint: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The `append_requests` row of an append of `count` rows ending at `last_seq`:
+    what makes a retry under `request_id` return that append."""
+    return {
+        "session_id": session_id,
+        "kind": kind,
+        "request_id": request_id,
+        "first_seq": last_seq - count + 1,
+        "last_seq": last_seq,
+        "fingerprint": fingerprint,
+        "create_time": now,
+    }
+
+
 _PRIOR_REQUEST = select(
     append_requests.c.first_seq, append_requests.c.last_seq, append_requests.c.fingerprint
 ).where(
@@ -315,15 +345,7 @@ async def reserve(
         last = getattr(session, LAST_SEQ_COLUMNS[kind])
         recorded = await conn.fetch(
             _RECORD_REQUEST[conn.dialect.name],
-            {
-                "session_id": session_id,
-                "kind": kind,
-                "request_id": request_id,
-                "first_seq": last - count + 1,
-                "last_seq": last,
-                "fingerprint": fingerprint,
-                "create_time": now,
-            },
+            request_values(session_id, kind, request_id, count, last, fingerprint, now),
         )
         if not recorded:  # a concurrent twin committed first: undo ours, replay it
             prior = await prior_request(conn, session_id, kind, request_id, fingerprint)

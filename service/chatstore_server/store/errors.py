@@ -138,6 +138,14 @@ def translated(error: BaseException, resource: str = "row", key: object = "") ->
     return None
 
 
+def raise_translated(error: BaseException, resource: str = "row", key: object = "") -> None:
+    """Raise `translated(error)` (from `error`) if it is a `StoreError`; else return,
+    for the caller to let `error` propagate as it is."""
+    store_error = translated(error, resource, key)
+    if store_error is not None:
+        raise store_error from error
+
+
 @contextlib.contextmanager
 def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
     """Turn driver errors raised inside the block into `StoreError`s.
@@ -153,7 +161,5 @@ def translate_errors(resource: str = "row", key: object = "") -> Iterator[None]:
     try:
         yield
     except (sa_exc.SQLAlchemyError, OSError, TimeoutError, sqlite3.Error) as error:
-        store_error = translated(error, resource, key)
-        if store_error is None:
-            raise
-        raise store_error from error
+        raise_translated(error, resource, key)
+        raise

@@ -34,23 +34,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import sqlite
-
-from chatstore_server.store.appends import Precondition, reserve_params, reserve_statement
+from chatstore_server.store.appends import (
+    RECORD_REQUESTS,
+    Precondition,
+    request_values,
+    reserve_params,
+    reserve_statement,
+)
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import MessageRecord, NewMessage, SessionRecord
 from chatstore_server.store.rows import message_values, session_from_columns
-from chatstore_server.store.schema import append_requests, messages
+from chatstore_server.store.schema import messages
 
 MESSAGE_INSERT = Prepared(messages.insert(), column_keys=[c.name for c in messages.c])
 """The INSERT of messages, one parameter set per message (`message_values`)."""
-_RECORD_REQUESTS = Prepared(
-    sqlite.insert(append_requests).on_conflict_do_nothing(),
-    column_keys=[c.name for c in append_requests.c],
-)
 Appended = tuple[SessionRecord, list[MessageRecord]]
 
 
@@ -100,18 +100,6 @@ class PendingAppend:
                 stored, self.ids, self.batch, self.created, strict=True
             )
         ]
-
-    def request_record(self, last_seq: int) -> dict[str, Any]:
-        """The `append_requests` row that makes a retry of this append return it."""
-        return {
-            "session_id": self.session_id,
-            "kind": "message",
-            "request_id": self.request_id,
-            "first_seq": last_seq - len(self.batch) + 1,
-            "last_seq": last_seq,
-            "fingerprint": self.fingerprint,
-            "create_time": self.now,
-        }
 
 
 class _Redo(Exception):
@@ -228,12 +216,22 @@ async def _write_together(
             stored = queued.pending.records(first_seq)
             first_seq += len(stored)
             written[queued] = (session, stored)
-    requests = [
-        queued.pending.request_record(stored[-1].seq)
-        for queued, (_, stored) in written.items()
-        if queued.pending.request_id
-    ]
-    if requests and await conn.execute_many(_RECORD_REQUESTS, requests) != len(requests):
+    requests = []
+    for queued, (_, stored) in written.items():
+        pending = queued.pending
+        if pending.request_id:
+            requests.append(
+                request_values(
+                    pending.session_id,
+                    "message",
+                    pending.request_id,
+                    len(stored),
+                    stored[-1].seq,
+                    pending.fingerprint,
+                    pending.now,
+                )
+            )
+    if requests and await conn.execute_many(RECORD_REQUESTS, requests) != len(requests):
         raise _Redo("a request id was used before")
     rows = [row for queued, (_, stored) in written.items() for row in queued.pending.rows(stored)]
     if rows:

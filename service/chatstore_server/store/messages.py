@@ -188,7 +188,7 @@ class MessageRepository:
             },
             request_id=request_id,
             fingerprint=fingerprint,
-            # Only a caller-supplied id can clash (server ids are fresh UUID v4s).
+            # Only a caller-supplied id can clash (server ids are fresh UUID v7s).
             supplied=", ".join(str(m.id) for m in batch if m.id is not None),
         )
         precondition = precondition or Precondition()

@@ -70,7 +70,7 @@ class Plan:
     order (each through its type's bind processor, defaults from literal values in the
     statement), and each result column's name and result processor."""
 
-    __slots__ = ("_binds", "_makers", "_names", "_processors", "_row", "sql", "values")
+    __slots__ = ("_makers", "_names", "_processors", "_row", "sql", "values")
 
     def __init__(
         self, statement: Executable, dialect: Dialect, column_keys: list[str] | None
@@ -86,8 +86,7 @@ class Plan:
                 raise _Unplannable(f"{name}: IN lists are rendered per call")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             binds.append((name, bind.required, bind.effective_value, processor))
-        self._binds = tuple(binds)
-        self.values = _values_maker(self._binds)
+        self.values = _values_maker(binds)
         columns = getattr(statement, "exported_columns", ())
         names = [column.name for column in columns]
         if len(set(names)) != len(names):
