@@ -122,6 +122,21 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
 
 
 @pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    """A SQLite file of the test's own, for tests of the embedded backend alone."""
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+async def sqlite_database(sqlite_path: Path) -> AsyncIterator[Database]:
+    """The store over `sqlite_path`, migrated; disposed after the test."""
+    db = Database.from_url(f"sqlite+aiosqlite:///{sqlite_path}")
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(listen="127.0.0.1:0", database_url=database_url)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,22 +23,14 @@ from chatstore_server.store import (
     SessionRecord,
     SessionRepository,
     SessionStateError,
-    upgrade,
 )
 from tests.conftest import TENANT
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "batch.db"
-
-
-@pytest.fixture
-async def database(path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(f"sqlite+aiosqlite:///{path}")
-    await upgrade(db)
-    yield db
-    await db.dispose()
+def repositories(sqlite_database: Database) -> tuple[SessionRepository, MessageRepository]:
+    """The sessions and their histories, on the test's SQLite file."""
+    return SessionRepository(sqlite_database), MessageRepository(sqlite_database)
 
 
 def _stored(path: Path, session_id: uuid.UUID) -> list[tuple[int, str]]:
@@ -50,10 +41,9 @@ def _stored(path: Path, session_id: uuid.UUID) -> list[tuple[int, str]]:
 
 
 async def test_concurrent_appends_are_written_together_with_their_own_seqs(
-    database: Database, path: Path
+    repositories: tuple[SessionRepository, MessageRepository], sqlite_path: Path
 ) -> None:
-    sessions = SessionRepository(database)
-    history = MessageRepository(database)
+    sessions, history = repositories
     session = await sessions.create(TENANT, NewSession())
 
     async def append(index: int) -> tuple[SessionRecord, list[MessageRecord]]:
@@ -66,7 +56,7 @@ async def test_concurrent_appends_are_written_together_with_their_own_seqs(
     assert after.last_seq == after.message_count == 60
     # Written together: far fewer row versions than appends (one per block).
     assert after.revision - session.revision < 30
-    stored = _stored(path, session.id)
+    stored = _stored(sqlite_path, session.id)
     assert [seq for seq, _ in stored] == list(range(1, 61))
     for index, (answered, messages) in enumerate(answers):
         # Each caller's own messages, in its order, on consecutive seqs ...
@@ -80,10 +70,9 @@ async def test_concurrent_appends_are_written_together_with_their_own_seqs(
 
 
 async def test_what_the_fast_path_does_not_decide_is_decided_alone(
-    database: Database, path: Path
+    repositories: tuple[SessionRepository, MessageRepository], sqlite_path: Path
 ) -> None:
-    sessions = SessionRepository(database)
-    history = MessageRepository(database)
+    sessions, history = repositories
     session = await sessions.create(TENANT, NewSession())
     deleted = await sessions.create(TENANT, NewSession())
     await sessions.soft_delete(TENANT, deleted.id)
@@ -121,19 +110,18 @@ async def test_what_the_fast_path_does_not_decide_is_decided_alone(
     assert twin[1] == twin_again[1]  # written once, the other a replay of it
     assert not isinstance(fresh, BaseException)
     assert not isinstance(other, BaseException)
-    assert _stored(path, session.id) == [
+    assert _stored(sqlite_path, session.id) == [
         (1, "first"),
         *sorted((m.seq, m.content) for r in (fresh, twin, other) for m in r[1]),
     ]
-    assert [seq for seq, _ in _stored(path, session.id)] == [1, 2, 3, 4]
-    assert _stored(path, deleted.id) == []
+    assert [seq for seq, _ in _stored(sqlite_path, session.id)] == [1, 2, 3, 4]
+    assert _stored(sqlite_path, deleted.id) == []
 
 
 async def test_a_caller_cancelled_before_its_turn_writes_nothing(
-    database: Database, path: Path
+    repositories: tuple[SessionRepository, MessageRepository], sqlite_path: Path
 ) -> None:
-    sessions = SessionRepository(database)
-    history = MessageRepository(database)
+    sessions, history = repositories
     session = await sessions.create(TENANT, NewSession())
 
     kept = asyncio.create_task(history.append(TENANT, session.id, [NewMessage(Role.USER, "kept")]))
@@ -146,5 +134,5 @@ async def test_a_caller_cancelled_before_its_turn_writes_nothing(
 
     with pytest.raises(asyncio.CancelledError):
         await dropped
-    assert _stored(path, session.id) == [(1, "kept")]
+    assert _stored(sqlite_path, session.id) == [(1, "kept")]
     assert (await sessions.get(TENANT, session.id)).last_seq == 1

@@ -9,10 +9,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from chatstore_server.store import (
@@ -24,22 +22,8 @@ from chatstore_server.store import (
     Role,
     SessionRepository,
     UnavailableError,
-    upgrade,
 )
 from tests.conftest import TENANT
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "writer.db"
-
-
-@pytest.fixture
-async def database(path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(f"sqlite+aiosqlite:///{path}")
-    await upgrade(db)
-    yield db
-    await db.dispose()
 
 
 def committed_messages(path: Path) -> dict[str, int]:
@@ -50,30 +34,32 @@ def committed_messages(path: Path) -> dict[str, int]:
 
 
 async def test_each_concurrent_append_is_committed_when_acknowledged(
-    database: Database, path: Path
+    sqlite_database: Database, sqlite_path: Path
 ) -> None:
-    sessions = SessionRepository(database)
-    history = MessageRepository(database)
+    sessions = SessionRepository(sqlite_database)
+    history = MessageRepository(sqlite_database)
     created = [await sessions.create(TENANT, NewSession()) for _ in range(20)]
     seen_when_acknowledged: list[int] = []
 
     async def append(session_id: uuid.UUID) -> None:
         await history.append(TENANT, session_id, [NewMessage(Role.USER, "hi")])
         # Another connection sees it the moment the call returns: acknowledged = committed.
-        seen_when_acknowledged.append(committed_messages(path).get(session_id.hex, 0))
+        seen_when_acknowledged.append(committed_messages(sqlite_path).get(session_id.hex, 0))
 
     await asyncio.gather(*(append(s.id) for s in created for _ in range(3)))
 
     assert len(seen_when_acknowledged) == 60
     assert min(seen_when_acknowledged) >= 1
-    assert committed_messages(path) == {s.id.hex: 3 for s in created}
+    assert committed_messages(sqlite_path) == {s.id.hex: 3 for s in created}
     for session in created:
         assert (await sessions.get(TENANT, session.id)).last_seq == 3
 
 
-async def test_a_failing_write_is_rolled_back_alone(database: Database, path: Path) -> None:
-    sessions = SessionRepository(database)
-    history = MessageRepository(database)
+async def test_a_failing_write_is_rolled_back_alone(
+    sqlite_database: Database, sqlite_path: Path
+) -> None:
+    sessions = SessionRepository(sqlite_database)
+    history = MessageRepository(sqlite_database)
     session = await sessions.create(TENANT, NewSession())
     taken = uuid.uuid4()
     await history.append(TENANT, session.id, [NewMessage(Role.USER, "first", id=taken)])
@@ -94,21 +80,21 @@ async def test_a_failing_write_is_rolled_back_alone(database: Database, path: Pa
     assert all(isinstance(f, AlreadyExistsError) for f in failures)
     after = await sessions.get(TENANT, session.id)
     assert after.last_seq == after.message_count == 21  # no seq was used by a failure
-    assert committed_messages(path) == {session.id.hex: 21}
+    assert committed_messages(sqlite_path) == {session.id.hex: 21}
     page = await history.list(TENANT, session.id, limit=100)
     assert [m.seq for m in page.items] == list(range(1, 22))
     assert "dup" not in {m.content for m in page.items}
 
 
 async def test_waiting_for_another_process_lock_leaves_the_loop_free(
-    database: Database, path: Path
+    sqlite_database: Database, sqlite_path: Path
 ) -> None:
-    sessions = SessionRepository(database)
+    sessions = SessionRepository(sqlite_database)
     session = await sessions.create(TENANT, NewSession())
     locked, release = threading.Event(), threading.Event()
 
     def other_process_writes() -> None:  # another writer holds the lock for a while
-        with sqlite3.connect(path, isolation_level=None) as other:
+        with sqlite3.connect(sqlite_path, isolation_level=None) as other:
             other.execute("BEGIN IMMEDIATE")
             locked.set()
             release.wait(10)
@@ -138,20 +124,24 @@ async def test_waiting_for_another_process_lock_leaves_the_loop_free(
 
     assert updated.title == "after the lock"
     assert time.monotonic() - started >= 0.5
-    with sqlite3.connect(path) as other:
+    with sqlite3.connect(sqlite_path) as other:
         (title,) = other.execute(
             "SELECT title FROM sessions WHERE id = ?", (session.id.hex,)
         ).fetchone()
     assert title == "after the lock"
 
 
-async def test_a_full_disk_fails_only_unacknowledged_writes(database: Database, path: Path) -> None:
-    sessions = SessionRepository(database)
-    history = MessageRepository(database)
+async def test_a_full_disk_fails_only_unacknowledged_writes(
+    sqlite_database: Database, sqlite_path: Path
+) -> None:
+    sessions = SessionRepository(sqlite_database)
+    history = MessageRepository(sqlite_database)
     session = await sessions.create(TENANT, NewSession())
-    with sqlite3.connect(path) as other:
+    with sqlite3.connect(sqlite_path) as other:
         (pages,) = other.execute("PRAGMA page_count").fetchone()
-    async with database.write() as conn:  # the writer's connection: the "disk" is nearly full
+    async with (
+        sqlite_database.write() as conn
+    ):  # the writer's connection: the "disk" is nearly full
         await conn.execute(text(f"PRAGMA max_page_count = {pages + 40}"))
 
     async def append(index: int) -> bool:
@@ -162,7 +152,7 @@ async def test_a_full_disk_fails_only_unacknowledged_writes(database: Database, 
         return True
 
     outcomes = await asyncio.gather(*(append(i) for i in range(40)))
-    async with database.write() as conn:  # room again
+    async with sqlite_database.write() as conn:  # room again
         await conn.execute(text("PRAGMA max_page_count = 1073741823"))
     await history.append(TENANT, session.id, [NewMessage(Role.USER, "after")])
 
@@ -172,4 +162,4 @@ async def test_a_full_disk_fails_only_unacknowledged_writes(database: Database, 
     assert after.last_seq == after.message_count == acknowledged + 1
     page = await history.list(TENANT, session.id, limit=100)
     assert [m.seq for m in page.items] == list(range(1, acknowledged + 2))
-    assert committed_messages(path) == {session.id.hex: acknowledged + 1}
+    assert committed_messages(sqlite_path) == {session.id.hex: acknowledged + 1}
