@@ -80,13 +80,17 @@ def test_a_disabled_level_writes_nothing(json_logs: io.StringIO) -> None:
     assert json_logs.getvalue() == ""
 
 
-def test_a_line_buffered_stream_has_the_whole_line_at_once(json_logs: io.StringIO) -> None:
+@pytest.mark.parametrize("line_buffering", [True, False], ids=["like stderr", "block-buffered"])
+def test_the_stream_has_the_whole_line_at_once(
+    json_logs: io.StringIO, line_buffering: bool
+) -> None:
+    # A line-buffered stream writes the line by itself; any other is flushed.
     logger = logging.getLogger("chatstore_server.access")
     root = logging.getLogger()
     ours = next(h for h in root.handlers if isinstance(h.formatter, logs.JsonFormatter))
     assert isinstance(ours, logging.StreamHandler)
     raw = io.BytesIO()
-    ours.setStream(io.TextIOWrapper(raw, line_buffering=True))  # as stderr is
+    ours.setStream(io.TextIOWrapper(raw, line_buffering=line_buffering))
     others = root.handlers[:]
     root.handlers[:] = [ours]  # as in the server: pytest's capture handlers set aside
     try:
