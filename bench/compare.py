@@ -41,7 +41,7 @@ _SEED = (
 )
 
 
-def _environment(source: Path) -> dict[str, str]:
+def source_environment(source: Path) -> dict[str, str]:
     """This interpreter's environment with `source`'s server and client code first."""
     paths = f"{source / 'service'}:{source / 'clients' / 'python'}"
     return os.environ | {"PYTHONPATH": paths}
@@ -72,14 +72,14 @@ def _server(source: Path, workdir: Path, name: str) -> Iterator[tuple[Server, di
     url = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
     seeded = subprocess.run(
         [sys.executable, "-c", _SEED, url],
-        cwd=source, env=_environment(source), check=True, capture_output=True, text=True,
+        cwd=source, env=source_environment(source), check=True, capture_output=True, text=True,
     )  # fmt: skip
     ids: dict[str, str] = json.loads(seeded.stdout.strip().splitlines()[-1])
     server = Server(
         [sys.executable, "-m", "chatstore_server", "--listen", "127.0.0.1:0",
          "--database-url", url, "--sweep-interval-seconds", "3600"],
         workdir / f"{name}.log",
-        env=_environment(source),
+        env=source_environment(source),
     )  # fmt: skip
     try:
         yield server, ids

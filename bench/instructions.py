@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.compare import source_environment
 from bench.run import load
 from bench.seed import seed
 
@@ -61,7 +61,7 @@ def measure(scenario: str, calls: int, source: Path, database: Path, session: st
                 sys.executable, "-m", "chatstore_server", "--listen", "127.0.0.1:0",
                 "--database-url", f"sqlite+aiosqlite:///{copy}", "--sweep-interval-seconds", "3600",
             ]  # fmt: skip
-        env = os.environ | {"PYTHONPATH": f"{source / 'service'}:{source / 'clients' / 'python'}"}
+        env = source_environment(source)
         log = work / "server.log"
         server = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--separate-threads=yes",
