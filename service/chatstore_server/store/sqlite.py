@@ -40,6 +40,7 @@ from chatstore_server.store.errors import (
     UnavailableError,
     raise_translated,
     translate_errors,
+    translated,
 )
 
 # WAL lets readers run beside the one writer; synchronous=FULL syncs the WAL at every
@@ -161,6 +162,10 @@ class _Writing:
             engine._lock.release()
             raise
         if self._offload:
+            # Code given the SQLAlchemy connection (Alembic) must see the transaction
+            # begun on the driver (`_begin`), or it would begin and COMMIT its own.
+            if not writer.in_transaction():
+                writer.begin()
             return OffloadedConnection(writer, engine._writer_thread)
         return InlineConnection(writer)
 
@@ -212,6 +217,7 @@ class SQLiteEngine:
         self._lock = asyncio.Lock()
         self._group: _Group | None = None
         self._commits: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[None]] = set()  # COMMITs on the writer's thread
 
     def _on_connect(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver: BEGIN only where this module says.
@@ -305,27 +311,48 @@ class SQLiteEngine:
 
     async def _commit(self, group: _Group) -> None:
         # Queued on the lock behind the blocks that were already waiting: they join.
-        async with self._lock:
-            if group.broken:  # already rolled back and detached by `_break`
-                group.committed.set_exception(
-                    UnavailableError("the write failed the shared transaction")
-                )
-                return
-            self._group = None
-            writer = self._connect_writer()
+        await self._lock.acquire()
+        if group.broken:  # already rolled back and detached by `_break`
+            group.committed.set_exception(
+                UnavailableError("the write failed the shared transaction")
+            )
+            self._lock.release()
+            return
+        self._group = None
+        writer = self._writer
+        assert writer is not None
+        loop = asyncio.get_running_loop()
+
+        def commit() -> None:
             try:
-                with translate_errors():
-                    await run_to_completion(self._writer_thread, lambda: _commit(writer))
-            except BaseException as error:
-                self._rollback_quietly()
-                failure = error if isinstance(error, StoreError) else None
-                group.committed.set_exception(
-                    failure or UnavailableError("the commit did not complete")
-                )
-                if not isinstance(error, Exception):
-                    raise
+                _commit(writer)
+            except BaseException as error:  # noqa: BLE001 - handed to the loop
+                loop.call_soon_threadsafe(self._committed, group, error)
             else:
+                loop.call_soon_threadsafe(self._committed, group, None)
+
+        # The lock stays held until the loop hears back (`_committed`): no task waits
+        # on the thread, so the COMMIT's end reaches the waiting blocks in one step.
+        self._pending.add(group.committed)
+        group.committed.add_done_callback(self._pending.discard)
+        self._writer_thread.submit(commit)
+
+    def _committed(self, group: _Group, error: BaseException | None) -> None:
+        """On the loop, once the group's COMMIT has ended: its outcome to every block of
+        the group, and the write lock to the next."""
+        try:
+            if error is None:
                 group.committed.set_result(None)
+            else:
+                self._rollback_quietly()
+                failure = translated(error)
+                group.committed.set_exception(
+                    failure
+                    if isinstance(failure, StoreError)
+                    else UnavailableError("the commit did not complete")
+                )
+        finally:
+            self._lock.release()
 
     def _break(self, group: _Group) -> None:
         """Roll the group's transaction back: every block in it fails, none is kept."""
@@ -359,8 +386,8 @@ class SQLiteEngine:
 
     async def dispose(self) -> None:
         """Wait for pending commits, then close every connection."""
-        while self._commits:
-            await asyncio.gather(*self._commits, return_exceptions=True)
+        while self._commits or self._pending:
+            await asyncio.gather(*self._commits, *self._pending, return_exceptions=True)
         for connection in self._readers:
             connection.close()
         self._readers.clear()
