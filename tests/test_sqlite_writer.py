@@ -163,3 +163,19 @@ async def test_a_full_disk_fails_only_unacknowledged_writes(
     page = await history.list(TENANT, session.id, limit=100)
     assert [m.seq for m in page.items] == list(range(1, acknowledged + 2))
     assert committed_messages(sqlite_path) == {session.id.hex: acknowledged + 1}
+
+
+async def test_a_write_after_dispose_fails_instead_of_waiting_forever(
+    sqlite_database: Database,
+) -> None:
+    sessions = SessionRepository(sqlite_database)
+    await sessions.create(TENANT, NewSession())
+    await sqlite_database.dispose()  # the writer's thread is gone
+
+    async with asyncio.timeout(5):  # a COMMIT nobody runs would hang here
+        try:
+            await sessions.create(TENANT, NewSession())
+        except UnavailableError:
+            pass
+        else:
+            raise AssertionError("a write with no thread to COMMIT it was acknowledged")

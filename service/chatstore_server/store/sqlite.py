@@ -335,7 +335,10 @@ class SQLiteEngine:
         # on the thread, so the COMMIT's end reaches the waiting blocks in one step.
         self._pending.add(group.committed)
         group.committed.add_done_callback(self._pending.discard)
-        self._writer_thread.submit(commit)
+        try:
+            self._writer_thread.submit(commit)
+        except RuntimeError as error:  # the thread is shut down: the group fails
+            self._committed(group, error)
 
     def _committed(self, group: _Group, error: BaseException | None) -> None:
         """On the loop, once the group's COMMIT has ended: its outcome to every block of
