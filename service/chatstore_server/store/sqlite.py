@@ -36,7 +36,6 @@ from chatstore_server.store.connection import (
     run_to_completion,
 )
 from chatstore_server.store.errors import (
-    StoreError,
     UnavailableError,
     raise_translated,
     translate_errors,
@@ -53,9 +52,8 @@ _PRAGMAS = (
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
-def _is_busy(error: exc.DBAPIError | sqlite3.Error) -> bool:
-    driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
-    code = getattr(driver_error, "sqlite_errorcode", None)
+def _is_busy(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
@@ -66,7 +64,7 @@ def _driver(connection: Connection) -> Any:
     return dbapi
 
 
-def _commit(writer: Connection) -> None:
+def _commit_writer(writer: Connection) -> None:
     """COMMIT the writer's transaction, begun on the driver's connection (`_begin`):
     through SQLAlchemy when a statement of it went through SQLAlchemy (which then keeps a
     transaction of its own), else on the driver."""
@@ -217,7 +215,6 @@ class SQLiteEngine:
         self._lock = asyncio.Lock()
         self._group: _Group | None = None
         self._commits: set[asyncio.Task[None]] = set()
-        self._pending: set[asyncio.Future[None]] = set()  # COMMITs on the writer's thread
 
     def _on_connect(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver: BEGIN only where this module says.
@@ -276,7 +273,7 @@ class SQLiteEngine:
         if self._writer is None or self._writer.invalidated:
             self._writer = self._engine.connect()
             # Never wait for another process's lock on the loop: see `_begin`.
-            self._writer.exec_driver_sql("PRAGMA busy_timeout=0")
+            _driver(self._writer).execute("PRAGMA busy_timeout=0").close()
         return self._writer
 
     async def _begin(self) -> _Group:
@@ -302,12 +299,12 @@ class SQLiteEngine:
         return group
 
     def _begin_waiting(self) -> None:
-        writer = self._connect_writer()
-        writer.exec_driver_sql(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        driver = _driver(self._connect_writer())
+        driver.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}").close()
         try:
-            writer.exec_driver_sql("BEGIN IMMEDIATE")
+            driver.execute("BEGIN IMMEDIATE").close()
         finally:
-            writer.exec_driver_sql("PRAGMA busy_timeout=0")
+            driver.execute("PRAGMA busy_timeout=0").close()
 
     async def _commit(self, group: _Group) -> None:
         # Queued on the lock behind the blocks that were already waiting: they join.
@@ -324,17 +321,15 @@ class SQLiteEngine:
         loop = asyncio.get_running_loop()
 
         def commit() -> None:
+            error: BaseException | None = None
             try:
-                _commit(writer)
-            except BaseException as error:  # noqa: BLE001 - handed to the loop
-                loop.call_soon_threadsafe(self._committed, group, error)
-            else:
-                loop.call_soon_threadsafe(self._committed, group, None)
+                _commit_writer(writer)
+            except BaseException as caught:  # noqa: BLE001 - handed to the loop
+                error = caught
+            loop.call_soon_threadsafe(self._committed, group, error)
 
         # The lock stays held until the loop hears back (`_committed`): no task waits
         # on the thread, so the COMMIT's end reaches the waiting blocks in one step.
-        self._pending.add(group.committed)
-        group.committed.add_done_callback(self._pending.discard)
         try:
             self._writer_thread.submit(commit)
         except RuntimeError as error:  # the thread is shut down: the group fails
@@ -348,11 +343,8 @@ class SQLiteEngine:
                 group.committed.set_result(None)
             else:
                 self._rollback_quietly()
-                failure = translated(error)
                 group.committed.set_exception(
-                    failure
-                    if isinstance(failure, StoreError)
-                    else UnavailableError("the commit did not complete")
+                    translated(error) or UnavailableError("the commit did not complete")
                 )
         finally:
             self._lock.release()
@@ -389,8 +381,10 @@ class SQLiteEngine:
 
     async def dispose(self) -> None:
         """Wait for pending commits, then close every connection."""
-        while self._commits or self._pending:
-            await asyncio.gather(*self._commits, *self._pending, return_exceptions=True)
+        while self._commits:
+            await asyncio.gather(*self._commits, return_exceptions=True)
+        async with self._lock:  # a COMMIT on the writer's thread holds it until it ends
+            pass
         for connection in self._readers:
             connection.close()
         self._readers.clear()
