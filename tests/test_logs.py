@@ -99,3 +99,27 @@ def test_the_stream_has_the_whole_line_at_once(
         root.handlers[:] = others
 
     assert json.loads(raw.getvalue())["request_id"] == "r1"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"request_id": 'quote " and \\ and \u00e9', "code": "OK", "n": 3, "ratio": 0.5},
+        {"duration_ms": float("nan"), "when": None, "flag": True, "items": [1, "a"]},
+        {"message": "an extra named as a fixed key replaces it"},
+    ],
+    ids=["no fields", "strings and numbers", "other values", "a fixed key"],
+)
+def test_the_template_line_is_the_encoded_object(fields: dict[str, object]) -> None:
+    formatter = logs.JsonFormatter()
+    for _ in range(2):  # the template is made by the first line, used by the second
+        line = formatter.line("chatstore_server.access", "GetSession OK", dict(fields))
+        expected = {
+            "level": "INFO",
+            "logger": "chatstore_server.access",
+            "message": "GetSession OK",
+        } | fields
+        parsed = json.loads(line)
+        assert parsed.pop("time")
+        assert json.dumps(parsed) == json.dumps(expected)  # same keys, order and values

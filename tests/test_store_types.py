@@ -250,6 +250,21 @@ def test_a_plan_binds_values_in_order_through_their_types_with_defaults(name: st
         plan.values({"before": before})
 
 
+def test_sqlite_binds_each_time_as_its_own_utc_text_however_often_it_recurs() -> None:
+    process = UTCDateTime().bind_processor(sqlite.dialect())
+    base = datetime(2026, 12, 3, 4, 5, 6, 7, tzinfo=UTC)
+    times = [base + timedelta(microseconds=i) for i in range(200)]  # more than are kept
+    expected = [f"2026-12-03 04:05:06.{7 + i:06d}" for i in range(200)]
+    plus_two = timezone(timedelta(hours=2))
+
+    for _ in range(2):  # written again, interleaved with others, and in another zone
+        assert [process(t) for t in times] == expected
+        assert [process(t.astimezone(plus_two)) for t in reversed(times)] == expected[::-1]
+    assert process(None) is None
+    with pytest.raises(ValueError, match="timezone-aware"):
+        process(datetime(2026, 12, 3, 4, 5, 6, 7))  # a kept time's digits, without a zone
+
+
 _NO_FILTERS = {
     "descending": False,
     "before": False,

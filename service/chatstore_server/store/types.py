@@ -106,6 +106,8 @@ class EnumText(TypeDecorator[enum.StrEnum]):
         return self._by_value.__getitem__
 
 
+# Bound datetimes whose stored text `UTCDateTime` keeps for reuse (per statement column).
+_BIND_TEXTS_HELD = 64
 # The longest naive value SQLite stores: "2026-11-22 08:07:26.630053".
 _NAIVE_MAX_CHARS = 26
 
@@ -139,22 +141,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         `2026-11-22 08:07:26.630053`, the text SQLAlchemy's SQLite DATETIME writes)."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-        # The last value written, as (datetime, text): an append binds its `now` four
-        # times (formatting is the costly part). One tuple: threads never see half of it.
-        last: list[tuple[datetime | None, str]] = [(None, "")]
+        # Texts of the values written lately, by value: a batch of appends binds each
+        # append's `now` twice (its request id's row and its message's), interleaved
+        # with the others', and formatting is the costly part. Equal aware datetimes
+        # are one instant, so one text. Emptied when full; a dict's single operations
+        # are atomic, so threads sharing it see a text or none.
+        texts: dict[datetime, str] = {}
 
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            seen = last[0]
-            if seen[0] is value:
-                return seen[1]
+            text = texts.get(value)
+            if text is not None:
+                return text
             if value.tzinfo is None:
                 raise ValueError("UTCDateTime needs a timezone-aware datetime")
             text = (value.astimezone(UTC) if value.utcoffset() else value).isoformat(
                 " ", "microseconds"
             )[:_NAIVE_MAX_CHARS]
-            last[0] = (value, text)
+            if len(texts) >= _BIND_TEXTS_HELD:
+                texts.clear()
+            texts[value] = text
             return text
 
         return process
