@@ -176,3 +176,39 @@ async def test_a_write_after_dispose_fails_instead_of_waiting_forever(
     async with asyncio.timeout(5):  # a COMMIT nobody runs would hang here
         with pytest.raises(UnavailableError):
             await sessions.create(TENANT, NewSession())
+
+
+def committed_titles(path: Path) -> dict[str, str]:
+    with sqlite3.connect(path) as other:
+        return dict(other.execute("SELECT id, title FROM sessions").fetchall())
+
+
+@pytest.mark.parametrize("failing", [0, 1], ids=["the first block", "a later block"])
+async def test_a_failing_block_of_a_shared_transaction_takes_only_its_writes_along(
+    sqlite_database: Database, sqlite_path: Path, failing: int
+) -> None:
+    # A transaction's first block has no savepoint (undoing it is undoing the
+    # transaction); the blocks queued behind it must commit all the same.
+    sessions = SessionRepository(sqlite_database)
+    created = [await sessions.create(TENANT, NewSession(title="before")) for _ in range(4)]
+    retitle = text("UPDATE sessions SET title = :title WHERE id = :id")
+    first_in = asyncio.Event()
+
+    async def block(index: int) -> None:
+        if index > 0:
+            await first_in.wait()  # queued on the write lock while block 0 holds it
+        async with sqlite_database.write() as conn:
+            await conn.execute(retitle, {"title": f"by {index}", "id": created[index].id.hex})
+            first_in.set()
+            await asyncio.sleep(0.05 if index == 0 else 0)
+            if index == failing:
+                raise RuntimeError("the block fails after writing")
+
+    outcomes = await asyncio.gather(*(block(i) for i in range(4)), return_exceptions=True)
+
+    assert [type(o) for o in outcomes] == [
+        RuntimeError if i == failing else type(None) for i in range(4)
+    ]
+    expected = {s.id.hex: "before" if i == failing else f"by {i}" for i, s in enumerate(created)}
+    assert committed_titles(sqlite_path) == expected
+    await sessions.create(TENANT, NewSession())  # and the writer goes on
