@@ -65,6 +65,26 @@ CASES: dict[str, tuple[Call, str]] = {
         lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, id="x")),
         "messages[1].id",
     ),
+    "tool call id on a user message": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, tool_call_id="call_1")),
+        "messages[1].tool_call_id",
+    ),
+    "tool call id too long": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_TOOL, tool_call_id="c" * 257)),
+        "messages[1].tool_call_id",
+    ),
+    "message name too long": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, name="n" * 129)),
+        "messages[1].name",
+    ),
+    "message agent id too long": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, agent_id="a" * 129)),
+        "messages[1].agent_id",
+    ),
+    "message model too long": (
+        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, model="m" * 129)),
+        "messages[1].model",
+    ),
     "empty batch": (lambda c, s: c.append_messages(s, []), "messages"),
     "empty label key": (lambda c, _: c.create_session(labels={"": "v"}), "session.labels"),
     "label key too long": (

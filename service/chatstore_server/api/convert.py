@@ -233,7 +233,9 @@ def new_message(
         content=message.content,
         tool_calls=tuple(
             ToolCallRecord(id=c.id, name=c.name, arguments=c.arguments) for c in message.tool_calls
-        ),
+        )
+        if message.tool_calls
+        else (),
         token_count=message.token_count if message.HasField("token_count") else None,
         id=id,
         create_time=create_time,

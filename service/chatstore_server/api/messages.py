@@ -75,14 +75,20 @@ def _check_message(
         where = f"{field}.tool_calls[{index}]"
         check.text(call.id, f"{where}.id", max_chars=TOOL_CALL_ID_MAX_CHARS, required=True)
         check.text(call.name, f"{where}.name", max_chars=TOOL_CALL_ID_MAX_CHARS, required=True)
-    check.text(message.tool_call_id, f"{field}.tool_call_id", max_chars=TOOL_CALL_ID_MAX_CHARS)
-    if role is Role.TOOL and not message.tool_call_id:
+    # Optional strings are checked only when given (an empty one is always right): most
+    # messages leave them all empty, and every append checks each.
+    if message.tool_call_id:
+        check.text(message.tool_call_id, f"{field}.tool_call_id", max_chars=TOOL_CALL_ID_MAX_CHARS)
+        if role is not Role.TOOL:
+            check.fail(f"{field}.tool_call_id", "only ROLE_TOOL messages answer a tool call")
+    elif role is Role.TOOL:
         check.fail(f"{field}.tool_call_id", "required for ROLE_TOOL messages")
-    elif role is not Role.TOOL and message.tool_call_id:
-        check.fail(f"{field}.tool_call_id", "only ROLE_TOOL messages answer a tool call")
-    check.text(message.name, f"{field}.name", max_chars=NAME_MAX_CHARS)
-    check.text(message.agent_id, f"{field}.agent_id", max_chars=AGENT_ID_MAX_CHARS)
-    check.text(message.model, f"{field}.model", max_chars=MODEL_MAX_CHARS)
+    if message.name:
+        check.text(message.name, f"{field}.name", max_chars=NAME_MAX_CHARS)
+    if message.agent_id:
+        check.text(message.agent_id, f"{field}.agent_id", max_chars=AGENT_ID_MAX_CHARS)
+    if message.model:
+        check.text(message.model, f"{field}.model", max_chars=MODEL_MAX_CHARS)
     if message.metadata.ByteSize() > limits.max_metadata_bytes:
         check.fail(f"{field}.metadata", f"at most {limits.max_metadata_bytes:,} bytes")
     create_time = (
