@@ -136,3 +136,36 @@ async def test_a_caller_cancelled_before_its_turn_writes_nothing(
         await dropped
     assert _stored(sqlite_path, session.id) == [(1, "kept")]
     assert (await sessions.get(TENANT, session.id)).last_seq == 1
+
+
+async def test_the_session_an_append_answers_with_is_the_row_as_committed(
+    repositories: tuple[SessionRepository, MessageRepository],
+) -> None:
+    # After its first append, a session's later appends return only the columns they
+    # change and patch the record kept from the one before: each answer must be the
+    # whole row as read back, including after writes that did not go through here
+    # (a title change) and for a session purged and made again under the same id.
+    sessions, history = repositories
+    session_id = uuid.uuid4()
+    await sessions.create(
+        TENANT, NewSession(title="first", metadata={"k": "v"}), session_id=session_id
+    )
+
+    async def append_and_compare(text: str) -> SessionRecord:
+        answered, _ = await history.append(TENANT, session_id, [NewMessage(Role.USER, text)])
+        assert answered == await sessions.get(TENANT, session_id)
+        return answered
+
+    await append_and_compare("kept from here on")
+    usage = await append_and_compare("patched")
+    assert (usage.message_count, usage.last_message_preview) == (2, "patched")
+    await sessions.update(TENANT, session_id, {"title": "changed elsewhere"})
+    assert (await append_and_compare("after the change")).title == "changed elsewhere"
+    kept = await append_and_compare("patched again")
+
+    await sessions.purge(TENANT, session_id)
+    made = await sessions.create(TENANT, NewSession(title="second"), session_id=session_id)
+    for _ in range(kept.revision - made.revision):  # the new row at the kept revision
+        await sessions.update(TENANT, session_id, {"title": "second"})
+    again = await append_and_compare("in the new session")
+    assert (again.title, again.message_count, again.metadata) == ("second", 1, None)

@@ -140,9 +140,16 @@ _PRIOR_REQUEST = select(
 
 
 @functools.cache
-def reserve_update(kind: Kind, expected_last_seq: bool, revision: bool, notify: bool) -> Update:
+def reserve_update(
+    kind: Kind,
+    expected_last_seq: bool,
+    revision: bool,
+    notify: bool,
+    returning_names: tuple[str, ...] | None = None,
+) -> Update:
     """UPDATE ... RETURNING that reserves seqs of `kind`, with or without each precondition;
     with `notify`, it also queues the PostgreSQL notification (one round trip less).
+    It returns every column of the row, or only those named in `returning_names`.
 
     Its bind parameters: `session_id`, `in_tenant`, `count`, `now`, `expected_last_seq`,
     `expected_revision`, `notify_payload` and the kind's counter parameters (`reserve`).
@@ -159,7 +166,9 @@ def reserve_update(kind: Kind, expected_last_seq: bool, revision: bool, notify: 
         conditions.append(_c[last_column] == bindparam("expected_last_seq"))
     if revision:
         conditions.append(_c.revision == bindparam("expected_revision"))
-    returning: list[Any] = [*sessions.c]
+    returning: list[Any] = [
+        c for c in sessions.c if returning_names is None or c.name in returning_names
+    ]
     if notify:  # evaluated once, for the one row; discarded if the transaction rolls back
         returning.append(func.pg_notify(CHANNEL, bindparam("notify_payload")))
     return (
@@ -202,10 +211,21 @@ def reserve_params(
 
 @functools.cache
 def reserve_statement(
-    kind: Kind, expected_last_seq: bool, revision: bool, notify: bool
+    kind: Kind,
+    expected_last_seq: bool,
+    revision: bool,
+    notify: bool,
+    returning_names: tuple[str, ...] | None = None,
 ) -> Prepared:
     """`reserve_update`'s statement, prepared (once per shape)."""
-    return Prepared(reserve_update(kind, expected_last_seq, revision, notify))
+    return Prepared(reserve_update(kind, expected_last_seq, revision, notify, returning_names))
+
+
+def changed_by_reserve(kind: Kind) -> tuple[str, ...]:
+    """The session columns `reserve_update` of `kind` sets, and `create_time`: with
+    them, the row before the UPDATE becomes the row after (when its revision was the
+    one before, and its create time the same: the same row, one write later)."""
+    return ("create_time", "update_time", "revision", *_COLUMNS[kind], *_COUNTERS[kind])
 
 
 async def prior_request(

@@ -37,6 +37,7 @@ from typing import Any
 from chatstore_server.store.appends import (
     RECORD_REQUESTS,
     Precondition,
+    changed_by_reserve,
     request_values,
     reserve_params,
     reserve_statement,
@@ -46,12 +47,18 @@ from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import MessageRecord, NewMessage, SessionRecord
-from chatstore_server.store.rows import message_values, session_from_columns
+from chatstore_server.store.rows import message_values, session_after, session_from_columns
 from chatstore_server.store.schema import messages
+from chatstore_server.store.scope import read_session
 
 MESSAGE_INSERT = Prepared(messages.insert(), column_keys=[c.name for c in messages.c])
 """The INSERT of messages, one parameter set per message (`message_values`)."""
 Appended = tuple[SessionRecord, list[MessageRecord]]
+HELD_SESSIONS = 4_096
+"""Sessions whose last committed record a batcher keeps, at most (oldest out first)."""
+_RESERVE = reserve_statement("message", False, False, False)
+_CHANGED = changed_by_reserve("message")
+_RESERVE_CHANGED = reserve_statement("message", False, False, False, _CHANGED)
 
 
 @dataclass(slots=True, eq=False)
@@ -125,6 +132,8 @@ class MessageBatcher:
         self._feed = feed
         self._queue: list[_Queued] = []
         self._writing: asyncio.Task[None] | None = None
+        # By session id: its record as this batcher's last committed block left it.
+        self._held: dict[uuid.UUID, SessionRecord] = {}
 
     async def append(self, pending: PendingAppend) -> Appended | None:
         """Write `pending` with the other appends waiting; what it stored, or None when
@@ -153,22 +162,30 @@ class MessageBatcher:
                 left.answer.cancel()
 
     async def _write(self, taken: list[_Queued]) -> None:
+        held = self._held
         try:
             async with self._db.write() as conn:
                 try:
-                    written, alone = await _write_together(conn, taken)
+                    written, alone = await _write_together(conn, taken, held)
                 except Exception as error:
                     raise _Redo from error
         except _Redo:
             written, alone = {}, taken
         except Exception as error:  # noqa: BLE001 - the commit failed or no writer: each caller gets it
+            held.clear()  # what was kept may be what did not commit
             for queued in taken:
                 _settle(queued.answer, error=error)
             return
         except BaseException:
+            held.clear()
             for queued in taken:
                 queued.answer.cancel()
             raise
+        for session, _ in written.values():  # committed: the rows as they now are
+            held.pop(session.id, None)
+            if len(held) >= HELD_SESSIONS:
+                del held[next(iter(held))]
+            held[session.id] = session
         for queued in alone:
             _settle(queued.answer, None)
         for queued, appended in written.items():
@@ -191,10 +208,11 @@ def _settle(
 
 
 async def _write_together(
-    conn: StoreConnection, taken: list[_Queued]
+    conn: StoreConnection, taken: list[_Queued], held: dict[uuid.UUID, SessionRecord]
 ) -> tuple[dict[_Queued, Appended], list[_Queued]]:
     """The appends in one block: what each stored, and those to be written alone (their
-    sessions refused the append: nothing of theirs was written).
+    sessions refused the append: nothing of theirs was written). `held`: sessions'
+    committed records, by id (`_reserve`).
 
     Raises:
         _Redo: A request id was used before, or twice here.
@@ -207,7 +225,9 @@ async def _write_together(
     written: dict[_Queued, Appended] = {}
     alone: list[_Queued] = []
     for (tenant_id, session_id), appends in by_session.items():
-        session = await _reserve(conn, tenant_id, session_id, [q.pending for q in appends])
+        session = await _reserve(
+            conn, tenant_id, session_id, [q.pending for q in appends], held.get(session_id)
+        )
         if session is None:
             alone.extend(appends)
             continue
@@ -240,11 +260,24 @@ async def _write_together(
 
 
 async def _reserve(
-    conn: StoreConnection, tenant_id: str, session_id: uuid.UUID, appends: list[PendingAppend]
+    conn: StoreConnection,
+    tenant_id: str,
+    session_id: uuid.UUID,
+    appends: list[PendingAppend],
+    before: SessionRecord | None,
 ) -> SessionRecord | None:
     """The seqs of every one of `appends` (one session's, in order) reserved at once
     and the session's counters moved for all of them; the session after, or None if it
-    refused (not there, deleted, archived or read-only)."""
+    refused (not there, deleted, archived or read-only).
+
+    `before` is the session as the last committed append here left it, if known: then
+    the UPDATE returns only the columns it changes, and when the row was still at that
+    version (the revision before the new one, the same create time) the session after
+    is `before` with those columns; otherwise the row is read whole. Every write to a
+    session row bumps its revision, so nothing else of the row can have changed.
+    (Returning and converting the whole row, JSON columns included, cost about as much
+    as SQLite's UPDATE itself.)
+    """
     last = appends[-1]
     counters = {
         "preview": last.counter_params["preview"],
@@ -262,6 +295,13 @@ async def _reserve(
         None,
         counters,
     )
-    statement = reserve_statement("message", False, False, False)
-    returned = await conn.fetch_into(statement, params, session_from_columns)
-    return returned[0] if returned else None
+    if before is None or before.tenant_id != tenant_id:
+        returned = await conn.fetch_into(_RESERVE, params, session_from_columns)
+        return returned[0] if returned else None
+    rows = await conn.fetch(_RESERVE_CHANGED, params)
+    if not rows:
+        return None
+    changed = rows[0]
+    if changed["revision"] == before.revision + 1 and changed["create_time"] == before.create_time:
+        return session_after(before, changed)
+    return await read_session(conn, tenant_id, session_id)  # written meanwhile: read it whole

@@ -134,6 +134,33 @@ def session_from_columns(
     )
 
 
+_TOKEN_COLUMNS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def session_after(before: SessionRecord, columns: Mapping[str, Any]) -> SessionRecord:
+    """`before` with new values of some of the row's columns (named and valued as
+    `session_from_columns` takes them): the record the whole new row would give, for
+    columns of the record's own fields, `status` and the token counts.
+
+    Raises:
+        ValueError: A column that is not one of those.
+    """
+    changes = dict(columns)
+    if "status" in changes:
+        changes["status"] = _STATUSES[changes["status"]]
+    if not changes.keys().isdisjoint(_TOKEN_COLUMNS):
+        usage = before.token_usage
+        changes["token_usage"] = _new_tuple(
+            TokenUsage,
+            (
+                changes.pop("input_tokens", usage.input_tokens),
+                changes.pop("output_tokens", usage.output_tokens),
+                changes.pop("total_tokens", usage.total_tokens),
+            ),
+        )
+    return before._replace(**changes)
+
+
 SESSION_COLUMN_NAMES = tuple(c.name for c in sessions.c)
 """The columns `session_from_columns` takes, in order."""
 
