@@ -25,6 +25,13 @@ async def _append(client: AsyncChatStoreClient, session_id: str, message: Messag
     return await client.append_messages(session_id, [Message(role=Role.ROLE_USER), message])
 
 
+def _too_long(field: str, chars: int) -> tuple[Call, str]:
+    """An append whose second message has `chars` characters in `field`."""
+    message = Message(role=Role.ROLE_USER)
+    setattr(message, field, "x" * chars)
+    return (lambda c, s: _append(c, s, message)), f"messages[1].{field}"
+
+
 CASES: dict[str, tuple[Call, str]] = {
     "malformed session id": (lambda c, _: c.get_session("not-a-uuid"), "session_id"),
     "malformed id in append": (
@@ -73,18 +80,10 @@ CASES: dict[str, tuple[Call, str]] = {
         lambda c, s: _append(c, s, Message(role=Role.ROLE_TOOL, tool_call_id="c" * 257)),
         "messages[1].tool_call_id",
     ),
-    "message name too long": (
-        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, name="n" * 129)),
-        "messages[1].name",
-    ),
-    "message agent id too long": (
-        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, agent_id="a" * 129)),
-        "messages[1].agent_id",
-    ),
-    "message model too long": (
-        lambda c, s: _append(c, s, Message(role=Role.ROLE_USER, model="m" * 129)),
-        "messages[1].model",
-    ),
+    **{
+        f"message {field} too long": _too_long(field, 129)
+        for field in ("name", "agent_id", "model")
+    },
     "empty batch": (lambda c, s: c.append_messages(s, []), "messages"),
     "empty label key": (lambda c, _: c.create_session(labels={"": "v"}), "session.labels"),
     "label key too long": (

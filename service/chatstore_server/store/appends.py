@@ -154,7 +154,7 @@ def reserve_update(
     Its bind parameters: `session_id`, `in_tenant`, `count`, `now`, `expected_last_seq`,
     `expected_revision`, `notify_payload` and the kind's counter parameters (`reserve`).
     """
-    last_column, count_column = _COLUMNS[kind]
+    last_column = _COLUMNS[kind][0]
     conditions = [
         _c.id == bindparam("session_id"),
         _c.tenant_id == bindparam("in_tenant"),
@@ -171,20 +171,19 @@ def reserve_update(
     ]
     if notify:  # evaluated once, for the one row; discarded if the transaction rolls back
         returning.append(func.pg_notify(CHANNEL, bindparam("notify_payload")))
-    return (
-        update(sessions)
-        .where(*conditions)
-        .values(
-            {
-                last_column: _c[last_column] + bindparam("count"),
-                count_column: _c[count_column] + bindparam("count"),
-                "update_time": bindparam("now"),
-                "revision": _c.revision + 1,
-                **_COUNTERS[kind],
-            }
-        )
-        .returning(*returning)
-    )
+    return update(sessions).where(*conditions).values(_reserve_values(kind)).returning(*returning)
+
+
+def _reserve_values(kind: Kind) -> dict[str, Any]:
+    """What `reserve_update` of `kind` sets, by column name."""
+    last_column, count_column = _COLUMNS[kind]
+    return {
+        last_column: _c[last_column] + bindparam("count"),
+        count_column: _c[count_column] + bindparam("count"),
+        "update_time": bindparam("now"),
+        "revision": _c.revision + 1,
+        **_COUNTERS[kind],
+    }
 
 
 def reserve_params(
@@ -225,7 +224,7 @@ def changed_by_reserve(kind: Kind) -> tuple[str, ...]:
     """The session columns `reserve_update` of `kind` sets, and `create_time`: with
     them, the row before the UPDATE becomes the row after (when its revision was the
     one before, and its create time the same: the same row, one write later)."""
-    return ("create_time", "update_time", "revision", *_COLUMNS[kind], *_COUNTERS[kind])
+    return ("create_time", *_reserve_values(kind))
 
 
 async def prior_request(
