@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from bench import machine
 from bench.seed import Seeded, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -458,6 +459,9 @@ def main() -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2))
     rendered = table(results)
+    if "machine_at_start" in results:  # runs before 2026-12-03 04:50 UTC did not probe
+        probed = machine.describe(results["machine_at_start"], results["machine_at_end"])
+        rendered += "\n\n" + probed
     print("\n" + rendered)
     print(f"\n{results['seconds']} s; results in {args.from_results or args.output}")
     if args.write_doc:
@@ -489,6 +493,7 @@ def _run(quick: bool, backends_wanted: str | None) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
         f" {platform.python_version()}, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine_at_start": machine.probe(),
         "backends": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -500,6 +505,7 @@ def _run(quick: bool, backends_wanted: str | None) -> dict[str, Any]:
                 results["backends"][backend] = run_backend(backend, url, quick, workdir)
             else:
                 results["backends"][backend] = asyncio.run(_postgres(quick, workdir))
+    results["machine_at_end"] = machine.probe()
     results["seconds"] = round(time.perf_counter() - started)
     return results
 
