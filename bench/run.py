@@ -459,7 +459,7 @@ def main() -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2))
     rendered = table(results)
-    if "machine_at_start" in results:  # runs before 2026-12-03 04:50 UTC did not probe
+    if "machine_at_start" in results:  # runs from before the probe have none
         probed = machine.describe(results["machine_at_start"], results["machine_at_end"])
         rendered += "\n\n" + probed
     print("\n" + rendered)
