@@ -9,14 +9,20 @@ import contextlib
 
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to the target; `cut()` drops every connection and
-    refuses new ones until `restore()`."""
+    refuses new ones until `restore()`; `freeze()` keeps every connection open and
+    accepts new ones but forwards nothing more (a database that stopped answering)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._frozen = asyncio.Event()
         self.port = 0
+
+    def freeze(self) -> None:
+        """Forward nothing from now on, on old or new connections, without closing any."""
+        self._frozen.set()
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -24,6 +30,9 @@ class TcpProxy:
         return self
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._frozen.is_set():  # accepted, and never answered
+            self._writers.add(writer)
+            return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:
@@ -38,6 +47,8 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await source.read(65536):
+                if self._frozen.is_set():
+                    await asyncio.Event().wait()  # hold the connection, forward nothing
                 sink.write(data)
                 await sink.drain()
         sink.close()

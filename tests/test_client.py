@@ -36,9 +36,9 @@ PUBLIC_NAMES = [
     "ChatStoreError", "Checkpoint", "CheckpointEvent", "ContextWindow", "CustomEvent",
     "DeadlineExceeded", "ErrorEvent", "Event", "FailedPrecondition", "FieldViolation",
     "ForkSource", "Inclusion", "InputEvent", "Internal", "InvalidArgument", "LlmRequestEvent",
-    "LlmResponseEvent", "Message", "NotFound", "OutputEvent", "Page", "Pager", "PeerKind",
-    "PermissionDenied", "ResourceExhausted", "Retention", "RetryPolicy", "Role", "RpcError",
-    "Session", "SessionKey", "SessionStatus", "SessionView", "TokenUsage", "ToolCall",
+    "LlmResponseEvent", "Message", "NotFound", "OutOfRange", "OutputEvent", "Page", "Pager",
+    "PeerKind", "PermissionDenied", "ResourceExhausted", "Retention", "RetryPolicy", "Role",
+    "RpcError", "Session", "SessionKey", "SessionStatus", "SessionView", "TokenUsage", "ToolCall",
     "Unauthenticated", "Unavailable", "WatchSessionResponse",
 ]  # fmt: skip
 

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from chatstore import (
     Aborted,
@@ -14,7 +15,9 @@ from chatstore import (
     FailedPrecondition,
     InvalidArgument,
     Message,
+    OutOfRange,
     Role,
+    TokenUsage,
     ToolCall,
 )
 from tests.conftest import snapshot
@@ -55,6 +58,40 @@ async def test_every_message_field_round_trips(client: AsyncChatStoreClient) -> 
     assert first.metadata == meta
     assert listed[1].tool_call_id == "call_9"
     assert not first.compacted
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        struct_pb2.Value(null_value=struct_pb2.NULL_VALUE),
+        struct_pb2.Value(
+            list_value=struct_pb2.ListValue(
+                values=[struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)]
+            )
+        ),
+        struct_pb2.Value(bool_value=False),
+        struct_pb2.Value(number_value=0),
+        struct_pb2.Value(string_value=""),
+    ],
+    ids=["null", "list of null", "false", "zero", "empty string"],
+)
+async def test_structured_content_that_is_json_null_or_falsy_round_trips(
+    client: AsyncChatStoreClient, value: struct_pb2.Value
+) -> None:
+    session = await client.create_session()
+
+    stored = (
+        await client.append_messages(
+            session.id, [Message(role=Role.ROLE_USER, structured_content=value)]
+        )
+    ).messages[0]
+    read = await client.get_message(session.id, seq=stored.seq)
+
+    for message in (stored, read):
+        assert message.HasField("structured_content")
+        assert message.structured_content == value
+    as_json = json.dumps(json_format.MessageToDict(value), separators=(",", ":"))
+    assert (await client.get_session(session.id)).size_bytes == len(as_json)
 
 
 async def test_size_counts_structured_content(client: AsyncChatStoreClient) -> None:
@@ -201,3 +238,59 @@ async def test_32_concurrent_appenders_get_unique_gap_free_seqs(
     stored = [m.seq async for m in client.list_messages(session.id, page_size=1000)]
     assert stored == seqs
     assert (await client.get_session(session.id)).message_count == 160
+
+
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("counter", ["input_tokens", "output_tokens", "total_tokens"])
+async def test_an_append_that_would_overflow_token_usage_is_out_of_range_and_writes_nothing(
+    client: AsyncChatStoreClient, database_url: str, counter: str
+) -> None:
+    session = await client.create_session()
+    usage = TokenUsage(**{counter: INT64_MAX})
+    await client.update_session(session.id, token_usage=usage)
+    before = await snapshot(database_url)
+    role = Role.ROLE_ASSISTANT if counter == "output_tokens" else Role.ROLE_USER
+
+    with pytest.raises(OutOfRange) as caught:
+        await client.append_messages(
+            session.id, [Message(role=role, content="x", token_count=INT32_MAX)]
+        )
+
+    assert caught.value.reason == "COUNTER_OVERFLOW"
+    assert caught.value.metadata["counter"] == f"token_usage.{counter}"
+    assert await snapshot(database_url) == before
+    # The tenant is whole: the session reads, lists, and takes what fits.
+    assert (await client.get_session(session.id)).token_usage == usage
+    assert [s.id async for s in client.list_sessions()] == [session.id]
+    await client.update_session(session.id, token_usage=TokenUsage())
+    fits = await client.append_messages(
+        session.id, [Message(role=role, content="x", token_count=INT32_MAX)]
+    )
+    assert fits.session.token_usage.total_tokens == INT32_MAX
+
+
+async def test_concurrent_appends_refuse_only_the_one_that_would_overflow(
+    client: AsyncChatStoreClient,
+) -> None:
+    session = await client.create_session()
+    start = INT64_MAX - 10
+    await client.update_session(
+        session.id, token_usage=TokenUsage(input_tokens=start, total_tokens=start)
+    )
+
+    async def append(tokens: int) -> object:
+        message = Message(role=Role.ROLE_USER, content=str(tokens), token_count=tokens)
+        return await client.append_messages(session.id, [message])
+
+    # Appended together (SQLite writes such appends as one block): the block is refused,
+    # and each append is then decided alone.
+    results = await asyncio.gather(
+        *(append(tokens) for tokens in (1, 1, INT32_MAX, 1, 1)), return_exceptions=True
+    )
+
+    assert [type(r) is OutOfRange for r in results] == [False, False, True, False, False]
+    after = await client.get_session(session.id)
+    assert (after.token_usage.input_tokens, after.last_seq) == (start + 4, 4)

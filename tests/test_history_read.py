@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from chatstore import (
     AsyncChatStoreClient,
+    FailedPrecondition,
     InvalidArgument,
     Message,
     NotFound,
@@ -206,13 +207,21 @@ async def test_compaction_out_of_range_is_invalid(
     assert (await client.get_session(session.id)).compacted_through_seq == 0
 
 
-async def test_compaction_only_moves_forward(client: AsyncChatStoreClient) -> None:
+async def test_compaction_below_the_current_point_is_failed_precondition(
+    client: AsyncChatStoreClient,
+) -> None:
     session = await client.create_session()
     await client.append_messages(session.id, [turn(Role.ROLE_USER, f"m{i}") for i in range(8)])
-    await client.compact_session(session.id, through_seq=6, recap="six")
+    compacted = await client.compact_session(session.id, through_seq=6, recap="six")
 
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(FailedPrecondition) as caught:
         await client.compact_session(session.id, through_seq=4, recap="four")
+
+    # The state of the session forbids it (the proto's contract), not a malformed field.
+    assert caught.value.reason == "ALREADY_COMPACTED_BEYOND"
+    assert await client.get_session(session.id) == compacted
+    again = await client.compact_session(session.id, through_seq=6, recap="six, again")
+    assert again.recap == "six, again"  # the same point may be compacted anew
 
 
 async def test_a_message_after_compaction_makes_the_session_active(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -324,3 +325,103 @@ async def test_a_dead_connection_under_a_direct_read_is_replaced(pg_url: str) ->
     assert killed >= 1
     assert found is not None
     assert found.title == "kept"
+
+
+async def _exit_seconds(server: ServerProcess, limit: float) -> float:
+    """How long the server took to exit (it is killed past `limit` seconds)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await asyncio.wait_for(server.process.wait(), limit)
+    except TimeoutError:
+        server.process.kill()
+        await server.process.wait()
+        return float("inf")
+    return loop.time() - started
+
+
+GRACE_SECONDS = 1.0
+SHUTDOWN_BOUND_SECONDS = 6.0
+"""What a shutdown may take beyond its grace period, whatever the database does
+(`server.STOP_TASKS_SECONDS` and `Database.dispose`'s bound, plus slack)."""
+
+
+@pytest.mark.parametrize("outage", ["frozen", "cut"])
+async def test_shutdown_ends_in_time_whatever_the_database_does(pg_url: str, outage: str) -> None:
+    upstream = urlsplit(pg_url)
+    proxy = await TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432).start()
+    server = await ServerProcess.start(
+        "--listen", "127.0.0.1:0", "--database-url", _through(proxy, pg_url),
+        "--shutdown-grace-seconds", str(GRACE_SECONDS),
+    )  # fmt: skip
+    try:
+        async with AsyncChatStoreClient(server.target, tenant_id=TENANT) as client:
+            await client.create_session(title="pooled connections are open")
+        # The database stops answering (or its connections drop) just as SIGTERM comes:
+        # the change-notification connection, the pool's connections and the sweeper's
+        # all lose it at once.
+        if outage == "frozen":
+            proxy.freeze()
+        else:
+            await proxy.cut()
+        server.process.send_signal(signal.SIGTERM)
+        took = await _exit_seconds(server, 60)
+    finally:
+        await proxy.close()
+    assert took < GRACE_SECONDS + SHUTDOWN_BOUND_SECONDS, "".join(server.log)
+    assert server.process.returncode == 0
+
+
+async def test_a_second_sigterm_exits_at_once(pg_url: str) -> None:
+    upstream = urlsplit(pg_url)
+    proxy = await TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 5432).start()
+    server = await ServerProcess.start(
+        "--listen", "127.0.0.1:0", "--database-url", _through(proxy, pg_url),
+        "--shutdown-grace-seconds", "60",
+    )  # fmt: skip
+    try:
+        async with AsyncChatStoreClient(server.target, tenant_id=TENANT, retry=NO_RETRIES) as c:
+            session = await c.create_session()
+            proxy.freeze()
+            # A call stuck on the database: the grace period would wait a minute for it.
+            stuck = asyncio.create_task(c.append_messages(session.id, [user("x")], timeout=90))
+            await asyncio.sleep(0.5)
+            server.process.send_signal(signal.SIGTERM)
+            await server.wait_for_log("shutting down", count=1)
+            server.process.send_signal(signal.SIGTERM)
+            took = await _exit_seconds(server, 30)
+            stuck.cancel()
+    finally:
+        await proxy.close()
+    assert took < 3, "".join(server.log)
+    assert server.process.returncode == 128 + signal.SIGTERM
+    assert any("second SIGTERM" in line for line in server.log)
+
+
+async def test_only_the_workers_of_one_server_share_a_port(pg_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    first = await ServerProcess.start(
+        "--listen", f"127.0.0.1:{port}", "--database-url", pg_url, "--workers", "2"
+    )
+    try:
+        await first.wait_for_log("serving on", count=2)
+        async for other_url in _postgres_database(await _postgres_template()):
+            # Another server, on another database, with workers of its own: its workers
+            # would share the port (SO_REUSEPORT) and split the clients between the two.
+            with pytest.raises(RuntimeError, match="port is in use by another process"):
+                await ServerProcess.start(
+                    "--listen", f"127.0.0.1:{port}", "--database-url", other_url,
+                    "--workers", "2",
+                )  # fmt: skip
+            with pytest.raises(RuntimeError, match="port is in use by another process"):
+                await ServerProcess.start(
+                    "--listen", f"127.0.0.1:{port}",
+                    "--database-url", f"sqlite:///{tmp_path / 'other.db'}",
+                )  # fmt: skip
+        assert not (tmp_path / "other.db").exists()  # refused before anything was made
+        for index in range(8):  # every connection still reaches the first server's data
+            async with AsyncChatStoreClient(f"127.0.0.1:{port}", tenant_id=TENANT) as client:
+                made = await client.create_session(title=f"c{index}")
+                assert (await client.get_session(made.id)).title == f"c{index}"
+    finally:
+        assert await first.stop() == 0, "".join(first.log)

@@ -7,14 +7,17 @@ import json
 import logging
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatstore import AsyncChatStoreClient, Internal, Message, Role
+from chatstore import AsyncChatStoreClient, Internal, Message, Role, Unauthenticated
 from chatstore_server.__main__ import _parser, main
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
@@ -172,3 +175,140 @@ async def test_second_server_cannot_take_a_port_in_use(
         await ChatStoreServer.start(
             Settings(listen=f"127.0.0.1:{server.port}", database_url=database_url)
         )
+
+
+def _one_line(err: str) -> str:
+    """The stderr of a start-up that failed: exactly one line, no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+async def _tables(database_url: str) -> list[str]:
+    """The tables in a database (none: nothing was made or migrated)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await engine.dispose()
+
+
+def _without_driver(url: str) -> str:
+    """`url` with no driver named: `postgresql://...`, `sqlite:///...`."""
+    return re.sub(r"^(\w+)\+\w+://", r"\1://", url)
+
+
+async def test_a_url_without_a_driver_is_served(database_url: str) -> None:
+    settings = Settings(listen="127.0.0.1:0", database_url=_without_driver(database_url))
+    server = await ChatStoreServer.start(settings)
+    try:
+        async with AsyncChatStoreClient(f"127.0.0.1:{server.port}", tenant_id=TENANT) as client:
+            made = await client.create_session(title="through a plain URL")
+            assert (await client.get_session(made.id)).title == "through a plain URL"
+    finally:
+        await server.stop(None)
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("mysql://db/x", "unsupported database"),
+        ("postgresql+psycopg2://db/x", "through asyncpg"),
+        ("sqlite://", "needs a database file"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_an_unusable_url_is_one_line(
+    url: str, complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--database-url", url]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "bad setting database_url" in line
+    assert complaint in line
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(
+    empty_database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if empty_database_url.startswith("sqlite"):
+        url, reason = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}", "unable to open"
+    else:
+        url, reason = empty_database_url.rsplit("/", 1)[0] + "/no_such_db", "does not exist"
+
+    assert main(["--listen", "127.0.0.1:0", "--database-url", url]) == 2
+
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("chatstore-server: bad setting database_url:")
+    assert reason in line
+
+
+async def test_a_port_in_use_is_one_line_and_changes_nothing(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    first = await ChatStoreServer.start(
+        Settings(listen="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'first.db'}")
+    )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(BIN / "chatstore-server"),
+            "--listen", f"127.0.0.1:{first.port}", "--database-url", empty_database_url,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await first.stop(None)
+
+    assert process.returncode == 2
+    line = _one_line(err.decode())
+    assert "bad setting listen" in line
+    assert str(first.port) in line
+    if empty_database_url.startswith("sqlite"):
+        assert not Path(empty_database_url.split("///", 1)[1]).exists()
+    else:
+        assert await _tables(empty_database_url) == []  # not migrated
+
+
+async def test_the_key_line_of_chatstore_new_api_key_is_a_keys_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    made = subprocess.run(  # noqa: ASYNC221 - a short command, before the server starts
+        [str(BIN / "chatstore-new-api-key"), "--name", "bot", "--tenants", TENANT],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    key = made.stderr.rsplit(": ", 1)[1].strip()
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(made.stdout)  # one key object, as printed
+    settings = Settings(listen="127.0.0.1:0", database_url=database_url, api_keys_file=keys_file)
+    server = await ChatStoreServer.start(settings)
+    try:
+        target = f"127.0.0.1:{server.port}"
+        async with AsyncChatStoreClient(target, tenant_id=TENANT, api_key=key) as client:
+            assert (await client.create_session(title="keyed")).title == "keyed"
+        async with AsyncChatStoreClient(target, tenant_id=TENANT) as anonymous:
+            with pytest.raises(Unauthenticated):
+                await anonymous.create_session()
+    finally:
+        await server.stop(None)
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("[1", "is not JSON"),
+        ('{"name": "x"}', "entry 0: sha256"),
+        ('"a key"', "JSON list of keys"),
+    ],
+)
+def test_a_bad_keys_file_is_one_line(
+    tmp_path: Path, content: str, complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(content)
+
+    assert main(["--api-keys-file", str(keys_file)]) == 2
+
+    line = _one_line(capsys.readouterr().err)
+    assert "bad setting api_keys_file" in line
+    assert complaint in line

@@ -188,3 +188,35 @@ async def test_purge_removes_the_session(client: AsyncChatStoreClient) -> None:
         await client.get_session(created.id)
     with pytest.raises(NotFound):
         await client.delete_session(created.id, purge=True)
+
+
+@pytest.mark.parametrize("paths", [["labels"], ["*"], []], ids=["labels", "wildcard", "implied"])
+async def test_changed_labels_show_in_every_read(target: str, paths: list[str]) -> None:
+    async with AsyncChatStoreClient(target, tenant_id=TENANT) as client:
+        created = await client.create_session(title="t", labels={"old": "1"})
+        async with grpc.aio.insecure_channel(target) as channel:
+            updated = await session_service_pb2_grpc.SessionServiceStub(channel).UpdateSession(
+                UpdateSessionRequest(
+                    tenant_id=TENANT,
+                    session=Session(id=created.id, title="t", labels={"a": "b"}),
+                    update_mask=field_mask_pb2.FieldMask(paths=paths),
+                )
+            )
+        got = await client.get_session(created.id)
+        [listed] = [s async for s in client.list_sessions()]
+        by_new = [s.id async for s in client.list_sessions(labels={"a": "b"})]
+        by_old = [s.id async for s in client.list_sessions(labels={"old": "1"})]
+
+    for session in (updated, got, listed):
+        assert dict(session.labels) == {"a": "b"}
+    assert (by_new, by_old) == ([created.id], [])
+
+
+async def test_labels_can_be_cleared(client: AsyncChatStoreClient) -> None:
+    created = await client.create_session(labels={"team": "x", "tier": "1"})
+
+    cleared = await client.update_session(created.id, labels={})
+
+    assert dict(cleared.labels) == {}
+    assert dict((await client.get_session(created.id)).labels) == {}
+    assert [s.id async for s in client.list_sessions(labels={"team": "x"})] == []

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 
 from chatstore import (
@@ -179,6 +180,46 @@ async def test_a_slow_reader_is_cut_off_not_buffered(database_url: str) -> None:
     assert caught.value.reason == "WATCH_TOO_SLOW"
     assert int(caught.value.metadata["last_seq"]) == len(received) + 1
     assert len(received) < appended  # the server buffered a bounded amount, not everything
+
+
+async def test_a_slow_reader_of_small_messages_is_cut_off_at_the_buffer_bound(
+    database_url: str,
+) -> None:
+    # The bound counts the changes the server holds for a watcher beyond what the
+    # connection has taken: a client's gRPC library takes as much as its flow-control
+    # window lets in, which BDP probing grows to megabytes. A reader that keeps its
+    # window at HTTP/2's 64 KiB (no BDP probing) shows the server's own bound.
+    settings = Settings(listen="127.0.0.1:0", database_url=database_url, watch_buffer_changes=8)
+    server = await ChatStoreServer.start(settings)
+    appended = 2_000
+    try:
+        target = f"127.0.0.1:{server.port}"
+        async with (
+            AsyncChatStoreClient(target, tenant_id=TENANT) as writer,
+            grpc.aio.insecure_channel(target, options=[("grpc.http2.bdp_probe", 0)]) as channel,
+        ):
+            session = await writer.create_session()
+            call = session_service_pb2_grpc.SessionServiceStub(channel).WatchSession(
+                WatchSessionRequest(tenant_id=TENANT, session_id=session.id)
+            )
+            await call.initial_metadata()  # subscribed; and now it reads nothing
+            for index in range(appended):
+                await writer.append_messages(session.id, [user(f"small {index}")])
+            received: list[object] = []
+
+            async def drain() -> None:
+                async for item in call:
+                    received.append(item)
+
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await drain()
+    finally:
+        await server.stop(None)
+
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "from_seq=" in (caught.value.details() or "")
+    # 64 KiB of window holds a few hundred of these; the server held 8 more at most.
+    assert 0 < len(received) < appended // 2
 
 
 async def test_shutdown_ends_watches_with_unavailable(database_url: str) -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from chatstore_server import logs, workers
 from chatstore_server.config import Settings, load
-from chatstore_server.server import serve
+from chatstore_server.server import StartupError, serve
 
 
 def _is_bool(annotation: object) -> bool:
@@ -76,19 +76,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         for problem in error.errors():
             field = ".".join(str(part) for part in problem["loc"]) or "settings"
-            print(f"chatstore-server: bad setting {field}: {problem['msg']}", file=sys.stderr)
+            reason = problem["msg"].removeprefix("Value error, ")
+            print(f"chatstore-server: bad setting {field}: {reason}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as error:
         print(f"chatstore-server: bad config file {config_file}: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
-    if settings.workers > 1:
-        refusal = workers.check(settings)
-        if refusal:
-            print(f"chatstore-server: bad setting workers: {refusal}", file=sys.stderr)
-            return 2
-        return workers.run(settings)
-    asyncio.run(serve(settings))
+    try:
+        if settings.workers > 1:
+            refusal = workers.check(settings)
+            if refusal:
+                raise StartupError("workers", refusal)
+            return workers.run(settings)
+        asyncio.run(serve(settings))
+    except StartupError as error:
+        print(f"chatstore-server: bad setting {error.setting}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

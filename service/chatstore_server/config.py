@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from chatstore_server.api.limits import Limits
 from chatstore_server.store import SessionPolicy
+from chatstore_server.store.database import database_url
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 MiB = 1024 * 1024
@@ -36,6 +37,36 @@ class ApiKey(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the key")
     tenants: list[str] = Field(default=["*"], min_length=1, description='tenant ids, or "*"')
     mode: Literal["read_write", "read_only"] = "read_write"
+
+
+def read_api_keys_file(path: Path) -> list[ApiKey]:
+    """The keys in an API keys file: a JSON list of key objects, or one key object (the
+    line `chatstore-new-api-key` prints).
+
+    Raises:
+        ValueError: The file cannot be read, is not JSON, or an entry is malformed
+            (one line naming the entry and what is wrong).
+    """
+    try:
+        loaded = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise ValueError(f"{path} is not JSON: {error}") from None
+    entries = [loaded] if isinstance(loaded, dict) else loaded
+    if not isinstance(entries, list):
+        raise ValueError(f"{path} must hold a JSON list of keys, or one key object")
+    keys = []
+    for index, entry in enumerate(entries):
+        try:
+            keys.append(ApiKey.model_validate(entry))
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise ValueError(
+                f"{path}: entry {index}{': ' + where if where else ''}: {problem['msg']}"
+            ) from None
+    return keys
 
 
 def is_loopback(listen: str) -> bool:
@@ -78,8 +109,9 @@ class Settings(BaseSettings):
 
     # Database
     database_url: str = Field(
-        "sqlite+aiosqlite:///chatstore.db",
-        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://...",
+        "sqlite:///chatstore.db",
+        description="database URL: sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
+        " (the drivers are chatstore's: aiosqlite and asyncpg)",
     )
     db_pool_size: int = Field(10, ge=1, description="database connections kept open")
     db_max_overflow: int = Field(
@@ -109,7 +141,9 @@ class Settings(BaseSettings):
         description="API keys, as a JSON list of {name, sha256, tenants, mode}",
     )
     api_keys_file: Path | None = Field(
-        None, description="a JSON file holding such a list (merged with api_keys)"
+        None,
+        description="a JSON file holding such a list, or one such object as"
+        " chatstore-new-api-key prints it (merged with api_keys)",
     )
     jwt_key: str | None = Field(
         None, description="key that verifies bearer JWTs: a PEM public key or an HMAC secret"
@@ -179,8 +213,9 @@ class Settings(BaseSettings):
     watch_buffer_changes: int = Field(
         1024,
         ge=1,
-        description="changes a WatchSession stream may fall behind before it is ended"
-        " with RESOURCE_EXHAUSTED",
+        description="changes the server holds for a WatchSession stream beyond what its"
+        " connection has taken (the client's flow-control window) before it ends the"
+        " stream with RESOURCE_EXHAUSTED",
     )
 
     @field_validator(
@@ -191,6 +226,18 @@ class Settings(BaseSettings):
         if path is not None and not path.is_file():
             raise ValueError(f"no such file: {path}")
         return path
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_parses(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            read_api_keys_file(path)
+        return path
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        return database_url(url).render_as_string(hide_password=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -220,7 +267,7 @@ class Settings(BaseSettings):
         """`api_keys` plus those of `api_keys_file`."""
         keys = list(self.api_keys)
         if self.api_keys_file is not None:
-            keys += [ApiKey.model_validate(k) for k in json.loads(self.api_keys_file.read_text())]
+            keys += read_api_keys_file(self.api_keys_file)
         return keys
 
     def jwt_verification_key(self) -> str | None:

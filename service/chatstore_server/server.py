@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
+import os
 import signal
+import socket
 from collections.abc import Coroutine
 from typing import Any
 
@@ -15,9 +18,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 from prometheus_client import start_http_server
+from sqlalchemy.exc import SQLAlchemyError
 
 from chatstore.v1 import session_service_pb2
 from chatstore_server.api.auth import Authenticator, JwtPolicy, KeyGrant
+from chatstore_server.api.decoding import decoder
 from chatstore_server.api.interceptors import CallInterceptor
 from chatstore_server.api.observability import Metrics
 from chatstore_server.api.registration import add_service
@@ -65,17 +70,112 @@ def authenticator_from(settings: Settings) -> Authenticator:
     return Authenticator(keys, policy)
 
 
+STOP_TASKS_SECONDS = 2.0
+"""How long stopping waits for the background tasks (sweeper, health monitor, change
+listener) to end once cancelled: with `Database.dispose`'s bound, a shutdown takes at
+most the grace period plus a few seconds, whatever the database does."""
+
+
+class StartupError(RuntimeError):
+    """The server cannot start with these settings, and changed nothing: `setting`
+    names the setting at fault, the message says why in one line."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+def probe_port(listen: str) -> None:
+    """Fail unless `listen`'s port is free: bound by no process at all, not even one
+    that would let others share it (`SO_REUSEPORT`), so that only the workers of one
+    server ever share a port. Port 0 is always free.
+
+    Raises:
+        StartupError: The port is taken, or the address is not one of this machine's.
+    """
+    host, _, port_text = listen.rpartition(":")
+    if port_text == "0":
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            host.strip("[]") or None,
+            int(port_text),
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+    except (OSError, ValueError) as error:
+        raise StartupError("listen", f"cannot listen on {listen}: {error}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As gRPC binds (SO_REUSEADDR: connections of an earlier server still in
+            # TIME_WAIT do not count), but without SO_REUSEPORT: a listener that
+            # allows sharing still makes this bind fail.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                reason = (
+                    "the port is in use by another process (only the workers of one"
+                    " chatstore server may share a port)"
+                    if error.errno == errno.EADDRINUSE
+                    else error.strerror
+                )
+                raise StartupError("listen", f"cannot listen on {listen}: {reason}") from None
+
+
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:
-    """Bind the listen address, with TLS (and mTLS) when configured; the port bound."""
-    if settings.tls_cert_file is None or settings.tls_key_file is None:
-        return server.add_insecure_port(settings.listen)
-    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
-    credentials = grpc.ssl_server_credentials(
-        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
-    return server.add_secure_port(settings.listen, credentials)
+    """Bind the listen address, with TLS (and mTLS) when configured; the port bound.
+
+    Raises:
+        StartupError: It cannot be bound, or a TLS file cannot be read.
+    """
+    if settings.workers == 1:  # a supervisor of workers probed it before starting them
+        probe_port(settings.listen)
+    try:
+        if settings.tls_cert_file is None or settings.tls_key_file is None:
+            return server.add_insecure_port(settings.listen)
+        client_ca = (
+            settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+        )
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        return server.add_secure_port(settings.listen, credentials)
+    except OSError as error:
+        raise StartupError("tls_cert_file", f"cannot read a TLS file: {error}") from None
+    except RuntimeError:  # gRPC says no more than that it failed (and logs why)
+        raise StartupError(
+            "listen", f"cannot listen on {settings.listen}: the address could not be bound"
+        ) from None
+
+
+def _first_line_of_cause(error: BaseException) -> str:
+    """The innermost cause of `error` (the driver's own words), in one line."""
+    while True:
+        inner = getattr(error, "orig", None) or error.__cause__
+        if not isinstance(inner, BaseException) or inner is error:
+            break
+        error = inner
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+async def _migrate(database: Database) -> None:
+    """Apply the migrations, or say in one line why the database cannot be used.
+
+    Raises:
+        StartupError: The database cannot be reached or opened (nothing was changed:
+            the migrations run in one transaction).
+    """
+    try:
+        await upgrade(database)
+    except (StoreError, SQLAlchemyError, OSError) as error:
+        url = database.url.render_as_string(hide_password=True)
+        raise StartupError(
+            "database_url", f"cannot use {url}: {_first_line_of_cause(error)}"
+        ) from error
 
 
 def database_from(settings: Settings) -> Database:
@@ -108,6 +208,7 @@ class ChatStoreServer:
         self._database = database
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []
+        self._listener: ChangeListener | None = None
         self.metrics = metrics
         """The server's metrics (also served over HTTP when `metrics_port` is set)."""
         self._metrics_http = metrics_http
@@ -127,25 +228,34 @@ class ChatStoreServer:
             migrate: Apply the migrations first (a supervisor of workers does it once).
             worker_index: This worker's index: its metrics port is `metrics_port` + it.
 
+        The listen address is bound before the migrations run, so neither a port in use
+        nor an unusable database leaves anything changed.
+
         Raises:
-            UnavailableError: The database cannot be reached.
-            RuntimeError: The listen address cannot be bound.
+            StartupError: The listen address cannot be bound, or the database cannot
+                be reached or opened.
         """
         database = database_from(settings)
         try:
+            server = grpc.aio.server(options=settings.grpc_options())
+            port = _bind(server, settings)
             if migrate:
-                await upgrade(database)
+                await _migrate(database)
             policy = settings.policy()
             feed = ChangeFeed(settings.watch_buffer_changes)
             metrics = Metrics()
             metrics.watch_pool(database.pool_stats)
-            server = grpc.aio.server(options=settings.grpc_options())
             interceptor = CallInterceptor(
                 authenticator_from(settings), metrics, log_requests=settings.log_requests
             )
             servicer = SessionServicer(database, policy, settings.limits(), feed)
             # Generic handlers only: see `registration` for what registered methods cost.
-            add_service(server, SERVICE_DESCRIPTOR, interceptor.wrap(servicer, SERVICE_DESCRIPTOR))
+            add_service(
+                server,
+                SERVICE_DESCRIPTOR,
+                interceptor.wrap(servicer, SERVICE_DESCRIPTOR),
+                decoder=decoder,
+            )
             health_servicer = health.aio.HealthServicer()
             add_service(server, _HEALTH, health_servicer)
             add_service(
@@ -155,7 +265,6 @@ class ChatStoreServer:
                     [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
                 ),
             )
-            port = _bind(server, settings)
             await server.start()
             metrics_http = None
             if settings.metrics_port is not None:
@@ -181,10 +290,11 @@ class ChatStoreServer:
         )
         if database.dialect_name == "postgresql":
             listener = ChangeListener(
-                settings.database_url,
+                database.url.render_as_string(hide_password=False),
                 feed,
                 connect_timeout_seconds=settings.db_connect_timeout_seconds,
             )
+            running._listener = listener
             running._spawn(listener.run())
         logger.info(
             "serving on %s (port %d), database %s",
@@ -200,16 +310,26 @@ class ChatStoreServer:
     async def stop(self, grace_seconds: float | None) -> None:
         """Stop: health goes NOT_SERVING, watchers are told to reconnect elsewhere, new
         calls are refused, in-flight calls get `grace_seconds` to finish, then the
-        background tasks stop and the database pool closes."""
+        background tasks stop and the database pool closes. Returns within the grace
+        period plus `STOP_TASKS_SECONDS` and `Database.dispose`'s bound, whatever the
+        database does."""
         await self._health.enter_graceful_shutdown()
         self._feed.close()
         await self._server.stop(grace_seconds)
         if self._metrics_http is not None:
             await asyncio.to_thread(self._metrics_http.shutdown)
             self._metrics_http.server_close()
+        if self._listener is not None:
+            self._listener.close()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            done, left = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error("a background task failed", exc_info=task.exception())
+            if left:
+                logger.warning("%d background tasks did not stop in time; left behind", len(left))
         await self._database.dispose()
 
     async def wait_for_termination(self) -> None:
@@ -253,8 +373,16 @@ async def serve(settings: Settings, *, migrate: bool = True, worker_index: int =
     # gracefully, right after start-up.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():  # a second signal: the operator will not wait
+            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     server = await ChatStoreServer.start(settings, migrate=migrate, worker_index=worker_index)
     # What start-up allocated (modules, schema, compiled statements) lives as long as the
     # process: keep the cyclic garbage collector from scanning it again and again.
@@ -265,10 +393,14 @@ async def serve(settings: Settings, *, migrate: bool = True, worker_index: int =
 
 
 async def migrate_only(settings: Settings) -> None:
-    """Apply the migrations and return (for a supervisor starting several workers)."""
+    """Apply the migrations and return (for a supervisor starting several workers).
+
+    Raises:
+        StartupError: The database cannot be reached or opened.
+    """
     database = database_from(settings)
     try:
-        await upgrade(database)
+        await _migrate(database)
     finally:
         with contextlib.suppress(Exception):
             await database.dispose()

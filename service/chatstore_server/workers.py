@@ -13,13 +13,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from chatstore_server import logs
 from chatstore_server.config import Settings
-from chatstore_server.server import migrate_only, serve
+from chatstore_server.server import StartupError, migrate_only, probe_port, serve
 
 logger = logging.getLogger("chatstore_server")
 
@@ -39,11 +40,28 @@ def check(settings: Settings) -> str | None:
 def _worker(fields: dict[str, Any], index: int) -> None:
     settings = Settings(**fields)
     logs.configure(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings, migrate=False, worker_index=index))
+    try:
+        asyncio.run(serve(settings, migrate=False, worker_index=index))
+    except StartupError as error:
+        print(
+            f"chatstore-server: worker {index}: bad setting {error.setting}: {error}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 def run(settings: Settings) -> int:
-    """Supervise `settings.workers` worker processes until they stop; the exit code."""
+    """Supervise `settings.workers` worker processes until they stop; the exit code.
+
+    The listen port is probed first: the workers share it (`SO_REUSEPORT`), and only
+    they may, so anything already bound there (another chatstore server, even one
+    whose own workers share it) stops the start-up.
+
+    Raises:
+        StartupError: The port is taken, or the database cannot be used (nothing was
+            started or changed).
+    """
+    probe_port(settings.listen)
     asyncio.run(migrate_only(settings))
     context = multiprocessing.get_context("spawn")
     workers: list[BaseProcess] = [

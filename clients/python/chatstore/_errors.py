@@ -10,6 +10,7 @@
         ├── PermissionDenied       the credential does not cover the tenant or the write
         ├── Unauthenticated        missing or invalid credential
         ├── ResourceExhausted      over a size or rate limit
+        ├── OutOfRange             a counter would pass its largest value
         ├── DeadlineExceeded       the call's deadline passed
         ├── Unavailable            the server or its database is down; safe to retry
         └── Internal               a server bug; `request_id` finds it in the server's log
@@ -103,6 +104,11 @@ class ResourceExhausted(RpcError):
     """A size or rate limit was exceeded."""
 
 
+class OutOfRange(RpcError):
+    """The write would take a counter (token usage) past its largest value; nothing
+    was written."""
+
+
 class DeadlineExceeded(RpcError):
     """The call's deadline passed before it completed."""
 
@@ -124,6 +130,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RpcError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.INTERNAL: Internal,

@@ -19,6 +19,7 @@ from chatstore.v1 import (
     session_service_pb2,
 )
 from chatstore_server.store import (
+    ABSENT,
     AccessMode,
     CheckpointRecord,
     ContextWindowRecord,
@@ -241,7 +242,7 @@ def new_message(
         create_time=create_time,
         structured_content=value_to_json(message.structured_content)
         if message.HasField("structured_content")
-        else None,
+        else ABSENT,
         tool_call_id=message.tool_call_id,
         name=message.name,
         agent_id=message.agent_id,

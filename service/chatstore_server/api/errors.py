@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from chatstore_server.store import (
     AlreadyExistsError,
     ConflictError,
+    CounterOverflowError,
     InvalidReferenceError,
     NotFoundError,
     RequestReusedError,
@@ -108,6 +109,7 @@ _STATE_ERRORS = {
     "ARCHIVED": (grpc.StatusCode.FAILED_PRECONDITION, "SESSION_ARCHIVED"),
     "READ_ONLY": (grpc.StatusCode.FAILED_PRECONDITION, "SESSION_READ_ONLY"),
     "LIVE": (grpc.StatusCode.ALREADY_EXISTS, "SESSION_NOT_DELETED"),
+    "COMPACTED_BEYOND": (grpc.StatusCode.FAILED_PRECONDITION, "ALREADY_COMPACTED_BEYOND"),
 }
 
 
@@ -149,6 +151,13 @@ def from_store_error(error: StoreError) -> ApiError:
             f"{error}; read the session again and retry",
             reason="ETAG_MISMATCH",
             metadata={_id_name(error.resource): error.key},
+        )
+    if isinstance(error, CounterOverflowError):
+        return ApiError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"{error}; nothing was written (UpdateSession can reset token_usage)",
+            reason="COUNTER_OVERFLOW",
+            metadata={"session_id": error.session_id, "counter": error.counter},
         )
     if isinstance(error, InvalidReferenceError):
         return invalid_argument([FieldViolation(error.field, error.description)])

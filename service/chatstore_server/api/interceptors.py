@@ -1,8 +1,9 @@
 """The one interceptor every chatstore call passes through.
 
-In order: a request id (the caller's `x-request-id`, or a new one), authentication and
-tenant authorization (decided from the request's `tenant_id` before anything is looked
-up), the caller's deadline, then the handler. Whatever the handler raises becomes a rich
+In order: a request id (the caller's `x-request-id`, or a new one), authentication, the
+refusal of a request that could not be parsed (`decoding`), tenant authorization
+(decided from the request's `tenant_id` before anything is looked up), the caller's
+deadline, then the handler. Whatever the handler raises becomes a rich
 status here and only here: `ApiError` as it is, a `StoreError` mapped, a timeout as
 DEADLINE_EXCEEDED, and anything else as INTERNAL with the request id and nothing of the
 exception (its traceback goes to the log under that id). Every call is counted in the
@@ -24,6 +25,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from chatstore_server import logs
 from chatstore_server.api.auth import Authenticator
+from chatstore_server.api.decoding import Rejected
 from chatstore_server.api.errors import ApiError, from_store_error, internal
 from chatstore_server.api.observability import Metrics
 from chatstore_server.ids import random_hex
@@ -86,6 +88,8 @@ class _Call:
     def admit(self, request: Any) -> None:
         auth = self.owner.authenticator
         principal = auth.authenticate(self.metadata)
+        if type(request) is Rejected:  # unparsable, or a string with a NUL: `decoding`
+            raise request.error
         auth.authorize(principal, getattr(request, "tenant_id", ""), self.method)
 
     async def fail(self, error: Exception) -> None:

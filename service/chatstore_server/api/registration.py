@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
 
 # Per (client streaming, server streaming): the handler constructor for that arity.
 _HANDLER_FOR: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
@@ -31,12 +32,17 @@ _HANDLER_FOR: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler[Any, A
 }
 
 
+Decoder = Callable[[type[Message]], Callable[[bytes], Any]]
+"""Makes the request deserializer of a message class (default: its `FromString`)."""
+
+
 def method_handlers(
-    service: ServiceDescriptor, servicer: Any
+    service: ServiceDescriptor, servicer: Any, decoder: Decoder | None = None
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """A handler per method of `service`, by method name, calling `servicer`'s
     attribute of that name, with the request and response types the descriptor names
-    (what the generated `add_<Service>Servicer_to_server` builds).
+    (what the generated `add_<Service>Servicer_to_server` builds); requests are parsed
+    by `decoder(request class)` when given.
 
     Raises:
         AttributeError: `servicer` lacks one of the service's methods.
@@ -48,20 +54,25 @@ def method_handlers(
         make = _HANDLER_FOR[(method.client_streaming, method.server_streaming)]
         handlers[method.name] = make(
             getattr(servicer, method.name),
-            request_deserializer=request.FromString,
+            request_deserializer=decoder(request) if decoder else request.FromString,
             response_serializer=response.SerializeToString,
         )
     return handlers
 
 
-def add_service(server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any) -> None:
+def add_service(
+    server: grpc.aio.Server,
+    service: ServiceDescriptor,
+    servicer: Any,
+    decoder: Decoder | None = None,
+) -> None:
     """Serve `service` from `servicer` on `server` (before it starts), as a generic
-    handler only.
+    handler only; requests parsed as in `method_handlers`.
 
     Raises:
         AttributeError: `servicer` lacks one of the service's methods.
     """
     handler = grpc.method_handlers_generic_handler(
-        service.full_name, method_handlers(service, servicer)
+        service.full_name, method_handlers(service, servicer, decoder)
     )
     server.add_generic_rpc_handlers((handler,))

@@ -110,7 +110,8 @@ def check_etag(check: Checker, etag: str, field: str = "etag") -> int | None:
     """An etag as issued by this server (a session revision), or None when empty."""
     if not etag:
         return None
-    if not etag.isdigit() or len(etag) > 18:
+    # ASCII digits only: str.isdigit() also takes "²" and "¹", which int() refuses.
+    if not (etag.isascii() and etag.isdigit()) or len(etag) > 18:
         check.fail(field, "malformed etag: give back the `etag` of a Session as read")
         return None
     return int(etag)

@@ -20,6 +20,7 @@ from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     AlreadyExistsError,
     ConflictError,
+    CounterOverflowError,
     InvalidReferenceError,
     NotFoundError,
     RequestReusedError,
@@ -33,6 +34,7 @@ from chatstore_server.store.messages import MessageFilter, MessageRepository
 from chatstore_server.store.migrate import upgrade
 from chatstore_server.store.notify import ChangeListener
 from chatstore_server.store.records import (
+    ABSENT,
     AccessMode,
     CheckpointRecord,
     ContextWindowRecord,
@@ -67,6 +69,7 @@ from chatstore_server.store.sessions import MUTABLE_FIELDS, SessionRepository
 from chatstore_server.store.sweeper import SweepResult, sweep
 
 __all__ = [
+    "ABSENT",
     "CONTEXT_MAX_MESSAGES",
     "MUTABLE_FIELDS",
     "AccessMode",
@@ -79,6 +82,7 @@ __all__ = [
     "CheckpointRepository",
     "ConflictError",
     "ContextWindowRecord",
+    "CounterOverflowError",
     "Database",
     "EventRecord",
     "EventRepository",

@@ -18,6 +18,7 @@ from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
     ConflictError,
+    CounterOverflowError,
     NotFoundError,
     RequestReusedError,
     SessionStateError,
@@ -65,6 +66,32 @@ _COUNTERS: dict[Kind, dict[str, Any]] = {
     },
     "event": {},
 }
+INT64_MAX = 2**63 - 1
+"""The largest value of a BIGINT counter (PostgreSQL raises beyond it; SQLite would
+silently turn the sum into a REAL)."""
+# Per kind: what else the row must satisfy to take an append: the sums it makes of the
+# caller's numbers must stay within BIGINT. Token usage is the one counter a caller
+# can set to anything (`UpdateSession`, `CreateSession`); sizes and counts grow by at
+# most a batch's worth per append and cannot get near 2**63.
+_GUARDS: dict[Kind, list[ColumnElement[bool]]] = {
+    "message": [
+        _c.input_tokens <= bindparam("input_tokens_room"),
+        _c.output_tokens <= bindparam("output_tokens_room"),
+        _c.total_tokens <= bindparam("total_tokens_room"),
+    ],
+    "event": [],
+}
+
+
+def _token_rooms(counter_params: Mapping[str, Any]) -> dict[str, int]:
+    """How high each token counter may be for a message append's additions to fit."""
+    added_input = counter_params["added_input_tokens"]
+    added_output = counter_params["added_output_tokens"]
+    return {
+        "input_tokens_room": INT64_MAX - added_input,
+        "output_tokens_room": INT64_MAX - added_output,
+        "total_tokens_room": INT64_MAX - added_input - added_output,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +188,7 @@ def reserve_update(
         _c.delete_time.is_(None),
         _c.archive_time.is_(None),
         _c.access_mode == AccessMode.READ_WRITE.value,
+        *_GUARDS[kind],
     ]
     if expected_last_seq:
         conditions.append(_c[last_column] == bindparam("expected_last_seq"))
@@ -196,7 +224,7 @@ def reserve_params(
     counter_params: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The bind values of `reserve_update`'s statement."""
-    return {
+    params = {
         "session_id": session_id,
         "in_tenant": tenant_id,
         "count": count,
@@ -206,6 +234,9 @@ def reserve_params(
         "notify_payload": notify_payload,
         **counter_params,
     }
+    if "added_input_tokens" in counter_params:
+        params |= _token_rooms(counter_params)
+    return params
 
 
 @functools.cache
@@ -252,10 +283,12 @@ async def refused(
     precondition: Precondition,
     request_id: str | None,
     fingerprint: str,
+    counter_params: Mapping[str, Any],
 ) -> StoreError:
     """What to raise when the session row did not take an append: the earlier append's
     `Replay` when the request id was used before (a retry of an append that succeeded
     finds its precondition moved on: the request id decides first), else why not.
+    `counter_params` as the append passed them (`reserve`).
 
     Raises:
         RequestReusedError: The request id was used with a different request.
@@ -264,7 +297,7 @@ async def refused(
         prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
         if prior is not None:
             return prior
-    return await _refusal(conn, tenant_id, session_id, kind, precondition)
+    return await _refusal(conn, tenant_id, session_id, kind, precondition, counter_params)
 
 
 async def _refusal(
@@ -273,6 +306,7 @@ async def _refusal(
     session_id: uuid.UUID,
     kind: Kind,
     precondition: Precondition,
+    counter_params: Mapping[str, Any],
 ) -> StoreError:
     """Why the session row did not take the append."""
     last_column = _COLUMNS[kind][0]
@@ -284,6 +318,9 @@ async def _refusal(
                 sessions.c.access_mode,
                 sessions.c.revision,
                 sessions.c[last_column].label("last"),
+                sessions.c.input_tokens,
+                sessions.c.output_tokens,
+                sessions.c.total_tokens,
             ).where(*in_tenant(tenant_id, session_id))
         )
     ).first()
@@ -297,6 +334,11 @@ async def _refusal(
         return SessionStateError(session_id, "READ_ONLY", f"session {session_id} is read-only")
     if precondition.revision is not None and row.revision != precondition.revision:
         return ConflictError("session", session_id, "the etag does not match")
+    if kind == "message":
+        rooms = _token_rooms(counter_params)
+        for name in ("input_tokens", "output_tokens", "total_tokens"):
+            if getattr(row, name) > rooms[f"{name}_room"]:
+                return CounterOverflowError(session_id, f"token_usage.{name}")
     return ConflictError(
         "session",
         session_id,
@@ -357,7 +399,7 @@ async def reserve(
         returned = [session_record(row) for row in await conn.fetch(statement, params)]
     if not returned:
         raise await refused(
-            conn, tenant_id, session_id, kind, precondition, request_id, fingerprint
+            conn, tenant_id, session_id, kind, precondition, request_id, fingerprint, counter_params
         )
     session = returned[0]
     if request_id:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from google.protobuf import json_format
 
 from chatstore.v1 import message_pb2
-from chatstore_server.store.records import NewMessage, Role, ToolCallRecord
+from chatstore_server.store.records import ABSENT, NewMessage, Role, ToolCallRecord
 from chatstore_server.timestamps import set_timestamp
 
 # A Role's number in the API (`chatstore.v1.Role`), both ways.
@@ -39,8 +39,8 @@ class MessageBody(NamedTuple):
     token_count: int | None
     create_time: datetime
     tool_calls: tuple[ToolCallRecord, ...] = ()
-    structured_content: Any = None
-    """Any JSON value; None means none."""
+    structured_content: Any = ABSENT
+    """Any JSON value (None is JSON's null); `ABSENT` means none."""
     tool_call_id: str = ""
     name: str = ""
     agent_id: str = ""
@@ -67,7 +67,7 @@ def encode(message: NewMessage, create_time: datetime) -> bytes:
         model=message.model,
     )
     set_timestamp(body.create_time, create_time)
-    if message.structured_content is not None:
+    if message.structured_content is not ABSENT:
         json_format.ParseDict(message.structured_content, body.structured_content)
     if message.metadata:
         body.metadata.update(message.metadata)
@@ -88,7 +88,7 @@ def decode(body: bytes) -> MessageBody:
         tool_calls=tuple(ToolCallRecord(c.id, c.name, c.arguments) for c in parsed.tool_calls),
         structured_content=json_format.MessageToDict(parsed.structured_content)
         if parsed.HasField("structured_content")
-        else None,
+        else ABSENT,
         tool_call_id=parsed.tool_call_id,
         name=parsed.name,
         agent_id=parsed.agent_id,

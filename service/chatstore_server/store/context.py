@@ -17,7 +17,13 @@ from sqlalchemy import bindparam, select
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import NotFoundError
 from chatstore_server.store.prepared import Prepared
-from chatstore_server.store.records import ContextWindowRecord, NewMessage, Role, WindowMessage
+from chatstore_server.store.records import (
+    ABSENT,
+    ContextWindowRecord,
+    NewMessage,
+    Role,
+    WindowMessage,
+)
 from chatstore_server.store.rows import window_columns
 from chatstore_server.store.schema import messages, sessions
 from chatstore_server.store.scope import session_columns, session_params
@@ -67,7 +73,7 @@ def message_tokens(message: NewMessage) -> int:
     if message.token_count is not None:
         return message.token_count
     chars = len(message.content)
-    if message.structured_content is not None:
+    if message.structured_content is not ABSENT:
         chars += len(json.dumps(message.structured_content, separators=(",", ":")))
     chars += sum(len(c.id) + len(c.name) + len(c.arguments) for c in message.tool_calls)
     return math.ceil(chars / _CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -24,7 +26,43 @@ from chatstore_server.store.connection import AsyncStoreConnection, StoreConnect
 from chatstore_server.store.errors import StoreError, translate_errors
 from chatstore_server.store.sqlite import SQLiteEngine
 
+logger = logging.getLogger("chatstore_server.store")
+
 SQLITE_DRIVERS = ("aiosqlite", "pysqlite")
+DISPOSE_TIMEOUT_SECONDS = 2.0
+"""How long closing the pool may wait for the database to answer before its
+connections are dropped (a database that stopped answering must not hold up a
+shutdown)."""
+
+
+def database_url(url: str) -> URL:
+    """`url` as the URL chatstore opens: the URL names the database, chatstore picks the
+    driver. `postgresql://` and `postgres://` (no driver) mean asyncpg; `sqlite:///`
+    means chatstore's own SQLite engine.
+
+    Raises:
+        ValueError: Not a URL, an unsupported database, a PostgreSQL driver other than
+            asyncpg, or SQLite without a file.
+    """
+    try:
+        parsed = make_url(url)
+    except (sa_exc.ArgumentError, ValueError) as error:
+        raise ValueError(f"not a database URL: {error}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite":
+        if driver not in SQLITE_DRIVERS:
+            raise ValueError("SQLite URLs are sqlite:///path.db (or sqlite+aiosqlite:///)")
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("SQLite needs a database file: sqlite:///path.db")
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        if "+" in parsed.drivername and driver != "asyncpg":
+            raise ValueError(
+                f"chatstore talks to PostgreSQL through asyncpg, not {driver}:"
+                " use postgresql://... or postgresql+asyncpg://..."
+            )
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
 # A pooled connection idle for longer than this is pinged before use: it may have died
@@ -62,6 +100,13 @@ class _Postgres:
         # snapshot anyway, and BEGIN and ROLLBACK would be two more round trips.
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         _ping_when_idle(engine)
+        # Every asyncpg connection the pool opened, to drop them when closing stalls.
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            lambda dbapi, _: self._connections.add(dbapi.driver_connection),
+        )
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[StoreConnection]:
@@ -87,8 +132,17 @@ class _Postgres:
             "size": pool.size(),
         }
 
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+    async def dispose(self, timeout_seconds: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await self.engine.dispose()
+        except TimeoutError:
+            # The database stopped answering (asyncpg's close waits for it as long as
+            # the command timeout): drop the connections without a goodbye.
+            logger.warning("the database did not answer at close; connections dropped")
+            for connection in list(self._connections):
+                with contextlib.suppress(Exception):
+                    connection.terminate()
 
 
 class Database:
@@ -115,11 +169,12 @@ class Database:
         busy_timeout_ms: int = 5000,
         echo: bool = False,
     ) -> Database:
-        """Open `url`, a SQLAlchemy URL naming an async driver (connections open lazily).
+        """Open `url` (connections open lazily).
 
         Args:
-            url: `sqlite+aiosqlite:///path.db` (relative to the working directory, or
-                `////abs/path.db`) or `postgresql+asyncpg://user@host:port/db`.
+            url: `sqlite:///path.db` (relative to the working directory, or
+                `////abs/path.db`) or `postgresql://user@host:port/db`; a driver named
+                in it must be aiosqlite or asyncpg (`database_url`).
             pool_size: Connections kept open (SQLite: idle reader connections).
             max_overflow: Extra PostgreSQL connections allowed under load, closed when idle.
             pool_timeout_seconds: How long a call waits for a free PostgreSQL connection.
@@ -132,18 +187,10 @@ class Database:
         Raises:
             ValueError: The URL names an unsupported database or driver.
         """
-        parsed = make_url(url)
+        parsed = database_url(url)
         if parsed.get_backend_name() == "sqlite":
-            if parsed.get_driver_name() not in SQLITE_DRIVERS:
-                raise ValueError("SQLite URLs must use the aiosqlite driver: sqlite+aiosqlite://")
-            if parsed.database in (None, "", ":memory:"):
-                raise ValueError("SQLite needs a database file: sqlite+aiosqlite:///path.db")
             sqlite = SQLiteEngine(parsed, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
             return cls(parsed, sqlite)
-        if parsed.get_backend_name() != "postgresql":
-            raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
-        if parsed.get_driver_name() != "asyncpg":
-            raise ValueError("PostgreSQL URLs must use asyncpg: postgresql+asyncpg://")
         engine = create_async_engine(
             parsed,
             echo=echo,
@@ -210,6 +257,9 @@ class Database:
         """Connections of the pool by state: in_use, idle, overflow, size."""
         return self._backend.pool_stats()
 
-    async def dispose(self) -> None:
-        """Finish pending commits and close every connection."""
-        await self._backend.dispose()
+    async def dispose(self, timeout_seconds: float = DISPOSE_TIMEOUT_SECONDS) -> None:
+        """Finish pending commits and close every connection, within `timeout_seconds`
+        of the database answering: PostgreSQL connections still closing then are
+        dropped; on SQLite a COMMIT under way is waited for (its callers are waiting for
+        it), the rest left to the process's exit."""
+        await self._backend.dispose(timeout_seconds)

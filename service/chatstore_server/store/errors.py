@@ -6,6 +6,7 @@
     ├── ConflictError        a precondition (etag, expected seq) no longer holds
     ├── SessionStateError    the session's state forbids the write (deleted, ...)
     ├── RequestReusedError   a request id came back with a different request
+    ├── CounterOverflowError a write would take a counter past its largest value
     ├── InvalidReferenceError a seq or id in the request does not fit the session
     └── UnavailableError     the database cannot be reached or is busy; worth a retry
 
@@ -63,7 +64,8 @@ class ConflictError(_KeyedError):
 class SessionStateError(StoreError):
     """The session's state forbids the write; nothing changed.
 
-    `state` is one of `DELETED`, `ARCHIVED`, `READ_ONLY`, `LIVE` (for an undelete).
+    `state` is one of `DELETED`, `ARCHIVED`, `READ_ONLY`, `LIVE` (for an undelete),
+    `COMPACTED_BEYOND` (a compaction that would move back).
     """
 
     def __init__(self, session_id: object, state: str, message: str) -> None:
@@ -79,6 +81,16 @@ class RequestReusedError(StoreError):
         super().__init__(f"request_id {request_id!r} was used before with a different request")
         self.session_id = str(session_id)
         self.request_id = request_id
+
+
+class CounterOverflowError(StoreError):
+    """A write would take one of the session's counters (`counter`, as the API names
+    it: `token_usage.total_tokens`) past the largest 64-bit integer; nothing changed."""
+
+    def __init__(self, session_id: object, counter: str) -> None:
+        super().__init__(f"session {session_id}: {counter} would exceed 2^63-1")
+        self.session_id = str(session_id)
+        self.counter = counter
 
 
 class InvalidReferenceError(StoreError):

@@ -22,6 +22,7 @@ from chatstore_server.store.errors import NotFoundError, translate_errors
 from chatstore_server.store.message_batch import MESSAGE_INSERT, MessageBatcher, PendingAppend
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import (
+    ABSENT,
     MessageRecord,
     NewMessage,
     Page,
@@ -46,7 +47,7 @@ _WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
 def size_bytes(message: NewMessage) -> int:
     """What a message adds to its session's `size_bytes`."""
     size = len(message.content.encode())
-    if message.structured_content is not None:
+    if message.structured_content is not ABSENT:
         size += len(json.dumps(message.structured_content, separators=(",", ":")).encode())
     return size
 

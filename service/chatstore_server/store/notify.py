@@ -57,7 +57,8 @@ class ChangeListener:
 
     Reconnects with backoff when the connection drops; after every (re)connect it asks
     every local watcher to resync from the store, since notifications sent while it
-    was away are lost.
+    was away are lost. `close()` ends it (at once when its task is also cancelled; in
+    any case at its next step, even if a driver swallowed the cancellation).
     """
 
     def __init__(
@@ -67,7 +68,12 @@ class ChangeListener:
         self._dsn = url.render_as_string(hide_password=False)
         self._feed = feed
         self._timeout = connect_timeout_seconds
+        self._closed = False
         self.connected = asyncio.Event()
+
+    def close(self) -> None:
+        """Stop listening: `run` returns instead of reconnecting."""
+        self._closed = True
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -89,11 +95,11 @@ class ChangeListener:
         )
 
     async def run(self) -> None:
-        """Listen until cancelled."""
+        """Listen until cancelled or closed."""
         import asyncpg  # the listener is PostgreSQL-only; keep the import here
 
         delay = 0.1
-        while True:
+        while not self._closed:
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
             except (TimeoutError, OSError, asyncpg.PostgresError):
@@ -107,16 +113,26 @@ class ChangeListener:
                 delay = 0.1
                 self.connected.set()
                 self._feed.resync_all()
-                while not lost.is_set():
+                while not lost.is_set() and not self._closed:
                     # A ping now and then also notices a connection that died silently.
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=5.0)
-                    if not lost.is_set():
+                    # (asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                    # a cancellation that lands as the awaited event fires.)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(5.0):
+                            await lost.wait()
+                    if not lost.is_set() and not self._closed:
                         await conn.execute("SELECT 1", timeout=self._timeout)
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pass
             finally:
                 self.connected.clear()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), timeout=1.0)
-            logger.warning("lost the change-notification connection; reconnecting")
+                if lost.is_set() or self._closed:
+                    conn.terminate()  # gone, or going: no goodbye to wait for
+                else:
+                    try:
+                        async with asyncio.timeout(1.0):
+                            await conn.close()
+                    except Exception:  # noqa: BLE001 - closing a connection that failed
+                        conn.terminate()
+            if not self._closed:
+                logger.warning("lost the change-notification connection; reconnecting")

@@ -191,7 +191,14 @@ async def append_rows(
             raise prior or RequestReusedError(session_id, request_id) from None
         if not rows:
             raise await refused(
-                conn, tenant_id, session_id, kind, precondition, request_id, fingerprint
+                conn,
+                tenant_id,
+                session_id,
+                kind,
+                precondition,
+                request_id,
+                fingerprint,
+                counter_params,
             )
     return session_record(rows[0])
 

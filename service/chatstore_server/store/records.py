@@ -10,7 +10,15 @@ import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
+
+
+class _Absent(enum.Enum):
+    ABSENT = "ABSENT"
+
+
+ABSENT: Final = _Absent.ABSENT
+"""No value, where None is a value (a JSON null): `NewMessage.structured_content`."""
 
 
 class Role(enum.StrEnum):
@@ -182,8 +190,8 @@ class NewMessage:
     token_count: int | None = None
     id: uuid.UUID | None = None
     create_time: datetime | None = None
-    structured_content: Any = None
-    """Any JSON value; None means none."""
+    structured_content: Any = ABSENT
+    """Any JSON value (None is JSON's null); `ABSENT` means none."""
     tool_call_id: str = ""
     name: str = ""
     agent_id: str = ""

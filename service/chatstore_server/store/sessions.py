@@ -313,7 +313,9 @@ class SessionRepository:
             values = change(current, now)
             if values is None:
                 return current
-            labels = values.pop("labels", None)
+            labels = values.get("labels")
+            if labels is not None:  # the column is a copy of session_labels' rows
+                values["labels"] = labels or None
             statement = (
                 update(sessions)
                 .where(sessions.c.id == session_id)
@@ -479,9 +481,11 @@ class SessionRepository:
         recap, move `compacted_through_seq`, set status COMPACTED. No message is deleted.
 
         Raises:
-            InvalidReferenceError: `through_seq` is beyond the newest message, or below
-                the current `compacted_through_seq` (compaction only moves forward).
-            NotFoundError, ConflictError, SessionStateError (deleted), UnavailableError.
+            InvalidReferenceError: `through_seq` is beyond the newest message.
+            SessionStateError: `COMPACTED_BEYOND`: `through_seq` is below the current
+                `compacted_through_seq` (compaction only moves forward); or the
+                session is deleted.
+            NotFoundError, ConflictError, UnavailableError.
         """
 
         def change(current: SessionRecord, _: datetime) -> dict[str, Any]:
@@ -490,9 +494,11 @@ class SessionRepository:
                     "through_seq", f"the session's newest message is {current.last_seq}"
                 )
             if through_seq < current.compacted_through_seq:
-                raise InvalidReferenceError(
-                    "through_seq",
-                    f"the session is already compacted through {current.compacted_through_seq}",
+                raise SessionStateError(
+                    session_id,
+                    "COMPACTED_BEYOND",
+                    f"session {session_id} is already compacted through"
+                    f" {current.compacted_through_seq}; through_seq must not be below it",
                 )
             return {
                 "recap": recap,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,6 +43,8 @@ from chatstore_server.store.errors import (
     translate_errors,
     translated,
 )
+
+logger = logging.getLogger("chatstore_server.store")
 
 # WAL lets readers run beside the one writer; synchronous=FULL syncs the WAL at every
 # commit, so an acknowledged write survives a power cut, not only a process crash.
@@ -396,12 +399,20 @@ class SQLiteEngine:
             "size": self._pool_size,
         }
 
-    async def dispose(self) -> None:
-        """Wait for pending commits, then close every connection."""
-        while self._commits:
-            await asyncio.gather(*self._commits, return_exceptions=True)
-        async with self._lock:  # a COMMIT on the writer's thread holds it until it ends
-            pass
+    async def dispose(self, timeout_seconds: float) -> None:
+        """Wait for pending commits, then close every connection; a COMMIT that has not
+        ended after `timeout_seconds` plus the busy timeout (a stalled disk) is left to
+        the process's exit, and so is the writer."""
+        try:
+            async with asyncio.timeout(timeout_seconds + self._busy_timeout_ms / 1000):
+                while self._commits:
+                    await asyncio.gather(*self._commits, return_exceptions=True)
+                async with self._lock:  # a COMMIT on the writer's thread holds it until done
+                    pass
+        except TimeoutError:
+            logger.warning("a SQLite COMMIT did not end in time; not waiting for it")
+            self._writer_thread.shutdown(wait=False)
+            return
         for connection in self._readers:
             connection.close()
         self._readers.clear()

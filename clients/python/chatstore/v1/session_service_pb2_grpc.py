@@ -38,6 +38,15 @@ class SessionServiceStub:
     Errors carry a `google.rpc.Status` whose details include a
     `google.rpc.ErrorInfo` (domain "chatstore") and, for bad input, a
     `google.rpc.BadRequest` naming each field that is wrong.
+
+    Two rules hold for every request of every method, on every backend: no
+    string (a string field, a map key, a `google.protobuf.Struct` key or value)
+    may contain U+0000 (NUL): such a request is INVALID_ARGUMENT with each field
+    that holds one named (PostgreSQL cannot store NUL in text, so no backend
+    takes it); and a request that cannot be parsed (invalid UTF-8 in a string,
+    messages nested more than 100 deep, counting each Struct and Value) is
+    INVALID_ARGUMENT with the ErrorInfo reason MALFORMED_REQUEST. A refused
+    request changes nothing.
     """
 
     def __init__(self, channel):
@@ -173,6 +182,15 @@ class SessionServiceServicer:
     Errors carry a `google.rpc.Status` whose details include a
     `google.rpc.ErrorInfo` (domain "chatstore") and, for bad input, a
     `google.rpc.BadRequest` naming each field that is wrong.
+
+    Two rules hold for every request of every method, on every backend: no
+    string (a string field, a map key, a `google.protobuf.Struct` key or value)
+    may contain U+0000 (NUL): such a request is INVALID_ARGUMENT with each field
+    that holds one named (PostgreSQL cannot store NUL in text, so no backend
+    takes it); and a request that cannot be parsed (invalid UTF-8 in a string,
+    messages nested more than 100 deep, counting each Struct and Value) is
+    INVALID_ARGUMENT with the ErrorInfo reason MALFORMED_REQUEST. A refused
+    request changes nothing.
     """
 
     def CreateSession(self, request, context):
@@ -324,7 +342,9 @@ class SessionServiceServicer:
         FAILED_PRECONDITION (the session is soft-deleted, archived or
         READ_ONLY, or `request_id` was used before with other messages; the
         ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
-        longer matches; nothing was written).
+        longer matches; nothing was written), OUT_OF_RANGE (the messages'
+        `token_count`s would take the session's `token_usage` past 2^63-1,
+        reason COUNTER_OVERFLOW; nothing was written).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -373,8 +393,9 @@ class SessionServiceServicer:
 
         Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
         the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
-        FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
-        `compacted_through_seq`), ABORTED (`etag` is stale).
+        FAILED_PRECONDITION (soft-deleted, reason SESSION_DELETED; or
+        `through_seq` below the current `compacted_through_seq`, reason
+        ALREADY_COMPACTED_BEYOND), ABORTED (`etag` is stale).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -458,7 +479,12 @@ class SessionServiceServicer:
 
         Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
         the client reads too slowly to keep up (reconnect from the last seq seen),
-        UNAVAILABLE when the server shuts down (reconnect elsewhere).
+        UNAVAILABLE when the server shuts down (reconnect elsewhere). "Too slowly"
+        means that the server holds more changes for the stream than its
+        `--watch-buffer-changes` setting (default 1,024) beyond what the
+        connection has taken: a client's gRPC library takes messages into its own
+        buffers up to its HTTP/2 flow-control window (64 KiB, which BDP probing
+        grows to several MiB) whether or not the application reads them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -600,6 +626,15 @@ class SessionService:
     Errors carry a `google.rpc.Status` whose details include a
     `google.rpc.ErrorInfo` (domain "chatstore") and, for bad input, a
     `google.rpc.BadRequest` naming each field that is wrong.
+
+    Two rules hold for every request of every method, on every backend: no
+    string (a string field, a map key, a `google.protobuf.Struct` key or value)
+    may contain U+0000 (NUL): such a request is INVALID_ARGUMENT with each field
+    that holds one named (PostgreSQL cannot store NUL in text, so no backend
+    takes it); and a request that cannot be parsed (invalid UTF-8 in a string,
+    messages nested more than 100 deep, counting each Struct and Value) is
+    INVALID_ARGUMENT with the ErrorInfo reason MALFORMED_REQUEST. A refused
+    request changes nothing.
     """
 
     @staticmethod

@@ -39,6 +39,15 @@ class SessionServiceStub:
     Errors carry a `google.rpc.Status` whose details include a
     `google.rpc.ErrorInfo` (domain "chatstore") and, for bad input, a
     `google.rpc.BadRequest` naming each field that is wrong.
+
+    Two rules hold for every request of every method, on every backend: no
+    string (a string field, a map key, a `google.protobuf.Struct` key or value)
+    may contain U+0000 (NUL): such a request is INVALID_ARGUMENT with each field
+    that holds one named (PostgreSQL cannot store NUL in text, so no backend
+    takes it); and a request that cannot be parsed (invalid UTF-8 in a string,
+    messages nested more than 100 deep, counting each Struct and Value) is
+    INVALID_ARGUMENT with the ErrorInfo reason MALFORMED_REQUEST. A refused
+    request changes nothing.
     """
 
     @_typing.overload
@@ -150,7 +159,9 @@ class SessionServiceStub:
     FAILED_PRECONDITION (the session is soft-deleted, archived or
     READ_ONLY, or `request_id` was used before with other messages; the
     ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
-    longer matches; nothing was written).
+    longer matches; nothing was written), OUT_OF_RANGE (the messages'
+    `token_count`s would take the session's `token_usage` past 2^63-1,
+    reason COUNTER_OVERFLOW; nothing was written).
     """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListMessagesRequest, _session_service_pb2.ListMessagesResponse]
     """Lists a session's messages in `seq` order (oldest first, or newest first
@@ -183,8 +194,9 @@ class SessionServiceStub:
 
     Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
     the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
-    FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
-    `compacted_through_seq`), ABORTED (`etag` is stale).
+    FAILED_PRECONDITION (soft-deleted, reason SESSION_DELETED; or
+    `through_seq` below the current `compacted_through_seq`, reason
+    ALREADY_COMPACTED_BEYOND), ABORTED (`etag` is stale).
     """
     AppendEvents: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.AppendEventsRequest, _session_service_pb2.AppendEventsResponse]
     """Appends a batch of events to a session's run log.
@@ -240,7 +252,12 @@ class SessionServiceStub:
 
     Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
     the client reads too slowly to keep up (reconnect from the last seq seen),
-    UNAVAILABLE when the server shuts down (reconnect elsewhere).
+    UNAVAILABLE when the server shuts down (reconnect elsewhere). "Too slowly"
+    means that the server holds more changes for the stream than its
+    `--watch-buffer-changes` setting (default 1,024) beyond what the
+    connection has taken: a client's gRPC library takes messages into its own
+    buffers up to its HTTP/2 flow-control window (64 KiB, which BDP probing
+    grows to several MiB) whether or not the application reads them.
     """
 
 @_typing.type_check_only
@@ -254,6 +271,15 @@ class SessionServiceAsyncStub(SessionServiceStub):
     Errors carry a `google.rpc.Status` whose details include a
     `google.rpc.ErrorInfo` (domain "chatstore") and, for bad input, a
     `google.rpc.BadRequest` naming each field that is wrong.
+
+    Two rules hold for every request of every method, on every backend: no
+    string (a string field, a map key, a `google.protobuf.Struct` key or value)
+    may contain U+0000 (NUL): such a request is INVALID_ARGUMENT with each field
+    that holds one named (PostgreSQL cannot store NUL in text, so no backend
+    takes it); and a request that cannot be parsed (invalid UTF-8 in a string,
+    messages nested more than 100 deep, counting each Struct and Value) is
+    INVALID_ARGUMENT with the ErrorInfo reason MALFORMED_REQUEST. A refused
+    request changes nothing.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -362,7 +388,9 @@ class SessionServiceAsyncStub(SessionServiceStub):
     FAILED_PRECONDITION (the session is soft-deleted, archived or
     READ_ONLY, or `request_id` was used before with other messages; the
     ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
-    longer matches; nothing was written).
+    longer matches; nothing was written), OUT_OF_RANGE (the messages'
+    `token_count`s would take the session's `token_usage` past 2^63-1,
+    reason COUNTER_OVERFLOW; nothing was written).
     """
     ListMessages: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListMessagesRequest, _session_service_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """Lists a session's messages in `seq` order (oldest first, or newest first
@@ -395,8 +423,9 @@ class SessionServiceAsyncStub(SessionServiceStub):
 
     Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
     the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
-    FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
-    `compacted_through_seq`), ABORTED (`etag` is stale).
+    FAILED_PRECONDITION (soft-deleted, reason SESSION_DELETED; or
+    `through_seq` below the current `compacted_through_seq`, reason
+    ALREADY_COMPACTED_BEYOND), ABORTED (`etag` is stale).
     """
     AppendEvents: _aio.UnaryUnaryMultiCallable[_session_service_pb2.AppendEventsRequest, _session_service_pb2.AppendEventsResponse]  # type: ignore[assignment]
     """Appends a batch of events to a session's run log.
@@ -452,7 +481,12 @@ class SessionServiceAsyncStub(SessionServiceStub):
 
     Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
     the client reads too slowly to keep up (reconnect from the last seq seen),
-    UNAVAILABLE when the server shuts down (reconnect elsewhere).
+    UNAVAILABLE when the server shuts down (reconnect elsewhere). "Too slowly"
+    means that the server holds more changes for the stream than its
+    `--watch-buffer-changes` setting (default 1,024) beyond what the
+    connection has taken: a client's gRPC library takes messages into its own
+    buffers up to its HTTP/2 flow-control window (64 KiB, which BDP probing
+    grows to several MiB) whether or not the application reads them.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -465,6 +499,15 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors carry a `google.rpc.Status` whose details include a
     `google.rpc.ErrorInfo` (domain "chatstore") and, for bad input, a
     `google.rpc.BadRequest` naming each field that is wrong.
+
+    Two rules hold for every request of every method, on every backend: no
+    string (a string field, a map key, a `google.protobuf.Struct` key or value)
+    may contain U+0000 (NUL): such a request is INVALID_ARGUMENT with each field
+    that holds one named (PostgreSQL cannot store NUL in text, so no backend
+    takes it); and a request that cannot be parsed (invalid UTF-8 in a string,
+    messages nested more than 100 deep, counting each Struct and Value) is
+    INVALID_ARGUMENT with the ErrorInfo reason MALFORMED_REQUEST. A refused
+    request changes nothing.
     """
 
     @_abc_1.abstractmethod
@@ -643,7 +686,9 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION (the session is soft-deleted, archived or
         READ_ONLY, or `request_id` was used before with other messages; the
         ErrorInfo reason says which), ABORTED (`expected_last_seq` or `etag` no
-        longer matches; nothing was written).
+        longer matches; nothing was written), OUT_OF_RANGE (the messages'
+        `token_count`s would take the session's `token_usage` past 2^63-1,
+        reason COUNTER_OVERFLOW; nothing was written).
         """
 
     @_abc_1.abstractmethod
@@ -700,8 +745,9 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Atomic. Status codes: INVALID_ARGUMENT (`through_seq` below 1 or beyond
         the session's `last_seq`, or a recap over the content limit), NOT_FOUND,
-        FAILED_PRECONDITION (soft-deleted, or `through_seq` below the current
-        `compacted_through_seq`), ABORTED (`etag` is stale).
+        FAILED_PRECONDITION (soft-deleted, reason SESSION_DELETED; or
+        `through_seq` below the current `compacted_through_seq`, reason
+        ALREADY_COMPACTED_BEYOND), ABORTED (`etag` is stale).
         """
 
     @_abc_1.abstractmethod
@@ -799,7 +845,12 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Ends with NOT_FOUND when the session is purged, RESOURCE_EXHAUSTED when
         the client reads too slowly to keep up (reconnect from the last seq seen),
-        UNAVAILABLE when the server shuts down (reconnect elsewhere).
+        UNAVAILABLE when the server shuts down (reconnect elsewhere). "Too slowly"
+        means that the server holds more changes for the stream than its
+        `--watch-buffer-changes` setting (default 1,024) beyond what the
+        connection has taken: a client's gRPC library takes messages into its own
+        buffers up to its HTTP/2 flow-control window (64 KiB, which BDP probing
+        grows to several MiB) whether or not the application reads them.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,7 +22,7 @@ from alembic import op
 
 from chatstore_server.store import bodies
 from chatstore_server.store.context import message_tokens
-from chatstore_server.store.records import NewMessage, Role, ToolCallRecord
+from chatstore_server.store.records import ABSENT, NewMessage, Role, ToolCallRecord
 from chatstore_server.store.types import UTCDateTime, json_type
 
 revision: str = "0004"
@@ -93,7 +93,10 @@ def upgrade() -> None:
                     ToolCallRecord(c["id"], c["name"], c["arguments"]) for c in row.tool_calls or ()
                 ),
                 token_count=row.token_count,
-                structured_content=row.structured_content,
+                # The old column held SQL NULL for "none" (and for a JSON null).
+                structured_content=ABSENT
+                if row.structured_content is None
+                else row.structured_content,
                 tool_call_id=row.tool_call_id,
                 name=row.name,
                 agent_id=row.agent_id,
@@ -137,7 +140,9 @@ def downgrade() -> None:
                         for c in body.tool_calls
                     ]
                     or None,
-                    "b_structured_content": body.structured_content,
+                    "b_structured_content": None
+                    if body.structured_content is ABSENT
+                    else body.structured_content,
                     "b_name": body.name,
                     "b_agent_id": body.agent_id,
                     "b_model": body.model,
