@@ -33,11 +33,11 @@ def repositories(sqlite_database: Database) -> tuple[SessionRepository, MessageR
     return SessionRepository(sqlite_database), MessageRepository(sqlite_database)
 
 
-def _stored(path: Path, session_id: uuid.UUID) -> list[tuple[int, str]]:
+def _stored(path: Path, session_id: str) -> list[tuple[int, str]]:
     """(seq, content) of the session's committed messages, as another connection sees."""
     with sqlite3.connect(path) as other:
         query = "SELECT seq, content FROM messages WHERE session_id = ? ORDER BY seq"
-        return list(other.execute(query, (session_id.hex,)).fetchall())
+        return list(other.execute(query, (session_id,)).fetchall())
 
 
 async def test_concurrent_appends_are_written_together_with_their_own_seqs(
@@ -146,7 +146,7 @@ async def test_the_session_an_append_answers_with_is_the_row_as_committed(
     # whole row as read back, including after writes that did not go through here
     # (a title change) and for a session purged and made again under the same id.
     sessions, history = repositories
-    session_id = uuid.uuid4()
+    session_id = str(uuid.uuid4())
     await sessions.create(
         TENANT, NewSession(title="first", metadata={"k": "v"}), session_id=session_id
     )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Integer,
+    LargeBinary,
     String,
     Uuid,
     column,
@@ -25,10 +27,28 @@ from sqlalchemy import (
     text,
 )
 
-from chatstore import AsyncChatStoreClient, Message, Retention, Role, SessionStatus, TokenUsage
+from chatstore import (
+    AsyncChatStoreClient,
+    Message,
+    NotFound,
+    Retention,
+    Role,
+    SessionStatus,
+    TokenUsage,
+)
+from chatstore_server.api.messages import fingerprint
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
-from chatstore_server.store import Database, NewSession, SessionRepository, migrate, upgrade
+from chatstore_server.store import (
+    Database,
+    NewMessage,
+    NewSession,
+    SessionRepository,
+    bodies,
+    migrate,
+    upgrade,
+)
+from chatstore_server.store import Role as StoreRole
 from chatstore_server.store.schema import metadata
 from chatstore_server.store.types import UTCDateTime, json_type
 from tests.conftest import TENANT
@@ -100,7 +120,7 @@ async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
     finally:
         await database.dispose()
 
-    assert [v[0] for v in versions] == ["0005"]
+    assert [v[0] for v in versions] == ["0006"]
     assert after == session
 
 
@@ -275,3 +295,248 @@ async def test_0004_moves_every_message_field_into_the_body_and_back(
         await database.dispose()
 
     assert [dict(r._mapping) for r in restored] == [full, bare]
+
+
+# The tables as migration 0005 left them: UUID ids, no tenant_id on the children.
+_V5_SESSIONS = table(
+    "sessions",
+    *(column(c.name, c.type) for c in _V1_SESSIONS.c),
+    column("labels", json_type()),
+    column("input_tokens", BigInteger()),
+    column("total_tokens", BigInteger()),
+    column("last_event_seq", BigInteger()),
+    column("checkpoint_count", BigInteger()),
+    column("fork_session_id", Uuid()),
+    column("fork_message_seq", BigInteger()),
+    column("fork_event_seq", BigInteger()),
+)
+_V5_LABELS = table(
+    "session_labels",
+    column("session_id", Uuid()),
+    column("tenant_id", String()),
+    column("key", String()),
+    column("value", String()),
+)
+_V5_MESSAGES = table(
+    "messages",
+    *(column(c.name, c.type) for c in _V1_MESSAGES.c),
+    column("body", LargeBinary()),
+    column("token_estimate", BigInteger()),
+    column("size_bytes", BigInteger()),
+)
+_V5_EVENTS = table(
+    "events",
+    column("id", Uuid()),
+    column("session_id", Uuid()),
+    column("seq", BigInteger()),
+    column("type", String()),
+    column("payload", json_type()),
+    column("create_time", UTCDateTime()),
+)
+_V5_CHECKPOINTS = table(
+    "checkpoints",
+    column("id", Uuid()),
+    column("session_id", Uuid()),
+    column("message_seq", BigInteger()),
+    column("event_seq", BigInteger()),
+    column("label", String()),
+    column("create_time", UTCDateTime()),
+)
+_V5_REQUESTS = table(
+    "append_requests",
+    column("session_id", Uuid()),
+    column("kind", String()),
+    column("request_id", String()),
+    column("first_seq", BigInteger()),
+    column("last_seq", BigInteger()),
+    column("fingerprint", String()),
+    column("create_time", UTCDateTime()),
+)
+
+
+async def _fill_0005(database: Database, now: datetime) -> dict[str, uuid.UUID]:
+    """Two tenants' sessions at migration 0005: history, events, a checkpoint, labels,
+    a request id, and a fork of one of them."""
+    ids = {name: uuid.uuid4() for name in ("acme", "globex", "fork", "checkpoint")}
+    message = NewMessage(role=StoreRole.USER, content="héllo", token_count=3)
+    async with database.write() as conn:
+        for tenant in ("acme", "globex"):
+            await conn.execute(
+                insert(_V5_SESSIONS).values(
+                    id=ids[tenant],
+                    tenant_id=tenant,
+                    title=f"{tenant}'s",
+                    create_time=now,
+                    update_time=now,
+                    message_count=2,
+                    last_seq=2,
+                    labels={"team": tenant},
+                    input_tokens=6,
+                    total_tokens=6,
+                    last_event_seq=1,
+                    checkpoint_count=1,
+                )
+            )
+            await conn.execute(
+                insert(_V5_LABELS).values(
+                    session_id=ids[tenant], tenant_id=tenant, key="team", value=tenant
+                )
+            )
+            for seq in (1, 2):
+                await conn.execute(
+                    insert(_V5_MESSAGES).values(
+                        id=uuid.uuid4(),
+                        session_id=ids[tenant],
+                        seq=seq,
+                        role="user",
+                        content="héllo",
+                        token_count=3,
+                        create_time=now,
+                        body=bodies.encode(message, now),
+                        token_estimate=3,
+                        size_bytes=6,
+                    )
+                )
+            await conn.execute(
+                insert(_V5_EVENTS).values(
+                    id=uuid.uuid4(),
+                    session_id=ids[tenant],
+                    seq=1,
+                    type="input",
+                    payload={"content": f"{tenant} ran"},
+                    create_time=now,
+                )
+            )
+        await conn.execute(
+            insert(_V5_CHECKPOINTS).values(
+                id=ids["checkpoint"],
+                session_id=ids["acme"],
+                message_seq=2,
+                event_seq=1,
+                label="both",
+                create_time=now,
+            )
+        )
+        await conn.execute(
+            insert(_V5_REQUESTS).values(
+                session_id=ids["acme"],
+                kind="message",
+                request_id="r-1",
+                first_seq=1,
+                last_seq=2,
+                fingerprint=fingerprint([message_proto("héllo")] * 2),
+                create_time=now,
+            )
+        )
+        await conn.execute(
+            insert(_V5_SESSIONS).values(
+                id=ids["fork"],
+                tenant_id="acme",
+                title="fork",
+                create_time=now,
+                update_time=now,
+                fork_session_id=ids["acme"],
+                fork_message_seq=2,
+                fork_event_seq=1,
+            )
+        )
+    return ids
+
+
+def message_proto(content: str) -> Message:
+    return Message(role=Role.ROLE_USER, content=content, token_count=3)
+
+
+async def test_a_0005_database_upgrades_to_tenant_scoped_keys_in_place(
+    empty_database_url: str,
+) -> None:
+    now = datetime(2026, 12, 1, 2, 3, 4, 567890, tzinfo=UTC)
+    database = Database.from_url(empty_database_url)
+    try:
+        await upgrade(database, "0005")
+        ids = await _fill_0005(database, now)
+        await upgrade(database)
+        async with database.read() as conn:
+            differences = await conn.run_sync(_differences)
+            children = {
+                name: (await conn.execute(text(f"SELECT tenant_id FROM {name}"))).scalars().all()
+                for name in ("messages", "events", "checkpoints", "session_labels")
+            }
+    finally:
+        await database.dispose()
+
+    assert differences == []
+    assert sorted(children["messages"]) == ["acme", "acme", "globex", "globex"]
+    assert sorted(children["events"]) == ["acme", "globex"]
+    assert children["checkpoints"] == ["acme"]
+    acme, globex = str(ids["acme"]), str(ids["globex"])
+    async with _served(empty_database_url) as client:
+        session = await client.get_session(acme, tenant_id="acme")
+        assert (session.id, session.title, session.last_seq) == (acme, "acme's", 2)
+        assert session.token_usage.total_tokens == 6
+        assert dict(session.labels) == {"team": "acme"}
+        listed = [
+            s.id async for s in client.list_sessions(tenant_id="acme", labels={"team": "acme"})
+        ]
+        assert listed == [acme]
+        messages = [m async for m in client.list_messages(acme, tenant_id="acme")]
+        assert [(m.seq, m.content, m.session_id) for m in messages] == [
+            (1, "héllo", acme),
+            (2, "héllo", acme),
+        ]
+        events = [e async for e in client.list_events(globex, tenant_id="globex")]
+        assert [e.input.content for e in events] == ["globex ran"]
+        checkpoint = await client.get_checkpoint(acme, str(ids["checkpoint"]), tenant_id="acme")
+        assert (checkpoint.label, checkpoint.message_seq) == ("both", 2)
+        fork = await client.get_session(str(ids["fork"]), tenant_id="acme")
+        assert fork.fork_source.session_id == acme
+        # The request id recorded before the upgrade still replays its append.
+        replay = await client.append_messages(
+            acme, [message_proto("héllo")] * 2, request_id="r-1", tenant_id="acme"
+        )
+        assert [m.seq for m in replay.messages] == [1, 2]
+        # Still its tenant's alone; and new writes get the new rules.
+        with pytest.raises(NotFound):
+            await client.get_session(acme, tenant_id="globex")
+        appended = await client.append_messages(acme, [message_proto("new")], tenant_id="acme")
+        assert appended.messages[0].seq == 3
+        await client.create_session(tenant_id="globex", session_id=acme)  # free in globex
+        await client.delete_session(acme, purge=True, tenant_id="acme")
+        assert [m.seq async for m in client.list_messages(globex, tenant_id="globex")] == [1, 2]
+
+
+_DOWNGRADED = ("sessions", "messages", "events", "checkpoints", "append_requests")
+
+
+async def _rows(conn: Any, table_name: str) -> list[dict[str, Any]]:
+    """Every row of a table, as column-to-value maps, in a stable order."""
+    rows = (await conn.execute(text(f"SELECT * FROM {table_name}"))).mappings().all()
+    return sorted((dict(row) for row in rows), key=lambda row: repr(sorted(row.items())))
+
+
+async def test_0006_downgrades_while_every_session_id_is_a_uuid_of_one_tenant(
+    empty_database_url: str,
+) -> None:
+    now = datetime(2026, 12, 1, 2, 3, 4, tzinfo=UTC)
+    database = Database.from_url(empty_database_url)
+    try:
+        await upgrade(database, "0005")
+        ids = await _fill_0005(database, now)
+        async with database.read() as conn:
+            before = {name: await _rows(conn, name) for name in _DOWNGRADED}
+        await upgrade(database)
+        async with database.write(offload=True) as conn:
+            await conn.run_sync(_downgrade, "0005")
+        async with database.read() as conn:
+            after = {name: await _rows(conn, name) for name in _DOWNGRADED}
+        await upgrade(database)
+        await SessionRepository(database).create(
+            "globex", NewSession(), session_id=str(ids["acme"])
+        )
+        async with database.write(offload=True) as conn:
+            with pytest.raises(RuntimeError, match="used by more than one tenant"):
+                await conn.run_sync(_downgrade, "0005")
+    finally:
+        await database.dispose()
+
+    assert after == before

@@ -38,9 +38,9 @@ async def test_get_session_shows_a_write_made_past_this_server(
     database = Database.from_url(database_url)
     try:
         sessions = SessionRepository(database)
-        await sessions.update(TENANT, uuid.UUID(created.id), {"title": "after"})
+        await sessions.update(TENANT, created.id, {"title": "after"})
         await MessageRepository(database).append(
-            TENANT, uuid.UUID(created.id), [NewMessage(role=StoreRole.USER, content="hi")]
+            TENANT, created.id, [NewMessage(role=StoreRole.USER, content="hi")]
         )
     finally:
         await database.dispose()
@@ -102,7 +102,7 @@ def _at(revision: int, create_time: datetime = _MADE) -> RowVersion:
 
 def test_rendered_sessions_answer_only_for_their_tenant_and_row_version() -> None:
     rendered = RenderedSessions()
-    session_id = uuid.uuid4()
+    session_id = str(uuid.uuid4())
     session = _session(3)
     rendered.put("t", session_id, _at(3), session)
 
@@ -113,12 +113,12 @@ def test_rendered_sessions_answer_only_for_their_tenant_and_row_version() -> Non
     assert rendered.get("t", session_id, _at(3, _MADE + timedelta(microseconds=1))) is None
     assert rendered.get("u", session_id, _at(3)) is None
     assert rendered.version("u", session_id) is None
-    assert rendered.get("t", uuid.uuid4(), _at(3)) is None
+    assert rendered.get("t", str(uuid.uuid4()), _at(3)) is None
 
 
 def test_rendered_sessions_drop_the_oldest_and_hold_no_large_session() -> None:
     rendered = RenderedSessions(max_entries=2, max_session_bytes=100)
-    ids = [uuid.uuid4() for _ in range(3)]
+    ids = [str(uuid.uuid4()) for _ in range(3)]
     for session_id in ids:
         rendered.put("t", session_id, _at(1), _session(1))
     rendered.put("t", ids[2], _at(2), _session(2, title="x" * 200))  # replaces, too large
@@ -156,8 +156,8 @@ async def test_a_session_made_again_past_this_server_is_not_the_old_one(
     database = Database.from_url(database_url)
     try:
         sessions = SessionRepository(database)
-        await sessions.purge(TENANT, uuid.UUID(session_id))
-        await sessions.create(TENANT, NewSession(title="second"), session_id=uuid.UUID(session_id))
+        await sessions.purge(TENANT, session_id)
+        await sessions.create(TENANT, NewSession(title="second"), session_id=session_id)
     finally:
         await database.dispose()
 

@@ -8,7 +8,14 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from chatstore import AlreadyExists, AsyncChatStoreClient, InvalidArgument, NotFound
+from chatstore import (
+    AlreadyExists,
+    AsyncChatStoreClient,
+    InvalidArgument,
+    Message,
+    NotFound,
+    Role,
+)
 from chatstore.v1 import Session, UpdateSessionRequest, session_service_pb2_grpc
 from tests.conftest import TENANT
 
@@ -60,6 +67,69 @@ async def test_session_of_another_tenant_is_not_found(client: AsyncChatStoreClie
         await client.delete_session(theirs.id)
     assert [s.id async for s in client.list_sessions()] == []
     assert (await client.get_session(theirs.id, tenant_id="other")).title == "private"
+
+
+async def test_a_session_id_is_unique_within_its_tenant_only(
+    client: AsyncChatStoreClient,
+) -> None:
+    shared = "11111111-1111-4111-8111-111111111111"
+    ours = await client.create_session(session_id=shared, title="ours")
+    await client.append_messages(shared, [Message(role=Role.ROLE_USER, content="mine")])
+
+    # Another tenant learns nothing from the id: it makes its own session under it.
+    theirs = await client.create_session(tenant_id="other", session_id=shared, title="theirs")
+    await client.append_messages(
+        shared, [Message(role=Role.ROLE_USER, content="x")] * 2, tenant_id="other"
+    )
+
+    assert (ours.id, theirs.id) == (shared, shared)
+    got_ours = await client.get_session(shared)
+    got_theirs = await client.get_session(shared, tenant_id="other")
+    assert (got_ours.title, got_ours.last_seq) == ("ours", 1)
+    assert (got_theirs.title, got_theirs.last_seq) == ("theirs", 2)
+    assert [m.content async for m in client.list_messages(shared)] == ["mine"]
+    with pytest.raises(AlreadyExists):  # within a tenant, an id is still taken once
+        await client.create_session(tenant_id="other", session_id=shared)
+    await client.delete_session(shared, purge=True, tenant_id="other")
+    assert (await client.get_session(shared)).last_seq == 1
+
+
+OWN_IDS = ["user-123", "thread/42:main", "sessão 1", "🙂", "s" * 128, "not-a-uuid"]
+
+
+@pytest.mark.parametrize("own_id", OWN_IDS)
+async def test_the_callers_own_session_id_works_in_every_call(
+    client: AsyncChatStoreClient, own_id: str
+) -> None:
+    created = await client.create_session(session_id=own_id, title="t")
+    appended = await client.append_messages(own_id, [Message(role=Role.ROLE_USER, content="a")])
+    checkpoint = await client.create_checkpoint(own_id, label="here")
+    fork = await client.fork_session(own_id, checkpoint_id=checkpoint.id)
+    watched = await anext(client.watch(own_id))
+    await client.update_session(own_id, title="renamed")
+    await client.pin_session(own_id)
+
+    assert created.id == appended.session.id == own_id
+    assert appended.messages[0].session_id == own_id
+    assert fork.fork_source.session_id == own_id
+    assert watched.message.session_id == own_id
+    assert [s.id async for s in client.list_sessions(pinned_only=True)] == [own_id]
+    assert (await client.get_session(own_id)).title == "renamed"
+    await client.delete_session(own_id)
+    assert (await client.undelete_session(own_id)).id == own_id
+
+
+async def test_a_session_id_in_uuid_form_is_taken_in_canonical_lowercase(
+    client: AsyncChatStoreClient,
+) -> None:
+    upper = "ABCDEF01-2345-4678-89AB-CDEF01234567"
+
+    created = await client.create_session(session_id=upper)
+
+    assert created.id == upper.lower()
+    assert (await client.get_session(upper)).id == upper.lower()
+    with pytest.raises(AlreadyExists):
+        await client.create_session(session_id=upper.lower())
 
 
 async def test_list_pages_through_every_session_newest_first(client: AsyncChatStoreClient) -> None:

@@ -42,16 +42,16 @@ async def test_each_concurrent_append_is_committed_when_acknowledged(
     created = [await sessions.create(TENANT, NewSession()) for _ in range(20)]
     seen_when_acknowledged: list[int] = []
 
-    async def append(session_id: uuid.UUID) -> None:
+    async def append(session_id: str) -> None:
         await history.append(TENANT, session_id, [NewMessage(Role.USER, "hi")])
         # Another connection sees it the moment the call returns: acknowledged = committed.
-        seen_when_acknowledged.append(committed_messages(sqlite_path).get(session_id.hex, 0))
+        seen_when_acknowledged.append(committed_messages(sqlite_path).get(session_id, 0))
 
     await asyncio.gather(*(append(s.id) for s in created for _ in range(3)))
 
     assert len(seen_when_acknowledged) == 60
     assert min(seen_when_acknowledged) >= 1
-    assert committed_messages(sqlite_path) == {s.id.hex: 3 for s in created}
+    assert committed_messages(sqlite_path) == {s.id: 3 for s in created}
     for session in created:
         assert (await sessions.get(TENANT, session.id)).last_seq == 3
 
@@ -81,7 +81,7 @@ async def test_a_failing_write_is_rolled_back_alone(
     assert all(isinstance(f, AlreadyExistsError) for f in failures)
     after = await sessions.get(TENANT, session.id)
     assert after.last_seq == after.message_count == 21  # no seq was used by a failure
-    assert committed_messages(sqlite_path) == {session.id.hex: 21}
+    assert committed_messages(sqlite_path) == {session.id: 21}
     page = await history.list(TENANT, session.id, limit=100)
     assert [m.seq for m in page.items] == list(range(1, 22))
     assert "dup" not in {m.content for m in page.items}
@@ -127,7 +127,7 @@ async def test_waiting_for_another_process_lock_leaves_the_loop_free(
     assert time.monotonic() - started >= 0.5
     with sqlite3.connect(sqlite_path) as other:
         (title,) = other.execute(
-            "SELECT title FROM sessions WHERE id = ?", (session.id.hex,)
+            "SELECT title FROM sessions WHERE id = ?", (session.id,)
         ).fetchone()
     assert title == "after the lock"
 
@@ -163,7 +163,7 @@ async def test_a_full_disk_fails_only_unacknowledged_writes(
     assert after.last_seq == after.message_count == acknowledged + 1
     page = await history.list(TENANT, session.id, limit=100)
     assert [m.seq for m in page.items] == list(range(1, acknowledged + 2))
-    assert committed_messages(sqlite_path) == {session.id.hex: acknowledged + 1}
+    assert committed_messages(sqlite_path) == {session.id: acknowledged + 1}
 
 
 async def test_a_write_after_dispose_fails_instead_of_waiting_forever(
@@ -198,7 +198,7 @@ async def test_a_failing_block_of_a_shared_transaction_takes_only_its_writes_alo
         if index > 0:
             await first_in.wait()  # queued on the write lock while block 0 holds it
         async with sqlite_database.write() as conn:
-            await conn.execute(retitle, {"title": f"by {index}", "id": created[index].id.hex})
+            await conn.execute(retitle, {"title": f"by {index}", "id": created[index].id})
             first_in.set()
             await asyncio.sleep(0.05 if index == 0 else 0)
             if index == failing:
@@ -209,6 +209,6 @@ async def test_a_failing_block_of_a_shared_transaction_takes_only_its_writes_alo
     assert [type(o) for o in outcomes] == [
         RuntimeError if i == failing else type(None) for i in range(4)
     ]
-    expected = {s.id.hex: "before" if i == failing else f"by {i}" for i, s in enumerate(created)}
+    expected = {s.id: "before" if i == failing else f"by {i}" for i, s in enumerate(created)}
     assert committed_titles(sqlite_path) == expected
     await sessions.create(TENANT, NewSession())  # and the writer goes on

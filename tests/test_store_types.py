@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -44,7 +45,7 @@ from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionStatus, StoredMessage, WindowMessage
 from chatstore_server.store.rows import session_from_columns, session_record
-from chatstore_server.store.schema import sessions
+from chatstore_server.store.schema import messages, sessions
 from chatstore_server.store.scope import SESSION_BY_ID
 from chatstore_server.store.session_list import (
     SessionCursor,
@@ -164,11 +165,12 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
         assert replay == stored
         assert {type(m.id) for m in replay} == {str}
         page = {"session_id": session.id, "tenant_id": "t", "after_seq": 0, "limit": 10}
-        hot = [
+        hot: list[tuple[Prepared, dict[str, Any]]] = [
             (SESSION_BY_ID, {"session_id": session.id, "tenant_id": "t"}),
             (
                 NEWEST_FIRST,
                 {
+                    "tenant_id": "t",
                     "session_id": session.id,
                     "floor": 0,
                     "compacted_through_seq": 1,
@@ -183,7 +185,7 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
                 "t",
                 SessionFilter(statuses=frozenset(SessionStatus), labels={"a": "b"}),
                 SessionOrder(field="title", descending=False, pinned_first=True),
-                SessionCursor(pinned=False, value="", id=uuid.UUID(int=0)),
+                SessionCursor(pinned=False, value="", id=""),
                 10,
             ),
         ]
@@ -228,21 +230,21 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
 @pytest.mark.parametrize("name", ["sqlite", "postgresql"])
 def test_a_plan_binds_values_in_order_through_their_types_with_defaults(name: str) -> None:
     dialect: Dialect = sqlite.dialect() if name == "sqlite" else postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
-    statement = select(sessions.c.title).where(
-        sessions.c.id == bindparam("session_id"),
-        sessions.c.update_time < bindparam("before"),
-        sessions.c.tenant_id == bindparam("tenant_id", value="default", required=False),
+    statement = select(messages.c.content).where(
+        messages.c.id == bindparam("message_id"),
+        messages.c.create_time < bindparam("before"),
+        messages.c.tenant_id == bindparam("tenant_id", value="default", required=False),
     )
     plan = Prepared(statement).plan(dialect)
     assert plan is not None
-    session_id, before = uuid.UUID(int=7), datetime(2026, 12, 2, 1, 2, 3, 4, tzinfo=UTC)
+    message_id, before = uuid.UUID(int=7), datetime(2026, 12, 2, 1, 2, 3, 4, tzinfo=UTC)
     # SQLite stores UUIDs as 32 hex digits and times as naive UTC text; asyncpg takes both.
     stored: list[object] = (
-        [session_id.hex, "2026-12-02 01:02:03.000004"] if name == "sqlite" else [session_id, before]
+        [message_id.hex, "2026-12-02 01:02:03.000004"] if name == "sqlite" else [message_id, before]
     )
 
-    given = plan.values({"session_id": session_id, "before": before, "tenant_id": "t"})
-    defaulted = plan.values({"session_id": session_id, "before": before})
+    given = plan.values({"message_id": message_id, "before": before, "tenant_id": "t"})
+    defaulted = plan.values({"message_id": message_id, "before": before})
 
     assert given == [*stored, "t"]
     assert defaulted == [*stored, "default"]

@@ -33,11 +33,12 @@ def _too_long(field: str, chars: int) -> tuple[Call, str]:
 
 
 CASES: dict[str, tuple[Call, str]] = {
-    "malformed session id": (lambda c, _: c.get_session("not-a-uuid"), "session_id"),
-    "malformed id in append": (
-        lambda c, _: c.append_messages("1234", [Message(role=Role.ROLE_USER)]),
+    "session id too long": (lambda c, _: c.get_session("s" * 129), "session_id"),
+    "session id with a control character": (
+        lambda c, _: c.append_messages("a\tb", [Message(role=Role.ROLE_USER)]),
         "session_id",
     ),
+    "session id with outer whitespace": (lambda c, _: c.get_session(" s1"), "session_id"),
     "tenant with a control character": (
         lambda c, _: c.create_session(tenant_id="a\x00b"),
         "tenant_id",
@@ -48,8 +49,12 @@ CASES: dict[str, tuple[Call, str]] = {
         lambda c, s: c.update_session(s, title="x" * 201),
         "session.title",
     ),
-    "malformed client session id": (
-        lambda c, _: c.create_session(session_id="123"),
+    "client session id too long": (
+        lambda c, _: c.create_session(session_id="s" * 129),
+        "session_id",
+    ),
+    "client session id with a line separator": (
+        lambda c, _: c.create_session(session_id="a\u2028b"),
         "session_id",
     ),
     "content over the limit": (

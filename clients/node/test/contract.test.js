@@ -75,7 +75,7 @@ test("the Node client speaks the contract", { skip: !target && "set CHATSTORE_TA
   assert.deepEqual(watched, ["4", "5", "6"]);
 
   await assert.rejects(
-    call(client, "GetSession", { tenant_id: tenant, session_id: "not-a-uuid" }),
+    call(client, "GetSession", { tenant_id: tenant, session_id: "x".repeat(129) }),
     (error) => {
       assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
       const details = errorDetails(error);

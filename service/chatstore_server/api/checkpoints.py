@@ -43,7 +43,7 @@ class CheckpointMethods:
     ) -> checkpoint_pb2.Checkpoint:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         checkpoint = request.checkpoint
         for field in ("message_seq", "event_seq"):
             if getattr(checkpoint, field) < 0:
@@ -73,14 +73,14 @@ class CheckpointMethods:
     ) -> session_service_pb2.ListCheckpointsResponse:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         limit = check.page_size(
             request.page_size,
             default=self._limits.default_message_page_size,
             maximum=self._limits.max_page_size,
         )
         check.done()
-        binding = ["ListCheckpoints", tenant_id, str(session_id)]
+        binding = ["ListCheckpoints", tenant_id, session_id]
         after = None
         if request.page_token:
             position = pagination.decode(request.page_token, binding)
@@ -106,7 +106,7 @@ class CheckpointMethods:
     ) -> checkpoint_pb2.Checkpoint:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         checkpoint_id = check.uuid(request.checkpoint_id, "checkpoint_id")
         check.done()
         return convert.checkpoint_to_proto(
@@ -118,7 +118,7 @@ class CheckpointMethods:
     ) -> session_pb2.Session:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         point = request.WhichOneof("point")
         checkpoint_id = None
         if point == "checkpoint_id":
@@ -128,7 +128,7 @@ class CheckpointMethods:
         for field in ("message_seq", "event_seq"):
             if getattr(request, field) < 0:
                 check.fail(field, "must not be negative")
-        new_session_id = check.optional_uuid(request.new_session_id, "new_session_id")
+        new_session_id = check.optional_session_id(request.new_session_id, "new_session_id")
         check.text(request.title, "title", max_chars=TITLE_MAX_CHARS)
         check.done()
         record = await fork_session(

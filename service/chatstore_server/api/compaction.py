@@ -35,7 +35,7 @@ class CompactionMethods:
     ) -> session_service_pb2.ContextWindow:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         if request.max_messages < 0:
             check.fail("max_messages", "must not be negative")
         if request.max_tokens < 0:
@@ -50,7 +50,7 @@ class CompactionMethods:
             max_messages=min(request.max_messages or CONTEXT_MAX_MESSAGES, CONTEXT_MAX_MESSAGES),
             max_tokens=request.max_tokens or None,
         )
-        response = convert.context_window_to_proto(window, str(session_id))
+        response = convert.context_window_to_proto(window, session_id)
         # Within the response limit, the newest messages win.
         limit = self._limits.max_response_bytes
         if pagination.fits(response, limit):
@@ -68,7 +68,7 @@ class CompactionMethods:
     ) -> session_pb2.Session:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         if request.through_seq < 1:
             check.fail("through_seq", "must be 1 or more")
         check.text(request.recap, "recap", max_chars=self._limits.max_content_chars, required=True)

@@ -31,7 +31,7 @@ class EventMethods:
     ) -> session_service_pb2.AppendEventsResponse:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         size = sum(e.ByteSize() for e in request.events)
         check_batch_size(check, "events", len(request.events), size, self._limits)
         batch: list[NewEvent] = []
@@ -77,7 +77,7 @@ class EventMethods:
     ) -> session_service_pb2.ListEventsResponse:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         limit = check.page_size(
             request.page_size,
             default=self._limits.default_message_page_size,
@@ -86,7 +86,7 @@ class EventMethods:
         if request.after_seq < 0:
             check.fail("after_seq", "must not be negative")
         check.done()
-        binding = ["ListEvents", tenant_id, str(session_id), request.after_seq]
+        binding = ["ListEvents", tenant_id, session_id, request.after_seq]
         from_token = pagination.decode_seq(request.page_token, binding)
         after_seq = request.after_seq if from_token is None else from_token
         page = await self._events.list(tenant_id, session_id, limit=limit, after_seq=after_seq)

@@ -137,7 +137,7 @@ class MessageMethods:
         limits = self._limits
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         check_batch_size(
             check, "messages", len(request.messages), _batch_bytes(request.messages), limits
         )
@@ -169,7 +169,7 @@ class MessageMethods:
         response = session_service_pb2.AppendMessagesResponse(
             session=self._rendered.render(tenant_id, session)
         )
-        convert.add_messages(response.messages, stored, str(session_id))
+        convert.add_messages(response.messages, stored, session_id)
         return response
 
     async def ListMessages(  # noqa: N802
@@ -177,7 +177,7 @@ class MessageMethods:
     ) -> session_service_pb2.ListMessagesResponse:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         limit = check.page_size(
             request.page_size,
             default=self._limits.default_message_page_size,
@@ -207,7 +207,7 @@ class MessageMethods:
         binding = [
             "ListMessages",
             tenant_id,
-            str(session_id),
+            session_id,
             descending,
             where.after_seq,
             where.before_seq,
@@ -220,7 +220,7 @@ class MessageMethods:
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
         response = session_service_pb2.ListMessagesResponse()
-        convert.add_messages(response.messages, page.items, str(session_id))
+        convert.add_messages(response.messages, page.items, session_id)
         response.next_page_token = pagination.seq_page(
             response.messages,
             page.next_cursor,
@@ -235,7 +235,7 @@ class MessageMethods:
     ) -> message_pb2.Message:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         selector = request.WhichOneof("selector")
         message_id = None
         if selector == "message_id":
@@ -249,4 +249,4 @@ class MessageMethods:
         record = await self._messages.get(
             tenant_id, session_id, message_id=message_id, seq=request.seq
         )
-        return convert.message_to_proto(record, str(session_id))
+        return convert.message_to_proto(record, session_id)

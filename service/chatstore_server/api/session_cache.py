@@ -19,7 +19,6 @@ server (docs/performance.md); a miss costs one more, two-column, read.
 
 from __future__ import annotations
 
-import uuid
 from typing import NamedTuple
 
 from chatstore.v1 import session_pb2
@@ -34,13 +33,13 @@ MAX_SESSION_BYTES = 8_192
 
 
 class _Entry(NamedTuple):
-    tenant_id: str
     version: RowVersion
     session: session_pb2.Session
 
 
 class RenderedSessions:
-    """Sessions by id, each with the tenant and the row version it was built from.
+    """Sessions by (tenant, id) (ids are unique within a tenant only), each with the row
+    version it was built from.
 
     Owned by one event loop: not thread-safe. The Sessions are shared between callers
     and must not be changed after `put`.
@@ -49,26 +48,24 @@ class RenderedSessions:
     def __init__(
         self, max_entries: int = MAX_ENTRIES, max_session_bytes: int = MAX_SESSION_BYTES
     ) -> None:
-        self._entries: dict[uuid.UUID, _Entry] = {}
+        self._entries: dict[tuple[str, str], _Entry] = {}
         self._max_entries = max_entries
         self._max_session_bytes = max_session_bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def version(self, tenant_id: str, session_id: uuid.UUID) -> RowVersion | None:
+    def version(self, tenant_id: str, session_id: str) -> RowVersion | None:
         """The row version of the Session held for this tenant's session, or None."""
-        entry = self._entries.get(session_id)
-        if entry is None or entry.tenant_id != tenant_id:
-            return None
-        return entry.version
+        entry = self._entries.get((tenant_id, session_id))
+        return None if entry is None else entry.version
 
     def get(
-        self, tenant_id: str, session_id: uuid.UUID, version: RowVersion
+        self, tenant_id: str, session_id: str, version: RowVersion
     ) -> session_pb2.Session | None:
         """The Session held for this tenant's session if it was built at `version`."""
-        entry = self._entries.get(session_id)
-        if entry is None or entry.tenant_id != tenant_id or entry.version != version:
+        entry = self._entries.get((tenant_id, session_id))
+        if entry is None or entry.version != version:
             return None
         return entry.session
 
@@ -87,15 +84,16 @@ class RenderedSessions:
     def put(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         version: RowVersion,
         session: session_pb2.Session,
     ) -> None:
         """Hold `session`, built from the row at `version` (not if it is too large)."""
         entries = self._entries
-        entries.pop(session_id, None)
+        key = (tenant_id, session_id)
+        entries.pop(key, None)
         if session.ByteSize() > self._max_session_bytes:
             return
         if len(entries) >= self._max_entries:
             del entries[next(iter(entries))]
-        entries[session_id] = _Entry(tenant_id, version, session)
+        entries[key] = _Entry(version, session)

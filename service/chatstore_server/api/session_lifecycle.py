@@ -3,7 +3,6 @@ archive (AIP-136 custom methods)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Protocol
 
 import grpc
@@ -28,10 +27,10 @@ class _Targeted(Protocol):
     def etag(self) -> str: ...
 
 
-def _target(request: _Targeted) -> tuple[str, uuid.UUID, int | None]:
+def _target(request: _Targeted) -> tuple[str, str, int | None]:
     check = Checker()
     tenant_id = check.tenant_id(request.tenant_id)
-    session_id = check.uuid(request.session_id, "session_id")
+    session_id = check.session_id(request.session_id)
     revision = check_etag(check, request.etag)
     check.done()
     return tenant_id, session_id, revision

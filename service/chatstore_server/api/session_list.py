@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, get_args
 
@@ -121,7 +120,9 @@ def _cursor_from(position: list[Any], order: SessionOrder) -> SessionCursor:
         if not isinstance(pinned, bool) or not isinstance(value, str):
             raise TypeError("bad position")
         key: datetime | str = value if order.field == "title" else datetime.fromisoformat(value)
-        return SessionCursor(pinned, key, uuid.UUID(session_id))
+        if not isinstance(session_id, str):
+            raise TypeError("bad position")
+        return SessionCursor(pinned, key, session_id)
     except (TypeError, ValueError) as error:
         raise pagination.bad_position() from error
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 
 import grpc
@@ -36,7 +35,7 @@ class SessionMethods:
     ) -> session_pb2.Session:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.optional_uuid(request.session_id, "session_id")
+        session_id = check.optional_session_id(request.session_id)
         new = session_fields.new_session(check, request.session, self._limits)
         check.done()
         record = await self._sessions.create(tenant_id, new, session_id=session_id)
@@ -65,7 +64,7 @@ class SessionMethods:
     ) -> session_pb2.Session:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         if request.view not in _VIEWS:
             check.fail("view", "unknown view")
         check.done()
@@ -82,7 +81,7 @@ class SessionMethods:
             return session
         return await self._basic_session(tenant_id, session_id)
 
-    async def _basic_session(self, tenant_id: str, session_id: uuid.UUID) -> session_pb2.Session:
+    async def _basic_session(self, tenant_id: str, session_id: str) -> session_pb2.Session:
         """The session's BASIC view: from `_rendered` when the row's version is still
         the one it was built from (two columns read), else read and built anew."""
         held = self._rendered.version(tenant_id, session_id)
@@ -97,7 +96,7 @@ class SessionMethods:
     ) -> session_pb2.Session:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session.id, "session.id")
+        session_id = check.session_id(request.session.id, "session.id")
         revision = check_etag(check, request.etag)
         fields = session_fields.mask_fields(check, request)
         values = session_fields.session_values(check, request.session, fields, self._limits)

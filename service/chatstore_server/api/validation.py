@@ -15,7 +15,11 @@ from google.protobuf import timestamp_pb2
 
 from chatstore_server.api.errors import FieldViolation, invalid_argument
 from chatstore_server.store import TimeRange
-from chatstore_server.store.schema import LABEL_VALUE_MAX_CHARS, TENANT_ID_MAX_CHARS
+from chatstore_server.store.schema import (
+    LABEL_VALUE_MAX_CHARS,
+    SESSION_ID_MAX_CHARS,
+    TENANT_ID_MAX_CHARS,
+)
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31 UTC.
@@ -47,6 +51,32 @@ class Checker:
         elif not value.isprintable():
             self.fail(field, "must not contain control characters")
         return value
+
+    def session_id(self, value: str, field: str = "session_id") -> str:
+        """A required session id (`session_id`'s rules); "" if wrong."""
+        if not value:
+            self.fail(field, "required")
+            return ""
+        return self.optional_session_id(value, field) or ""
+
+    def optional_session_id(self, value: str, field: str = "session_id") -> str | None:
+        """A session id, or None when `value` is empty: 1 to 128 printable characters,
+        not starting or ending with whitespace (AIP-122: the caller's own ids, such as a
+        framework's "user-123" or thread id, are welcome). An id in UUID form is taken
+        in its canonical lowercase form, as the server writes them."""
+        if not value:
+            return None
+        if len(value) > SESSION_ID_MAX_CHARS:
+            self.fail(field, f"at most {SESSION_ID_MAX_CHARS} characters (got {len(value):,})")
+        elif not value.isprintable():
+            self.fail(field, "must be printable: no control or line-separator characters")
+        elif value != value.strip():
+            self.fail(field, "must not start or end with whitespace")
+        elif len(value) == 36 and _UUID.fullmatch(value) is not None:
+            return value.lower()
+        else:
+            return value
+        return None
 
     def uuid(self, value: str, field: str) -> UUID:
         """A required UUID in 8-4-4-4-12 hex form (any case); returns the nil UUID if wrong."""

@@ -9,7 +9,6 @@ store. Messages therefore leave in strictly increasing seq order.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -46,7 +45,7 @@ class WatchMethods:
     _rendered: RenderedSessions
 
     async def _stored(
-        self, tenant_id: str, session_id: uuid.UUID, after_seq: int, before_seq: int | None = None
+        self, tenant_id: str, session_id: str, after_seq: int, before_seq: int | None = None
     ) -> AsyncIterator[StoredMessage]:
         """Stored messages with after_seq < seq (< before_seq), oldest first, by page."""
         where = MessageFilter(after_seq=after_seq, before_seq=before_seq)
@@ -66,13 +65,13 @@ class WatchMethods:
     ) -> AsyncIterator[session_service_pb2.WatchSessionResponse]:
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
-        session_id = check.uuid(request.session_id, "session_id")
+        session_id = check.session_id(request.session_id)
         if request.from_seq < 0:
             check.fail("from_seq", "must not be negative")
         check.done()
         Response = session_service_pb2.WatchSessionResponse  # noqa: N806
-        text_id = str(session_id)
-        subscription = self._feed.subscribe(session_id)
+        text_id = session_id
+        subscription = self._feed.subscribe(tenant_id, session_id)
         try:
             current = await self._sessions.get(tenant_id, session_id)  # NOT_FOUND first
             if request.from_seq > current.last_seq:
@@ -95,14 +94,14 @@ class WatchMethods:
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f"the watcher fell too far behind; reconnect with from_seq={last}",
                         reason="WATCH_TOO_SLOW",
-                        metadata={"session_id": str(session_id), "last_seq": str(last)},
+                        metadata={"session_id": session_id, "last_seq": str(last)},
                     ) from None
                 except SubscriptionClosed:
                     raise ApiError(
                         grpc.StatusCode.UNAVAILABLE,
                         f"the server is shutting down; reconnect with from_seq={last}",
                         reason="SERVER_SHUTTING_DOWN",
-                        metadata={"session_id": str(session_id), "last_seq": str(last)},
+                        metadata={"session_id": session_id, "last_seq": str(last)},
                     ) from None
                 if change.purged:
                     raise NotFoundError("session", session_id)

@@ -5,7 +5,6 @@ session row, preconditions, and request ids that make a retry return the first r
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,7 @@ from chatstore_server.store.errors import (
     SessionStateError,
     StoreError,
 )
-from chatstore_server.store.notify import CHANNEL, What, payload
+from chatstore_server.store.notify import CHANNEL, What, announce, payload
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import AccessMode, Retention, SessionRecord, SessionStatus
 from chatstore_server.store.rows import session_from_columns, session_record
@@ -136,7 +135,8 @@ of rows written says whether a request id was taken."""
 
 
 def request_values(
-    session_id: uuid.UUID,
+    tenant_id: str,
+    session_id: str,
     kind: Kind,
     request_id: str,
     count: int,
@@ -147,6 +147,7 @@ def request_values(
     """The `append_requests` row of an append of `count` rows ending at `last_seq`:
     what makes a retry under `request_id` return that append."""
     return {
+        "tenant_id": tenant_id,
         "session_id": session_id,
         "kind": kind,
         "request_id": request_id,
@@ -160,6 +161,7 @@ def request_values(
 _PRIOR_REQUEST = select(
     append_requests.c.first_seq, append_requests.c.last_seq, append_requests.c.fingerprint
 ).where(
+    append_requests.c.tenant_id == bindparam("tenant_id"),
     append_requests.c.session_id == bindparam("session_id"),
     append_requests.c.kind == bindparam("kind"),
     append_requests.c.request_id == bindparam("request_id"),
@@ -216,7 +218,7 @@ def _reserve_values(kind: Kind) -> dict[str, Any]:
 
 def reserve_params(
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     count: int,
     now: datetime,
     precondition: Precondition,
@@ -259,14 +261,24 @@ def changed_by_reserve(kind: Kind) -> tuple[str, ...]:
 
 
 async def prior_request(
-    conn: StoreConnection, session_id: uuid.UUID, kind: Kind, request_id: str, fingerprint: str
+    conn: StoreConnection,
+    tenant_id: str,
+    session_id: str,
+    kind: Kind,
+    request_id: str,
+    fingerprint: str,
 ) -> Replay | None:
     """The earlier append under `request_id`, as a `Replay` to raise; None if none.
 
     Raises:
         RequestReusedError: It was made with a different request (`fingerprint`).
     """
-    params = {"session_id": session_id, "kind": kind, "request_id": request_id}
+    params = {
+        "tenant_id": tenant_id,
+        "session_id": session_id,
+        "kind": kind,
+        "request_id": request_id,
+    }
     row = (await conn.execute(_PRIOR_REQUEST, params)).first()
     if row is None:
         return None
@@ -278,7 +290,7 @@ async def prior_request(
 async def refused(
     conn: StoreConnection,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     kind: Kind,
     precondition: Precondition,
     request_id: str | None,
@@ -294,7 +306,7 @@ async def refused(
         RequestReusedError: The request id was used with a different request.
     """
     if request_id:
-        prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
+        prior = await prior_request(conn, tenant_id, session_id, kind, request_id, fingerprint)
         if prior is not None:
             return prior
     return await _refusal(conn, tenant_id, session_id, kind, precondition, counter_params)
@@ -303,7 +315,7 @@ async def refused(
 async def _refusal(
     conn: StoreConnection,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     kind: Kind,
     precondition: Precondition,
     counter_params: Mapping[str, Any],
@@ -350,7 +362,7 @@ async def reserve(
     conn: StoreConnection,
     *,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     kind: Kind,
     count: int,
     now: datetime,
@@ -371,7 +383,8 @@ async def reserve(
     queue up here. With a request id,
     one more statement records it (`INSERT ... ON CONFLICT DO NOTHING`). With
     `announcing`, the same UPDATE queues the PostgreSQL change notification
-    (`notify.announce`'s), so that the caller need not send it.
+    (`notify.announce`'s), so that the caller need not send it (on Citus, whose
+    workers run that UPDATE, a statement of its own on the coordinator does).
 
     Returns:
         The session after the reservation; the new seqs end at its newest seq.
@@ -382,8 +395,8 @@ async def reserve(
         NotFoundError, SessionStateError, ConflictError: Nothing was reserved.
     """
     notice = (
-        payload(session_id, announcing)
-        if announcing is not None and conn.dialect.name == "postgresql"
+        payload(tenant_id, session_id, announcing)
+        if announcing is not None and conn.dialect.name == "postgresql" and not conn.citus
         else None
     )
     statement = reserve_statement(
@@ -406,18 +419,20 @@ async def reserve(
         last = getattr(session, LAST_SEQ_COLUMNS[kind])
         recorded = await conn.fetch(
             _RECORD_REQUEST[conn.dialect.name],
-            request_values(session_id, kind, request_id, count, last, fingerprint, now),
+            request_values(tenant_id, session_id, kind, request_id, count, last, fingerprint, now),
         )
         if not recorded:  # a concurrent twin committed first: undo ours, replay it
-            prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
+            prior = await prior_request(conn, tenant_id, session_id, kind, request_id, fingerprint)
             raise prior or RequestReusedError(session_id, request_id)
+    if announcing is not None and notice is None:
+        await announce(conn, tenant_id, session_id, announcing)
     return session
 
 
 async def replayed(
     database: Database,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     table: Table,
     replay: Replay,
     columns: Sequence[ColumnElement[Any]] = (),
@@ -433,6 +448,7 @@ async def replayed(
             await conn.execute(
                 select(*(columns or table.c))
                 .where(
+                    table.c.tenant_id == tenant_id,
                     table.c.session_id == session_id,
                     table.c.seq.between(replay.first_seq, replay.last_seq),
                 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import uuid
 from dataclasses import dataclass
 
 from chatstore_server.store.records import MessageRecord, SessionRecord
@@ -22,9 +21,11 @@ class Change:
 
     Changes made by another server process arrive without records, as hints: read new
     messages (`resync_messages`) or the session (`resync_session`) from the store.
+    A session is known by its tenant and id together (ids are unique per tenant only).
     """
 
-    session_id: uuid.UUID
+    tenant_id: str
+    session_id: str
     messages: tuple[MessageRecord, ...] = ()
     session: SessionRecord | None = None
     purged: bool = False
@@ -43,9 +44,10 @@ class SubscriptionClosed(Exception):
 class Subscription:
     """The changes of one session, from when it was opened, buffered up to `limit`."""
 
-    def __init__(self, feed: ChangeFeed, session_id: uuid.UUID, limit: int) -> None:
+    def __init__(self, feed: ChangeFeed, key: tuple[str, str], limit: int) -> None:
         self._feed = feed
-        self.session_id = session_id
+        self.key = key
+        """The session's (tenant_id, id)."""
         self._limit = limit
         self._buffer: collections.deque[Change] = collections.deque()
         self._ready = asyncio.Event()
@@ -91,7 +93,7 @@ class ChangeFeed:
 
     def __init__(self, buffer_limit: int = 1024) -> None:
         self._buffer_limit = buffer_limit
-        self._subscriptions: dict[uuid.UUID, set[Subscription]] = collections.defaultdict(set)
+        self._subscriptions: dict[tuple[str, str], set[Subscription]] = collections.defaultdict(set)
         self._closed = False
 
     @property
@@ -99,32 +101,32 @@ class ChangeFeed:
         """How many subscriptions are open."""
         return sum(len(s) for s in self._subscriptions.values())
 
-    def subscribe(self, session_id: uuid.UUID) -> Subscription:
-        """Open a subscription to the session's changes from now on."""
-        subscription = Subscription(self, session_id, self._buffer_limit)
+    def subscribe(self, tenant_id: str, session_id: str) -> Subscription:
+        """Open a subscription to the tenant's session's changes from now on."""
+        subscription = Subscription(self, (tenant_id, session_id), self._buffer_limit)
         if self._closed:
             subscription._close()
         else:
-            self._subscriptions[session_id].add(subscription)
+            self._subscriptions[subscription.key].add(subscription)
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:
-        subscribers = self._subscriptions.get(subscription.session_id)
+        subscribers = self._subscriptions.get(subscription.key)
         if subscribers is not None:
             subscribers.discard(subscription)
             if not subscribers:
-                del self._subscriptions[subscription.session_id]
+                del self._subscriptions[subscription.key]
 
     def publish(self, change: Change) -> None:
         """Deliver a committed change to the session's subscribers (never blocks)."""
-        for subscription in self._subscriptions.get(change.session_id, ()):
+        for subscription in self._subscriptions.get((change.tenant_id, change.session_id), ()):
             subscription._offer(change)
 
     def resync_all(self) -> None:
         """Tell every subscriber to catch up from the store (changes may have been missed)."""
-        for session_id, subscribers in self._subscriptions.items():
+        for (tenant_id, session_id), subscribers in self._subscriptions.items():
             for subscription in subscribers:
-                subscription._offer(Change(session_id, resync_messages=True))
+                subscription._offer(Change(tenant_id, session_id, resync_messages=True))
 
     def close(self) -> None:
         """End every subscription (they drain, then get `SubscriptionClosed`)."""

@@ -42,7 +42,7 @@ class CheckpointRepository:
     async def create(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         *,
         message_seq: int | None,
         event_seq: int | None,
@@ -94,6 +94,7 @@ class CheckpointRepository:
             )
             await conn.execute(
                 checkpoints.insert().values(
+                    tenant_id=tenant_id,
                     id=record.id,
                     session_id=session_id,
                     message_seq=message_seq,
@@ -106,7 +107,7 @@ class CheckpointRepository:
             )
             await conn.execute(
                 update(sessions)
-                .where(sessions.c.id == session_id)
+                .where(*in_tenant(tenant_id, session_id))
                 .values(
                     checkpoint_count=sessions.c.checkpoint_count + 1,
                     revision=sessions.c.revision + 1,
@@ -116,7 +117,7 @@ class CheckpointRepository:
         return record
 
     async def get(
-        self, tenant_id: str, session_id: uuid.UUID, checkpoint_id: uuid.UUID
+        self, tenant_id: str, session_id: str, checkpoint_id: uuid.UUID
     ) -> CheckpointRecord:
         """One checkpoint.
 
@@ -127,12 +128,10 @@ class CheckpointRepository:
         async with self._db.read() as conn:
             row = (
                 await conn.execute(
-                    select(checkpoints)
-                    .join(sessions, sessions.c.id == checkpoints.c.session_id)
-                    .where(
-                        checkpoints.c.id == checkpoint_id,
+                    select(checkpoints).where(
+                        checkpoints.c.tenant_id == tenant_id,
                         checkpoints.c.session_id == session_id,
-                        sessions.c.tenant_id == tenant_id,
+                        checkpoints.c.id == checkpoint_id,
                     )
                 )
             ).first()
@@ -144,7 +143,7 @@ class CheckpointRepository:
     async def list(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         *,
         limit: int,
         after: CheckpointCursor | None = None,
@@ -155,10 +154,8 @@ class CheckpointRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        query = (
-            select(checkpoints)
-            .join(sessions, sessions.c.id == checkpoints.c.session_id)
-            .where(checkpoints.c.session_id == session_id, sessions.c.tenant_id == tenant_id)
+        query = select(checkpoints).where(
+            checkpoints.c.tenant_id == tenant_id, checkpoints.c.session_id == session_id
         )
         if after is not None:
             query = query.where(

@@ -38,6 +38,8 @@ class StoreConnection(abc.ABC):
     """One database connection, lent for the length of a read or write block."""
 
     dialect: Dialect
+    citus: bool = False
+    """Whether the database is a Citus coordinator (`store.citus`)."""
 
     @abc.abstractmethod
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
@@ -88,12 +90,15 @@ class AsyncStoreConnection(StoreConnection):
     async adaptation.
     """
 
-    __slots__ = ("_connection", "_direct", "dialect")
+    __slots__ = ("_connection", "_direct", "citus", "dialect")
 
-    def __init__(self, connection: AsyncConnection, *, direct: bool = False) -> None:
+    def __init__(
+        self, connection: AsyncConnection, *, direct: bool = False, citus: bool = False
+    ) -> None:
         self._connection = connection
         self._direct = direct
         self.dialect = connection.dialect
+        self.citus = citus
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
         return await self._connection.execute(statement, parameters)

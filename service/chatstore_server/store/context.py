@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
@@ -35,6 +34,7 @@ _BATCH = 200
 NEWEST_FIRST = Prepared(
     select(*window_columns(bindparam("compacted_through_seq")))
     .where(
+        messages.c.tenant_id == bindparam("tenant_id"),
         messages.c.session_id == bindparam("session_id"),
         messages.c.seq > bindparam("floor"),
         messages.c.seq < bindparam("before"),
@@ -82,7 +82,7 @@ def message_tokens(message: NewMessage) -> int:
 async def context_window(
     database: Database,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     *,
     max_messages: int,
     max_tokens: int | None,
@@ -117,6 +117,7 @@ async def context_window(
             batch = min(_BATCH, max_messages + 1 - len(picked))
             # Every message read is above the floor: none is compacted.
             params = {
+                "tenant_id": tenant_id,
                 "session_id": session_id,
                 "floor": floor,
                 "compacted_through_seq": floor,

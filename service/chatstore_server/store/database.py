@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from chatstore_server.store.connection import AsyncStoreConnection, StoreConnection
@@ -27,6 +27,7 @@ from chatstore_server.store.errors import StoreError, translate_errors
 from chatstore_server.store.sqlite import SQLiteEngine
 
 logger = logging.getLogger("chatstore_server.store")
+_HAS_CITUS = "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
 
 SQLITE_DRIVERS = ("aiosqlite", "pysqlite")
 DISPOSE_TIMEOUT_SECONDS = 2.0
@@ -99,6 +100,8 @@ class _Postgres:
         # Reads need no transaction: under READ COMMITTED each statement takes its own
         # snapshot anyway, and BEGIN and ROLLBACK would be two more round trips.
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.citus: bool | None = None
+        """Whether the database is a Citus coordinator; None until first connected."""
         _ping_when_idle(engine)
         # Every asyncpg connection the pool opened, to drop them when closing stalls.
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -108,11 +111,19 @@ class _Postgres:
             lambda dbapi, _: self._connections.add(dbapi.driver_connection),
         )
 
+    async def _detect(self, connection: AsyncConnection) -> bool:
+        """Whether the database is Citus: asked once, on the first connection."""
+        if self.citus is None:
+            found = await connection.execute(text(_HAS_CITUS))
+            self.citus = found.first() is not None
+        return self.citus
+
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[StoreConnection]:
         with translate_errors():
             async with self._reader.connect() as connection:
-                yield AsyncStoreConnection(connection, direct=True)
+                citus = self.citus if self.citus is not None else await self._detect(connection)
+                yield AsyncStoreConnection(connection, direct=True, citus=citus)
 
     read = autocommit  # a read is a statement (or a few) that needs no transaction
 
@@ -121,7 +132,8 @@ class _Postgres:
         del offload
         with translate_errors():
             async with self.engine.begin() as connection:
-                yield AsyncStoreConnection(connection)
+                citus = self.citus if self.citus is not None else await self._detect(connection)
+                yield AsyncStoreConnection(connection, citus=citus)
 
     def pool_stats(self) -> dict[str, int]:
         pool: Any = self.engine.sync_engine.pool
@@ -243,6 +255,21 @@ class Database:
         if not isinstance(self._backend, _Postgres):
             raise ValueError("autocommit blocks are for PostgreSQL")
         return self._backend.autocommit()
+
+    async def is_citus(self) -> bool:
+        """Whether the database is a Citus coordinator (`store.citus`): asked of the
+        database once, then remembered.
+
+        Raises:
+            UnavailableError: The database cannot be reached (the first time).
+        """
+        backend = self._backend
+        if not isinstance(backend, _Postgres):
+            return False
+        if backend.citus is None:
+            async with backend.read():
+                pass
+        return bool(backend.citus)
 
     async def ping(self, timeout_seconds: float) -> bool:
         """Whether the database answers `SELECT 1` within `timeout_seconds`."""

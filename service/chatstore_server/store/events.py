@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -15,7 +14,7 @@ from chatstore_server.store.appends import Precondition, Replay, replayed, reser
 from chatstore_server.store.database import Database
 from chatstore_server.store.records import EventRecord, NewEvent, Page, SessionRecord
 from chatstore_server.store.rows import event_record
-from chatstore_server.store.schema import events, sessions
+from chatstore_server.store.schema import events
 from chatstore_server.store.scope import require_session
 from chatstore_server.store.sessions import utc_now
 
@@ -30,7 +29,7 @@ class EventRepository:
     async def append(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         batch: Sequence[NewEvent],
         *,
         precondition: Precondition | None = None,
@@ -103,6 +102,7 @@ class EventRepository:
                     events.insert(),
                     [
                         {
+                            "tenant_id": tenant_id,
                             "id": e.id,
                             "session_id": e.session_id,
                             "seq": e.seq,
@@ -118,13 +118,13 @@ class EventRepository:
         return session, stored
 
     async def _replay(
-        self, tenant_id: str, session_id: uuid.UUID, replay: Replay
+        self, tenant_id: str, session_id: str, replay: Replay
     ) -> tuple[SessionRecord, list[EventRecord]]:
         session, rows = await replayed(self._db, tenant_id, session_id, events, replay)
         return session, [event_record(r) for r in rows]
 
     async def list(
-        self, tenant_id: str, session_id: uuid.UUID, *, limit: int, after_seq: int = 0
+        self, tenant_id: str, session_id: str, *, limit: int, after_seq: int = 0
     ) -> Page[EventRecord, int]:
         """A page of events with `seq > after_seq`, oldest first; the cursor is the last seq.
 
@@ -134,10 +134,9 @@ class EventRepository:
         """
         query = (
             select(events)
-            .join(sessions, sessions.c.id == events.c.session_id)
             .where(
+                events.c.tenant_id == tenant_id,
                 events.c.session_id == session_id,
-                sessions.c.tenant_id == tenant_id,
                 events.c.seq > after_seq,
             )
             .order_by(events.c.seq)

@@ -11,7 +11,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, literal, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+)
 
 from chatstore_server.ids import uuid4
 from chatstore_server.store.connection import StoreConnection
@@ -55,12 +64,12 @@ def _new_uuid(conn: StoreConnection) -> ColumnElement[Any]:
 async def fork_session(
     database: Database,
     tenant_id: str,
-    source_id: uuid.UUID,
+    source_id: str,
     *,
     message_seq: int | None,
     event_seq: int,
     checkpoint_id: uuid.UUID | None,
-    new_session_id: uuid.UUID | None,
+    new_session_id: str | None,
     title: str | None,
     policy: SessionPolicy,
     clock: Callable[[], datetime] = utc_now,
@@ -79,7 +88,7 @@ async def fork_session(
         UnavailableError: The database cannot be reached.
     """
     now = clock()
-    new_id = new_session_id or uuid4()
+    new_id = new_session_id or str(uuid4())
     async with database.write(offload=True) as conn:  # copies history
         source = await read_session(conn, tenant_id, source_id)
         if source is None:
@@ -88,7 +97,9 @@ async def fork_session(
             point = (
                 await conn.execute(
                     select(checkpoints.c.message_seq, checkpoints.c.event_seq).where(
-                        checkpoints.c.id == checkpoint_id, checkpoints.c.session_id == source_id
+                        checkpoints.c.tenant_id == tenant_id,
+                        checkpoints.c.session_id == source_id,
+                        checkpoints.c.id == checkpoint_id,
                     )
                 )
             ).first()
@@ -104,7 +115,8 @@ async def fork_session(
             raise InvalidReferenceError(
                 "event_seq", f"the session's newest event is {source.last_event_seq}"
             )
-        copied = [messages.c.session_id == source_id, messages.c.seq <= message_seq]
+        in_source = [messages.c.tenant_id == tenant_id, messages.c.session_id == source_id]
+        copied = [*in_source, messages.c.seq <= message_seq]
         output = case((messages.c.role == Role.ASSISTANT.value, messages.c.token_count), else_=0)
         totals = (
             await conn.execute(
@@ -118,7 +130,7 @@ async def fork_session(
         newest = (
             await conn.execute(
                 select(messages.c.content, messages.c.create_time).where(
-                    messages.c.session_id == source_id, messages.c.seq == message_seq
+                    *in_source, messages.c.seq == message_seq
                 )
             )
         ).first()
@@ -178,7 +190,7 @@ async def fork_session(
                     *(
                         _new_uuid(conn).label("id")
                         if c.name == "id"
-                        else literal(new_id, messages.c.session_id.type).label("session_id")
+                        else literal(new_id, String()).label("session_id")
                         if c.name == "session_id"
                         else c
                         for c in messages.c
@@ -193,12 +205,16 @@ async def fork_session(
                     *(
                         _new_uuid(conn).label("id")
                         if c.name == "id"
-                        else literal(new_id, events.c.session_id.type).label("session_id")
+                        else literal(new_id, String()).label("session_id")
                         if c.name == "session_id"
                         else c
                         for c in events.c
                     )
-                ).where(events.c.session_id == source_id, events.c.seq <= event_seq),
+                ).where(
+                    events.c.tenant_id == tenant_id,
+                    events.c.session_id == source_id,
+                    events.c.seq <= event_seq,
+                ),
             )
         )
     return session_record(created)

@@ -67,7 +67,7 @@ class PendingAppend:
     sizes, the session's counter changes): what the write needs besides the seqs."""
 
     tenant_id: str
-    session_id: uuid.UUID
+    session_id: str
     batch: Sequence[NewMessage]
     now: datetime
     created: list[datetime]
@@ -101,8 +101,9 @@ class PendingAppend:
 
     def rows(self, stored: Sequence[MessageRecord]) -> list[dict[str, Any]]:
         """`MESSAGE_INSERT`'s parameter sets for the stored messages."""
+        tenant_id = self.tenant_id
         return [
-            message_values(record, id, message.token_count, at, message.tool_call_id)
+            message_values(tenant_id, record, id, message.token_count, at, message.tool_call_id)
             for record, id, message, at in zip(
                 stored, self.ids, self.batch, self.created, strict=True
             )
@@ -132,8 +133,8 @@ class MessageBatcher:
         self._feed = feed
         self._queue: list[_Queued] = []
         self._writing: asyncio.Task[None] | None = None
-        # By session id: its record as this batcher's last committed block left it.
-        self._held: dict[uuid.UUID, SessionRecord] = {}
+        # By (tenant, session id): its record as this batcher's last committed block left it.
+        self._held: dict[tuple[str, str], SessionRecord] = {}
 
     async def append(self, pending: PendingAppend) -> Appended | None:
         """Write `pending` with the other appends waiting; what it stored, or None when
@@ -182,14 +183,18 @@ class MessageBatcher:
                 queued.answer.cancel()
             raise
         for session, _ in written.values():  # committed: the rows as they now are
-            held.pop(session.id, None)
+            key = (session.tenant_id, session.id)
+            held.pop(key, None)
             if len(held) >= HELD_SESSIONS:
                 del held[next(iter(held))]
-            held[session.id] = session
+            held[key] = session
         for queued in alone:
             _settle(queued.answer, None)
         for queued, appended in written.items():
-            self._feed.publish(Change(queued.pending.session_id, messages=tuple(appended[1])))
+            pending = queued.pending
+            self._feed.publish(
+                Change(pending.tenant_id, pending.session_id, messages=tuple(appended[1]))
+            )
             _settle(queued.answer, appended)
 
 
@@ -208,7 +213,7 @@ def _settle(
 
 
 async def _write_together(
-    conn: StoreConnection, taken: list[_Queued], held: dict[uuid.UUID, SessionRecord]
+    conn: StoreConnection, taken: list[_Queued], held: dict[tuple[str, str], SessionRecord]
 ) -> tuple[dict[_Queued, Appended], list[_Queued]]:
     """The appends in one block: what each stored, and those to be written alone (their
     sessions refused the append: nothing of theirs was written). `held`: sessions'
@@ -218,7 +223,7 @@ async def _write_together(
         _Redo: A request id was used before, or twice here.
         Whatever a statement raised (a message id taken).
     """
-    by_session: dict[tuple[str, uuid.UUID], list[_Queued]] = {}
+    by_session: dict[tuple[str, str], list[_Queued]] = {}
     for queued in taken:
         key = (queued.pending.tenant_id, queued.pending.session_id)
         by_session.setdefault(key, []).append(queued)
@@ -226,7 +231,11 @@ async def _write_together(
     alone: list[_Queued] = []
     for (tenant_id, session_id), appends in by_session.items():
         session = await _reserve(
-            conn, tenant_id, session_id, [q.pending for q in appends], held.get(session_id)
+            conn,
+            tenant_id,
+            session_id,
+            [q.pending for q in appends],
+            held.get((tenant_id, session_id)),
         )
         if session is None:
             alone.extend(appends)
@@ -242,6 +251,7 @@ async def _write_together(
         if pending.request_id:
             requests.append(
                 request_values(
+                    pending.tenant_id,
                     pending.session_id,
                     "message",
                     pending.request_id,
@@ -262,7 +272,7 @@ async def _write_together(
 async def _reserve(
     conn: StoreConnection,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     appends: list[PendingAppend],
     before: SessionRecord | None,
 ) -> SessionRecord | None:
@@ -295,7 +305,7 @@ async def _reserve(
         None,
         counters,
     )
-    if before is None or before.tenant_id != tenant_id:
+    if before is None:
         returned = await conn.fetch_into(_RESERVE, params, session_from_columns)
         return returned[0] if returned else None
     rows = await conn.fetch(_RESERVE_CHANGED, params)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 
 from chatstore_server.ids import uuid7
 from chatstore_server.store import bodies, pg_append
@@ -68,10 +68,12 @@ class MessageFilter:
 # Statements are built once per shape, with bind parameters: building and keying one
 # for SQLAlchemy's compiled cache costs more than SQLite takes to run it.
 _SCOPED = (
+    messages.c.tenant_id == bindparam("tenant_id"),
     messages.c.session_id == bindparam("session_id"),
-    sessions.c.tenant_id == bindparam("tenant_id"),
 )
-_IN_SESSION = sessions.c.id == messages.c.session_id
+_IN_SESSION = and_(
+    sessions.c.tenant_id == messages.c.tenant_id, sessions.c.id == messages.c.session_id
+)
 _JOINED = select(*_WITH_COMPACTION).join(sessions, _IN_SESSION)
 _PAGE = select(*page_columns(sessions.c.compacted_through_seq)).join(sessions, _IN_SESSION)
 _MESSAGE_BY_ID = Prepared(_JOINED.where(*_SCOPED, messages.c.id == bindparam("id")))
@@ -132,7 +134,7 @@ class MessageRepository:
     async def append(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         batch: Sequence[NewMessage],
         *,
         precondition: Precondition | None = None,
@@ -220,7 +222,7 @@ class MessageRepository:
                     await conn.execute_many(MESSAGE_INSERT, pending.rows(stored))
         except Replay as replay:
             return await self._replay(tenant_id, session_id, replay)
-        self._feed.publish(Change(session_id, messages=tuple(stored)))
+        self._feed.publish(Change(tenant_id, session_id, messages=tuple(stored)))
         return session, stored
 
     async def _append_postgresql(
@@ -255,11 +257,11 @@ class MessageRepository:
         except Replay as replay:
             return await self._replay(pending.tenant_id, session_id, replay)
         stored = pending.records(session.last_seq - len(batch) + 1)
-        self._feed.publish(Change(session_id, messages=tuple(stored)))
+        self._feed.publish(Change(pending.tenant_id, session_id, messages=tuple(stored)))
         return session, stored
 
     async def _replay(
-        self, tenant_id: str, session_id: uuid.UUID, replay: Replay
+        self, tenant_id: str, session_id: str, replay: Replay
     ) -> tuple[SessionRecord, list[MessageRecord]]:
         session, rows = await replayed(
             self._db, tenant_id, session_id, messages, replay, MESSAGE_COLUMNS
@@ -269,7 +271,7 @@ class MessageRepository:
     async def list(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         *,
         limit: int,
         where: MessageFilter | None = None,
@@ -278,7 +280,7 @@ class MessageRepository:
     ) -> Page[StoredMessage, int]:
         """A page of the session's messages matching `where`, in seq order.
 
-        One range scan on the (session_id, seq) unique index, so a page deep in a long
+        One range scan on the (tenant_id, session_id, seq) primary key, so a page deep in a long
         history costs what the first page costs. The cursor is the last seq returned;
         pass it back as `after` for the next page.
 
@@ -319,7 +321,7 @@ class MessageRepository:
     async def get(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         *,
         message_id: uuid.UUID | None = None,
         seq: int | None = None,

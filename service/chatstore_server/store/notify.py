@@ -35,12 +35,14 @@ What = Literal["messages", "session", "purged"]
 _CODES: dict[What, str] = {"messages": "m", "session": "s", "purged": "x"}
 
 
-def payload(session_id: uuid.UUID, what: What) -> str:
-    """The notification text for a change of `what` in the session, from this process."""
-    return json.dumps({"p": PROCESS_TOKEN, "s": str(session_id), "k": _CODES[what]})
+def payload(tenant_id: str, session_id: str, what: What) -> str:
+    """The notification text for a change of `what` in the tenant's session, from this
+    process. (PostgreSQL caps a payload at 8,000 bytes: a tenant and a session id of
+    128 characters each, even of 4-byte characters, fit.)"""
+    return json.dumps({"p": PROCESS_TOKEN, "t": tenant_id, "s": session_id, "k": _CODES[what]})
 
 
-async def announce(conn: StoreConnection, session_id: uuid.UUID, what: What) -> None:
+async def announce(conn: StoreConnection, tenant_id: str, session_id: str, what: What) -> None:
     """Queue a notification of the change in the caller's transaction (PostgreSQL only).
 
     A statement the transaction runs anyway can carry it instead, in one round trip
@@ -49,7 +51,7 @@ async def announce(conn: StoreConnection, session_id: uuid.UUID, what: What) -> 
     """
     if conn.dialect.name != "postgresql":
         return
-    await conn.execute(select(func.pg_notify(CHANNEL, payload(session_id, what))))
+    await conn.execute(select(func.pg_notify(CHANNEL, payload(tenant_id, session_id, what))))
 
 
 class ChangeListener:
@@ -80,13 +82,15 @@ class ChangeListener:
             body = json.loads(payload)
             if body["p"] == PROCESS_TOKEN:
                 return
-            session_id = uuid.UUID(body["s"])
-            kind = body["k"]
+            tenant_id, session_id, kind = body["t"], body["s"], body["k"]
+            if not isinstance(tenant_id, str) or not isinstance(session_id, str):
+                raise TypeError("ids must be strings")
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed change notification: %r", payload)
             return
         self._feed.publish(
             Change(
+                tenant_id,
                 session_id,
                 purged=kind == "x",
                 resync_messages=kind == "m",

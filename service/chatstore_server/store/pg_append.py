@@ -13,12 +13,16 @@ ORDINALITY` after the reserved seqs. A request id used before fails the statemen
 `append_requests`' primary key, so nothing is written; the caller then replays the
 earlier append. SQLite has no data-modifying CTEs: its appends take `appends.reserve`
 and a multi-row INSERT in a group-committed transaction (`store.sqlite`).
+
+On Citus the statement names one tenant, so the coordinator sends it whole to the one
+worker that holds the tenant's rows. There it cannot queue the change notification
+(the listeners are on the coordinator), so it runs in a transaction with a
+`pg_notify` of its own on the coordinator: BEGIN and COMMIT cost two round trips more.
 """
 
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -54,7 +58,7 @@ from chatstore_server.store.appends import (
 )
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import AlreadyExistsError, RequestReusedError, translate_errors
-from chatstore_server.store.notify import payload
+from chatstore_server.store.notify import announce, payload
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionRecord
 from chatstore_server.store.rows import session_record
@@ -90,17 +94,21 @@ _REQUEST_PRIMARY_KEY = "pk_append_requests"
 
 
 @functools.cache
-def _statement(kind: Kind, expected_last_seq: bool, revision: bool, request_id: bool) -> Prepared:
+def _statement(
+    kind: Kind, expected_last_seq: bool, revision: bool, request_id: bool, notify: bool
+) -> Prepared:
     """The one-statement append of `kind`: with or without each precondition, with or
-    without a request id to record. Built once per shape; answers the session row."""
+    without a request id to record, with or without the change notification. Built
+    once per shape; answers the session row."""
     last_column = LAST_SEQ_COLUMNS[kind]
-    reserved = reserve_update(kind, expected_last_seq, revision, notify=kind == "message")
+    reserved = reserve_update(kind, expected_last_seq, revision, notify=notify)
     reserved_row = reserved.cte("reserved")
     last_seq = reserved_row.c[last_column]
     count = bindparam("count", type_=BigInteger())
     ctes = []
     if request_id:
         record = {
+            "tenant_id": reserved_row.c.tenant_id,
             "session_id": reserved_row.c.id,
             "kind": literal(kind),
             "request_id": bindparam("request_id", type_=String()),
@@ -125,6 +133,7 @@ def _statement(kind: Kind, expected_last_seq: bool, revision: bool, request_id: 
         name: rows.c[name] if name not in _JSON_TEXT else cast(rows.c[name], JSONB)
         for name in arrays
     } | {
+        "tenant_id": reserved_row.c.tenant_id,
         "session_id": reserved_row.c.id,
         "seq": last_seq - count + rows.c.n,
     }
@@ -140,7 +149,7 @@ async def append_rows(
     kind: Kind,
     *,
     tenant_id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     now: datetime,
     counter_params: Mapping[str, Any],
     precondition: Precondition,
@@ -169,37 +178,46 @@ async def append_rows(
         AlreadyExistsError: A caller-supplied message id is taken.
         UnavailableError: The database cannot be reached.
     """
+    # On Citus the statement runs on a worker; the notification must be queued on the
+    # coordinator, where the listeners are: a statement of its own, in a transaction.
+    citus = await database.is_citus()
+    notify = kind == "message"
     statement = _statement(
         kind,
         precondition.expected_last_seq is not None,
         precondition.revision is not None,
         request_id is not None,
+        notify and not citus,
     )
-    notice = payload(session_id, "messages") if kind == "message" else None
+    notice = payload(tenant_id, session_id, "messages") if notify and not citus else None
     params = reserve_params(
         tenant_id, session_id, len(columns["id"]), now, precondition, notice, counter_params
     ) | {"request_id": request_id, "fingerprint": fingerprint, **columns}
-    async with database.autocommit() as conn:
-        try:
+    block = database.write() if citus else database.autocommit()
+    try:
+        async with block as conn:
             with translate_errors(kind, supplied_ids):
                 rows = await conn.fetch(statement, params)
-        except AlreadyExistsError as taken:
-            if request_id is None or _constraint(taken) != _REQUEST_PRIMARY_KEY:
-                raise
-            # An append under this request id committed first (perhaps concurrently).
-            prior = await prior_request(conn, session_id, kind, request_id, fingerprint)
-            raise prior or RequestReusedError(session_id, request_id) from None
-        if not rows:
-            raise await refused(
-                conn,
-                tenant_id,
-                session_id,
-                kind,
-                precondition,
-                request_id,
-                fingerprint,
-                counter_params,
-            )
+            if not rows:
+                raise await refused(
+                    conn,
+                    tenant_id,
+                    session_id,
+                    kind,
+                    precondition,
+                    request_id,
+                    fingerprint,
+                    counter_params,
+                )
+            if notify and citus:
+                await announce(conn, tenant_id, session_id, "messages")
+    except AlreadyExistsError as taken:
+        if request_id is None or _constraint(taken) != _REQUEST_PRIMARY_KEY:
+            raise
+        # An append under this request id committed first (perhaps concurrently).
+        async with database.read() as conn:
+            prior = await prior_request(conn, tenant_id, session_id, kind, request_id, fingerprint)
+        raise prior or RequestReusedError(session_id, request_id) from None
     return session_record(rows[0])
 
 

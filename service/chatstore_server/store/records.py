@@ -120,7 +120,8 @@ class SessionRecord(NamedTuple):
     `object.__setattr__` at a time (about four times the cost).
     """
 
-    id: uuid.UUID
+    id: str
+    """Unique within the tenant: any 1 to 128 printable characters."""
     tenant_id: str
     agent_id: str
     title: str
@@ -157,7 +158,7 @@ class SessionRecord(NamedTuple):
 class ForkSource(NamedTuple):
     """Where a forked session came from."""
 
-    session_id: uuid.UUID
+    session_id: str
     message_seq: int
     event_seq: int
     checkpoint_id: uuid.UUID | None
@@ -211,7 +212,7 @@ class MessageRecord(NamedTuple):
 
     id: str
     """The message's UUID, as canonical text (what the API sends on)."""
-    session_id: uuid.UUID
+    session_id: str
     seq: int
     role: Role
     content: str
@@ -275,7 +276,7 @@ class EventRecord:
     """A stored run-log event."""
 
     id: uuid.UUID
-    session_id: uuid.UUID
+    session_id: str
     seq: int
     type: str
     payload: dict[str, Any]
@@ -287,7 +288,7 @@ class CheckpointRecord:
     """A named point in a session's history."""
 
     id: uuid.UUID
-    session_id: uuid.UUID
+    session_id: str
     message_seq: int
     event_seq: int
     label: str

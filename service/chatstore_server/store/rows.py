@@ -45,7 +45,7 @@ _new_tuple = tuple.__new__
 
 
 def session_from_columns(
-    id: uuid.UUID,
+    id: str,
     tenant_id: str,
     agent_id: str,
     title: str,
@@ -80,7 +80,7 @@ def session_from_columns(
     revision: int,
     last_event_seq: int,
     compacted_through_seq: int,
-    fork_session_id: uuid.UUID | None,
+    fork_session_id: str | None,
     fork_message_seq: Any,
     fork_event_seq: Any,
     fork_checkpoint_id: uuid.UUID | None,
@@ -253,7 +253,7 @@ def message_record(
 
 def message_from_columns(
     id: str,
-    session_id: uuid.UUID,
+    session_id: str,
     seq: int,
     role: str,
     content: str,
@@ -279,15 +279,17 @@ def message_from_columns(
 
 
 def message_values(
+    tenant_id: str,
     record: MessageRecord,
     id: uuid.UUID,
     token_count: int | None,
     create_time: datetime,
     tool_call_id: str,
 ) -> dict[str, Any]:
-    """The column values of a message to insert: the record's, its `id` as a UUID, and
-    the body's fields that have columns too (`store.bodies`)."""
+    """The column values of a message of `tenant_id` to insert: the record's, its `id`
+    as a UUID, and the body's fields that have columns too (`store.bodies`)."""
     return {
+        "tenant_id": tenant_id,
         "id": id,
         "session_id": record.session_id,
         "seq": record.seq,

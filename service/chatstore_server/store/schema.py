@@ -3,6 +3,10 @@
 The migrations in `migrations/versions` are the only way the schema is created or
 changed; a test checks that they and this module describe the same schema. Column names
 are the proto's field names.
+
+Every table carries `tenant_id`, and every primary key, unique constraint and foreign
+key starts with it: a tenant's rows are found (and, on Citus, co-located and routed to
+one worker) by it, and ids are unique within a tenant, never across tenants.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -35,6 +39,7 @@ NAMING_CONVENTION = {
 }
 
 TENANT_ID_MAX_CHARS = 128
+SESSION_ID_MAX_CHARS = 128
 AGENT_ID_MAX_CHARS = 128
 TITLE_MAX_CHARS = 200
 MODEL_MAX_CHARS = 128
@@ -66,10 +71,22 @@ def _partial_index(columns: tuple[str, ...], where: str) -> Index:
     return Index(None, *columns, sqlite_where=text(where), postgresql_where=text(where))
 
 
+def _session_reference() -> ForeignKeyConstraint:
+    """A child table's reference to its session: by tenant and id, so that on Citus the
+    two rows are co-located (same distribution column) and the reference is checked on
+    one worker. Deleting a session deletes its history."""
+    return ForeignKeyConstraint(
+        ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+    )
+
+
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", UUIDType(), primary_key=True),
+    # Added by 0006: every key starts with tenant_id (the distribution column on Citus);
+    # a session id is unique within its tenant only, and any string of 1 to 128 printable
+    # characters (server-assigned ones are UUIDs).
+    Column("id", String(SESSION_ID_MAX_CHARS), nullable=False),
     Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
     Column("agent_id", String(AGENT_ID_MAX_CHARS), nullable=False, server_default=""),
     Column("title", String(TITLE_MAX_CHARS), nullable=False, server_default=""),
@@ -108,10 +125,11 @@ sessions = Table(
     # Added by 0003: the run log, compaction and forks.
     Column("last_event_seq", BigInteger(), nullable=False, server_default="0"),
     Column("compacted_through_seq", BigInteger(), nullable=False, server_default="0"),
-    Column("fork_session_id", UUIDType(), nullable=True),
+    Column("fork_session_id", String(SESSION_ID_MAX_CHARS), nullable=True),
     Column("fork_message_seq", BigInteger(), nullable=True),
     Column("fork_event_seq", BigInteger(), nullable=True),
     Column("fork_checkpoint_id", UUIDType(), nullable=True),
+    PrimaryKeyConstraint("tenant_id", "id"),
     # ListSessions orders (keyset on (order column, id)) and filters. The filters'
     # indexes hold only the sessions that have the value (migration 0005): every append
     # moves update_time, so each index holding it is rewritten by every append.
@@ -142,16 +160,12 @@ sessions = Table(
 session_labels = Table(
     "session_labels",
     metadata,
-    Column(
-        "session_id",
-        UUIDType(),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
     Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
     Column("key", String(LABEL_KEY_MAX_CHARS), nullable=False),
     Column("value", String(LABEL_VALUE_MAX_CHARS), nullable=False),
-    PrimaryKeyConstraint("session_id", "key"),
+    PrimaryKeyConstraint("tenant_id", "session_id", "key"),
+    _session_reference(),
     # ListSessions' label filter: which sessions of a tenant carry key=value.
     Index(None, "tenant_id", "key", "value"),
 )
@@ -159,14 +173,10 @@ session_labels = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("id", UUIDType(), primary_key=True),
-    Column(
-        "session_id",
-        UUIDType(),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
     Column("seq", BigInteger(), nullable=False),
+    Column("id", UUIDType(), nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text(), nullable=False, server_default=""),
     Column("token_count", Integer(), nullable=True),
@@ -179,62 +189,69 @@ messages = Table(
     # serialized chatstore.v1.Message (`store.bodies`), and its context-window tokens.
     Column("body", LargeBinary(), nullable=False),
     Column("token_estimate", BigInteger(), nullable=False),
-    # One message per (session, seq); also the index that ListMessages pages on.
-    UniqueConstraint("session_id", "seq"),
+    # One message per (session, seq): the index ListMessages pages on. Message ids are
+    # unique within their session.
+    PrimaryKeyConstraint("tenant_id", "session_id", "seq"),
+    UniqueConstraint("tenant_id", "session_id", "id"),
+    _session_reference(),
 )
 
 events = Table(
     "events",
     metadata,
-    Column("id", UUIDType(), primary_key=True),
-    Column(
-        "session_id",
-        UUIDType(),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
     Column("seq", BigInteger(), nullable=False),
+    # Server-assigned (UUID v7) and never looked up: no index of its own.
+    Column("id", UUIDType(), nullable=False),
     Column("type", String(16), nullable=False),
     Column("payload", json_type(), nullable=False),
     Column("create_time", UTCDateTime(), nullable=False),
-    UniqueConstraint("session_id", "seq"),
+    PrimaryKeyConstraint("tenant_id", "session_id", "seq"),
+    _session_reference(),
 )
 
 checkpoints = Table(
     "checkpoints",
     metadata,
-    Column("id", UUIDType(), primary_key=True),
-    Column(
-        "session_id",
-        UUIDType(),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
+    Column("id", UUIDType(), nullable=False),
     Column("message_seq", BigInteger(), nullable=False),
     Column("event_seq", BigInteger(), nullable=False),
     Column("label", String(CHECKPOINT_LABEL_MAX_CHARS), nullable=False, server_default=""),
     Column("description", Text(), nullable=False, server_default=""),
     Column("tags", json_type(), nullable=True),
     Column("create_time", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "session_id", "id"),
+    _session_reference(),
     # ListCheckpoints: oldest first, keyset on (create_time, id).
-    Index(None, "session_id", "create_time", "id"),
+    Index(None, "tenant_id", "session_id", "create_time", "id"),
 )
 
 # What an append with a request_id did, so that a retry returns the same result.
 append_requests = Table(
     "append_requests",
     metadata,
-    Column(
-        "session_id",
-        UUIDType(),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
     Column("kind", String(8), nullable=False),  # "message" or "event"
     Column("request_id", String(REQUEST_ID_MAX_CHARS), nullable=False),
     Column("first_seq", BigInteger(), nullable=False),
     Column("last_seq", BigInteger(), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("create_time", UTCDateTime(), nullable=False),
-    PrimaryKeyConstraint("session_id", "kind", "request_id"),
+    PrimaryKeyConstraint("tenant_id", "session_id", "kind", "request_id"),
+    _session_reference(),
 )
+
+DISTRIBUTED_TABLES = (
+    "sessions",
+    "session_labels",
+    "messages",
+    "events",
+    "checkpoints",
+    "append_requests",
+)
+"""Every table, in the order Citus distributes them by `tenant_id`: `sessions` first,
+the others co-located with it (`store.citus`)."""

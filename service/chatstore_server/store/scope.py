@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, select
@@ -15,7 +14,7 @@ from chatstore_server.store.rows import session_from_columns
 from chatstore_server.store.schema import sessions
 
 
-def in_tenant(tenant_id: str, session_id: uuid.UUID) -> list[ColumnElement[bool]]:
+def in_tenant(tenant_id: str, session_id: str) -> list[ColumnElement[bool]]:
     """The conditions that pick the session, only within its tenant."""
     return [sessions.c.id == session_id, sessions.c.tenant_id == tenant_id]
 
@@ -44,13 +43,13 @@ write to the row bumps the revision; a session purged and made again under the s
 starts again at revision 1, with a new create time)."""
 
 
-def session_params(tenant_id: str, session_id: uuid.UUID) -> dict[str, Any]:
+def session_params(tenant_id: str, session_id: str) -> dict[str, Any]:
     """The parameters of `SESSION_BY_ID`."""
     return {"session_id": session_id, "tenant_id": tenant_id}
 
 
 async def read_session(
-    conn: StoreConnection, tenant_id: str, session_id: uuid.UUID
+    conn: StoreConnection, tenant_id: str, session_id: str
 ) -> SessionRecord | None:
     """The session (soft-deleted ones too), or None when the tenant has no such session."""
     rows = await conn.fetch_into(
@@ -59,7 +58,7 @@ async def read_session(
     return rows[0] if rows else None
 
 
-async def require_session(conn: StoreConnection, tenant_id: str, session_id: uuid.UUID) -> None:
+async def require_session(conn: StoreConnection, tenant_id: str, session_id: str) -> None:
     """Raise NotFoundError unless the session exists in the tenant.
 
     Used after a child query (messages, events, checkpoints) came back empty, to tell

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from sqlalchemy import (
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import Retention, SessionRecord, SessionStatus
 from chatstore_server.store.schema import session_labels, sessions
-from chatstore_server.store.types import UTCDateTime, UUIDType
+from chatstore_server.store.types import UTCDateTime
 
 OrderField = Literal["update_time", "create_time", "title"]
 
@@ -80,7 +79,7 @@ class SessionCursor:
 
     pinned: bool
     value: datetime | str
-    id: uuid.UUID
+    id: str
 
     @classmethod
     def after(cls, record: SessionRecord, order: SessionOrder) -> SessionCursor:
@@ -175,7 +174,7 @@ def _statement(shape: _Shape) -> Prepared:
     if shape.after:
         value_type = String() if order.field == "title" else UTCDateTime()
         position = tuple_(
-            bindparam("after_value", type_=value_type), bindparam("after_id", type_=UUIDType())
+            bindparam("after_value", type_=value_type), bindparam("after_id", type_=String())
         )
         beyond = key < position if order.descending else key > position
         if order.pinned_first:

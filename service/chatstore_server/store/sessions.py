@@ -3,7 +3,6 @@ soft delete, undelete, purge). Listing lives in `session_list`."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -83,9 +82,13 @@ def utc_now() -> datetime:
 
 
 async def _write_labels(
-    conn: StoreConnection, tenant_id: str, session_id: uuid.UUID, labels: Mapping[str, str]
+    conn: StoreConnection, tenant_id: str, session_id: str, labels: Mapping[str, str]
 ) -> None:
-    await conn.execute(delete(session_labels).where(session_labels.c.session_id == session_id))
+    await conn.execute(
+        delete(session_labels).where(
+            session_labels.c.tenant_id == tenant_id, session_labels.c.session_id == session_id
+        )
+    )
     if labels:
         await conn.execute(
             insert(session_labels),
@@ -115,22 +118,23 @@ class SessionRepository:
         return now + self._policy.ephemeral_ttl if retention is Retention.EPHEMERAL else None
 
     async def create(
-        self, tenant_id: str, new: NewSession, *, session_id: uuid.UUID | None = None
+        self, tenant_id: str, new: NewSession, *, session_id: str | None = None
     ) -> SessionRecord:
         """Insert a session with no history.
 
         Args:
             tenant_id: The owning tenant.
             new: The caller's field values.
-            session_id: The id to use; None assigns a new UUID v4.
+            session_id: The id to use (unique within the tenant); None assigns a new
+                UUID v4.
 
         Raises:
-            AlreadyExistsError: `session_id` is taken (ids are global, across tenants),
-                or (resource "session_key") a live session has the same agent and key.
+            AlreadyExistsError: `session_id` is taken in the tenant, or (resource
+                "session_key") a live session has the same agent and key.
             UnavailableError: The database cannot be reached.
         """
         now = self._clock()
-        session_id = session_id or uuid4()
+        session_id = session_id or str(uuid4())
         usage = new.token_usage or TokenUsage()
         values = {
             "id": session_id,
@@ -203,7 +207,7 @@ class SessionRepository:
                 raise
             return found, False
 
-    async def get(self, tenant_id: str, session_id: uuid.UUID) -> SessionRecord:
+    async def get(self, tenant_id: str, session_id: str) -> SessionRecord:
         """Read one session (soft-deleted ones too).
 
         Raises:
@@ -216,7 +220,7 @@ class SessionRepository:
             raise NotFoundError("session", session_id)
         return session
 
-    async def version(self, tenant_id: str, session_id: uuid.UUID) -> RowVersion | None:
+    async def version(self, tenant_id: str, session_id: str) -> RowVersion | None:
         """Which version of the session's row is current (soft-deleted ones too): its
         revision and create time, or None when the tenant has no such session. Two
         columns of the row, for a caller that holds what the rest of the row said at
@@ -232,7 +236,7 @@ class SessionRepository:
         return found[0] if found else None
 
     async def get_with_recent(
-        self, tenant_id: str, session_id: uuid.UUID, limit: int
+        self, tenant_id: str, session_id: str, limit: int
     ) -> tuple[SessionRecord, list[WindowMessage]]:
         """A session and its newest `limit` messages (oldest first, compacted ones marked),
         consistent: the messages are those up to the session's `last_seq` as read (a
@@ -248,6 +252,7 @@ class SessionRepository:
             if session is None:
                 raise NotFoundError("session", session_id)
             params = {
+                "tenant_id": tenant_id,
                 "session_id": session_id,
                 "floor": 0,
                 "compacted_through_seq": session.compacted_through_seq,
@@ -283,7 +288,7 @@ class SessionRepository:
     async def _modify(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         revision: int | None,
         change: Mutation,
         *,
@@ -318,7 +323,7 @@ class SessionRepository:
                 values["labels"] = labels or None
             statement = (
                 update(sessions)
-                .where(sessions.c.id == session_id)
+                .where(*in_tenant(tenant_id, session_id))
                 .values(**values, update_time=now, revision=sessions.c.revision + 1)
                 .returning(*sessions.c)
             )
@@ -326,15 +331,15 @@ class SessionRepository:
                 row = (await conn.execute(statement)).one()
             if labels is not None:
                 await _write_labels(conn, tenant_id, session_id, labels)
-            await announce(conn, session_id, "session")
+            await announce(conn, tenant_id, session_id, "session")
         record = session_record(row)
-        self._feed.publish(Change(session_id, session=record))
+        self._feed.publish(Change(tenant_id, session_id, session=record))
         return record
 
     async def update(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         changes: Mapping[str, Any],
         *,
         revision: int | None = None,
@@ -373,7 +378,7 @@ class SessionRepository:
         return await self._modify(tenant_id, session_id, revision, change)
 
     async def pin(
-        self, tenant_id: str, session_id: uuid.UUID, *, pinned: bool, revision: int | None = None
+        self, tenant_id: str, session_id: str, *, pinned: bool, revision: int | None = None
     ) -> SessionRecord:
         """Pin (`pinned`) or unpin a session; a no-op if it already is.
 
@@ -389,7 +394,7 @@ class SessionRepository:
         return await self._modify(tenant_id, session_id, revision, change)
 
     async def archive(
-        self, tenant_id: str, session_id: uuid.UUID, *, archived: bool, revision: int | None = None
+        self, tenant_id: str, session_id: str, *, archived: bool, revision: int | None = None
     ) -> SessionRecord:
         """Archive (`archived`) or unarchive a session; a no-op if it already is.
 
@@ -409,7 +414,7 @@ class SessionRepository:
         return await self._modify(tenant_id, session_id, revision, change)
 
     async def soft_delete(
-        self, tenant_id: str, session_id: uuid.UUID, *, revision: int | None = None
+        self, tenant_id: str, session_id: str, *, revision: int | None = None
     ) -> SessionRecord:
         """Mark a session deleted (AIP-164); it expires after the deleted retention.
 
@@ -427,7 +432,7 @@ class SessionRepository:
         return await self._modify(tenant_id, session_id, revision, change, allow_deleted=True)
 
     async def undelete(
-        self, tenant_id: str, session_id: uuid.UUID, *, revision: int | None = None
+        self, tenant_id: str, session_id: str, *, revision: int | None = None
     ) -> SessionRecord:
         """Restore a soft-deleted session.
 
@@ -446,7 +451,7 @@ class SessionRepository:
         return await self._modify(tenant_id, session_id, revision, change, allow_deleted=True)
 
     async def purge(
-        self, tenant_id: str, session_id: uuid.UUID, *, revision: int | None = None
+        self, tenant_id: str, session_id: str, *, revision: int | None = None
     ) -> SessionRecord:
         """Delete a session and, by cascade, all its history, now; return its last state.
 
@@ -464,14 +469,14 @@ class SessionRepository:
             if revision is not None and row._mapping["revision"] != revision:
                 # Leaving the block by raising rolls the delete back.
                 raise ConflictError("session", session_id, "the etag does not match")
-            await announce(conn, session_id, "purged")
-        self._feed.publish(Change(session_id, purged=True))
+            await announce(conn, tenant_id, session_id, "purged")
+        self._feed.publish(Change(tenant_id, session_id, purged=True))
         return session_record(row)
 
     async def compact(
         self,
         tenant_id: str,
-        session_id: uuid.UUID,
+        session_id: str,
         *,
         through_seq: int,
         recap: str,

@@ -2,7 +2,8 @@
 
 Every statement is conditioned on the state it changes and idempotent, so any number
 of server processes can sweep one database at once: a row is purged or marked by
-whichever gets there first, and the others find nothing left to do.
+whichever gets there first, and the others find nothing left to do. No statement locks
+rows it only looks at, so the same sweep runs on Citus, across shards.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 
 from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
@@ -43,33 +45,36 @@ async def sweep(
     retention) with all their history, and mark ACTIVE or COMPACTED sessions with no
     write for `policy.idle_after` as IDLE (without moving `update_time`).
 
+    Each batch is found by a plain read (on Citus a cross-shard `SELECT ... FOR UPDATE`
+    is not possible, and a sweep needs no lock to find candidates), then changed by one
+    statement that names each row by (tenant_id, id) and checks its condition again:
+    a row another sweeper or a write changed meanwhile is left as it is.
+
     Raises:
         UnavailableError: The database cannot be reached.
     """
     now = clock()
     c = sessions.c
+    expired = [c.expire_time <= now]
     purged = 0
     while True:
-        # SKIP LOCKED (PostgreSQL): concurrent sweepers take different rows.
-        due = (
-            select(c.id)
-            .where(c.expire_time <= now)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        due = await _candidates(database, expired)
+        if not due:
+            break
         async with database.write(offload=True) as conn:
             result = await conn.execute(
-                delete(sessions).where(c.id.in_(due), c.expire_time <= now).returning(c.id)
+                delete(sessions)
+                .where(tuple_(c.tenant_id, c.id).in_(due), *expired)
+                .returning(c.tenant_id, c.id)
             )
-            gone = list(result.scalars())
-            for session_id in gone:
-                await announce(conn, session_id, "purged")
-        for session_id in gone:
+            gone = [(row.tenant_id, row.id) for row in result]
+            for tenant_id, session_id in gone:
+                await announce(conn, tenant_id, session_id, "purged")
+        for tenant_id, session_id in gone:
             if feed is not None:
-                feed.publish(Change(session_id, purged=True))
+                feed.publish(Change(tenant_id, session_id, purged=True))
         purged += len(gone)
-        if len(gone) < BATCH:
+        if len(due) < BATCH:
             break
     idled = 0
     quiet = [
@@ -78,29 +83,33 @@ async def sweep(
         c.delete_time.is_(None),
     ]
     while True:
-        batch = (
-            select(c.id)
-            .where(*quiet)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        batch = await _candidates(database, quiet)
+        if not batch:
+            break
         async with database.write(offload=True) as conn:
             rows = (
                 await conn.execute(
                     update(sessions)
-                    .where(c.id.in_(batch), *quiet)
+                    .where(tuple_(c.tenant_id, c.id).in_(batch), *quiet)
                     .values(status=SessionStatus.IDLE.value, revision=c.revision + 1)
                     .returning(*sessions.c)
                 )
             ).all()
             for row in rows:
-                await announce(conn, row.id, "session")
+                await announce(conn, row.tenant_id, row.id, "session")
         for row in rows:
             if feed is not None:
                 record = session_record(row)
-                feed.publish(Change(record.id, session=record))
+                feed.publish(Change(record.tenant_id, record.id, session=record))
         idled += len(rows)
-        if len(rows) < BATCH:
+        if len(batch) < BATCH:
             break
     return SweepResult(purged, idled)
+
+
+async def _candidates(database: Database, where: list[Any]) -> list[tuple[str, str]]:
+    """Up to `BATCH` sessions, as (tenant_id, id), that meet `where` now."""
+    c = sessions.c
+    async with database.read() as conn:
+        rows = await conn.execute(select(c.tenant_id, c.id).where(*where).limit(BATCH))
+        return [(row.tenant_id, row.id) for row in rows]

@@ -113,7 +113,7 @@ class Message(_message.Message):
     Assigned by the server when empty: a time-ordered UUID (version 7, RFC
     9562) on append; a fork's copies get fresh random ones (version 4). A
     caller importing history may supply its own (any version), which must not
-    be in use (else ALREADY_EXISTS).
+    be in use in the session (else ALREADY_EXISTS).
     """
     session_id: _builtins.str
     """Output only. The session the message belongs to."""

@@ -189,9 +189,13 @@ class Session(_message.Message):
     COMPACTED_THROUGH_SEQ_FIELD_NUMBER: _builtins.int
     FORK_SOURCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Identifier. The session's UUID (version 4 when server-assigned), in
-    canonical lowercase 8-4-4-4-12 form. Assigned by the server at create
-    time unless `CreateSessionRequest.session_id` names one.
+    """Identifier. Unique within the tenant (another tenant may use the same id
+    for a session of its own): 1 to 128 printable characters, not starting
+    or ending with whitespace, such as a framework's own "user-123" or thread
+    id (AIP-122). Assigned by the server at create time unless
+    `CreateSessionRequest.session_id` names one: a UUID (version 4). An id in
+    UUID form is always in canonical lowercase 8-4-4-4-12 form: given in any
+    case, it is read as its lowercase.
     """
     tenant_id: _builtins.str
     """Output only. The tenant (organization, company, workspace) that owns the

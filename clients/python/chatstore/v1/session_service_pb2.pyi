@@ -93,9 +93,10 @@ class CreateSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that will own the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Optional. The id to give the session, as a canonical UUID string. Empty
-    means the server assigns a UUID v4. An id already in use is
-    ALREADY_EXISTS (AIP-133).
+    """Optional. The id to give the session (`Session.id`'s rules: 1 to 128
+    printable characters, unique within the tenant). Empty means the server
+    assigns a UUID v4. An id already in use in the tenant is ALREADY_EXISTS
+    (AIP-133); ids of other tenants do not matter.
     """
     @_builtins.property
     def session(self) -> _session_pb2.Session:
@@ -201,7 +202,7 @@ class GetSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     view: Global___SessionView.ValueType
     """Optional. How much to return; unspecified means BASIC."""
     def __init__(
@@ -469,7 +470,7 @@ class DeleteSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     etag: _builtins.str
     """Optional. The session's `etag` as last read; if it no longer matches,
     ABORTED and nothing changes. Empty means unconditionally.
@@ -506,7 +507,7 @@ class UndeleteSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     etag: _builtins.str
     """Optional. The session's `etag` as last read; if it no longer matches,
     ABORTED and nothing changes. Empty means unconditionally.
@@ -538,7 +539,7 @@ class PinSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     etag: _builtins.str
     """Optional. The session's `etag` as last read; if it no longer matches,
     ABORTED and nothing changes. Empty means unconditionally.
@@ -570,7 +571,7 @@ class UnpinSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     etag: _builtins.str
     """Optional. The session's `etag` as last read; if it no longer matches,
     ABORTED and nothing changes. Empty means unconditionally.
@@ -602,7 +603,7 @@ class ArchiveSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     etag: _builtins.str
     """Optional. The session's `etag` as last read; if it no longer matches,
     ABORTED and nothing changes. Empty means unconditionally.
@@ -634,7 +635,7 @@ class UnarchiveSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session's id, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     etag: _builtins.str
     """Optional. The session's `etag` as last read; if it no longer matches,
     ABORTED and nothing changes. Empty means unconditionally.
@@ -669,7 +670,7 @@ class AppendMessagesRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session to append to, a canonical UUID string."""
+    """Required. The session to append to (its `Session.id`)."""
     request_id: _builtins.str
     """Optional. A caller-chosen id (1 to 128 characters, e.g. a UUID) that makes
     the call safe to retry: a second call with the same id for the same
@@ -768,7 +769,7 @@ class ListMessagesRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session whose messages to list, a canonical UUID string."""
+    """Required. The session whose messages to list (its `Session.id`)."""
     page_size: _builtins.int
     """Optional. The most messages to return. 0 means the default (100); values
     above the maximum (1,000) are lowered to it; negative is
@@ -858,7 +859,7 @@ class GetMessageRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     message_id: _builtins.str
     """The message's id."""
     seq: _builtins.int
@@ -894,7 +895,7 @@ class GetContextWindowRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     max_messages: _builtins.int
     """Optional. The most messages to return, at most 1,000. 0 means 1,000.
     At least one of `max_messages` and `max_tokens` must be set.
@@ -978,7 +979,7 @@ class CompactSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     through_seq: _builtins.int
     """Required. The newest message seq the recap covers: from 1 to the
     session's `last_seq`, and not below its `compacted_through_seq`.
@@ -1022,7 +1023,7 @@ class AppendEventsRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     request_id: _builtins.str
     """Optional. Makes the call safe to retry, as `AppendMessagesRequest.request_id`."""
     expected_last_event_seq: _builtins.int
@@ -1098,7 +1099,7 @@ class ListEventsRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     page_size: _builtins.int
     """Optional. The most events to return. 0 means the default (100); above
     the maximum (1,000) is lowered to it; negative is INVALID_ARGUMENT.
@@ -1168,7 +1169,7 @@ class CreateCheckpointRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     @_builtins.property
     def checkpoint(self) -> _checkpoint_pb2.Checkpoint:
         """Optional. The checkpoint: `label`, `description`, `tags`, and
@@ -1204,7 +1205,7 @@ class ListCheckpointsRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     page_size: _builtins.int
     """Optional. The most checkpoints to return. 0 means the default (100);
     above the maximum (1,000) is lowered to it; negative is INVALID_ARGUMENT.
@@ -1269,7 +1270,7 @@ class GetCheckpointRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session, a canonical UUID string."""
+    """Required. The session's id (`Session.id`)."""
     checkpoint_id: _builtins.str
     """Required. The checkpoint's id."""
     def __init__(
@@ -1303,7 +1304,7 @@ class ForkSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the source session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session to fork, a canonical UUID string."""
+    """Required. The session to fork (its `Session.id`)."""
     checkpoint_id: _builtins.str
     """At a checkpoint: its message and event seqs."""
     message_seq: _builtins.int
@@ -1315,7 +1316,9 @@ class ForkSessionRequest(_message.Message):
     events. Ignored with `checkpoint_id`.
     """
     new_session_id: _builtins.str
-    """Optional. The new session's id; empty means the server assigns one."""
+    """Optional. The new session's id (`Session.id`'s rules); empty means the
+    server assigns a UUID v4.
+    """
     title: _builtins.str
     """Optional. The new session's title; empty means the source's title."""
     def __init__(
@@ -1351,7 +1354,7 @@ class WatchSessionRequest(_message.Message):
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
-    """Required. The session to watch, a canonical UUID string."""
+    """Required. The session to watch (its `Session.id`)."""
     from_seq: _builtins.int
     """Optional. Replay stored messages with a seq greater than this, then
     follow. 0 replays everything; a client resuming passes the last seq it

@@ -198,7 +198,7 @@ class SessionServiceServicer:
 
         Atomic. Returns the stored session with its server-assigned fields.
         Status codes: INVALID_ARGUMENT (a field is malformed or over its limit),
-        ALREADY_EXISTS (`session_id` is already in use).
+        ALREADY_EXISTS (`session_id` is already in use in the tenant).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -464,7 +464,7 @@ class SessionServiceServicer:
 
         Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
         no fork point), NOT_FOUND (no such session or checkpoint),
-        ALREADY_EXISTS (`new_session_id` is in use).
+        ALREADY_EXISTS (`new_session_id` is in use in the tenant).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,7 +59,7 @@ class SessionServiceStub:
 
     Atomic. Returns the stored session with its server-assigned fields.
     Status codes: INVALID_ARGUMENT (a field is malformed or over its limit),
-    ALREADY_EXISTS (`session_id` is already in use).
+    ALREADY_EXISTS (`session_id` is already in use in the tenant).
     """
     GetOrCreateSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetOrCreateSessionRequest, _session_service_pb2.GetOrCreateSessionResponse]
     """Returns the one live session of a tenant with this agent and routing key,
@@ -241,7 +241,7 @@ class SessionServiceStub:
 
     Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
     no fork point), NOT_FOUND (no such session or checkpoint),
-    ALREADY_EXISTS (`new_session_id` is in use).
+    ALREADY_EXISTS (`new_session_id` is in use in the tenant).
     """
     WatchSession: _grpc.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]
     """Streams a session's messages from `from_seq` on: first every stored
@@ -288,7 +288,7 @@ class SessionServiceAsyncStub(SessionServiceStub):
 
     Atomic. Returns the stored session with its server-assigned fields.
     Status codes: INVALID_ARGUMENT (a field is malformed or over its limit),
-    ALREADY_EXISTS (`session_id` is already in use).
+    ALREADY_EXISTS (`session_id` is already in use in the tenant).
     """
     GetOrCreateSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetOrCreateSessionRequest, _session_service_pb2.GetOrCreateSessionResponse]  # type: ignore[assignment]
     """Returns the one live session of a tenant with this agent and routing key,
@@ -470,7 +470,7 @@ class SessionServiceAsyncStub(SessionServiceStub):
 
     Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
     no fork point), NOT_FOUND (no such session or checkpoint),
-    ALREADY_EXISTS (`new_session_id` is in use).
+    ALREADY_EXISTS (`new_session_id` is in use in the tenant).
     """
     WatchSession: _aio.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]  # type: ignore[assignment]
     """Streams a session's messages from `from_seq` on: first every stored
@@ -520,7 +520,7 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Atomic. Returns the stored session with its server-assigned fields.
         Status codes: INVALID_ARGUMENT (a field is malformed or over its limit),
-        ALREADY_EXISTS (`session_id` is already in use).
+        ALREADY_EXISTS (`session_id` is already in use in the tenant).
         """
 
     @_abc_1.abstractmethod
@@ -828,7 +828,7 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
         no fork point), NOT_FOUND (no such session or checkpoint),
-        ALREADY_EXISTS (`new_session_id` is in use).
+        ALREADY_EXISTS (`new_session_id` is in use in the tenant).
         """
 
     @_abc_1.abstractmethod

@@ -86,7 +86,7 @@ def _backfill() -> None:
           output_tokens = COALESCE(
             (SELECT SUM(m.token_count) {every} AND m.role = 'assistant'), 0)
         WHERE last_seq > 0
-        """  # noqa: S608 (constant SQL)
+        """
     )
     op.execute("UPDATE sessions SET total_tokens = input_tokens + output_tokens")
 

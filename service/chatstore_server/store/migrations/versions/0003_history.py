@@ -59,7 +59,7 @@ def upgrade() -> None:
         if op.get_bind().dialect.name == "postgresql"
         else "length(CAST(content AS BLOB))"
     )
-    op.execute(f"UPDATE messages SET size_bytes = {byte_length}")  # noqa: S608 (constant SQL)
+    op.execute(f"UPDATE messages SET size_bytes = {byte_length}")
     op.create_table(
         "events",
         sa.Column("id", sa.Uuid(), nullable=False),

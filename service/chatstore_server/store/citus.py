@@ -1,0 +1,39 @@
+"""Citus (distributed PostgreSQL): what chatstore does differently on it.
+
+A database with the `citus` extension is a coordinator of workers. The migrations
+distribute every table by `tenant_id`, co-located with `sessions` (`distribute_tables`):
+a tenant's rows live on one worker, and a statement that names one tenant is routed to
+that worker whole. At run time only change notifications differ (`Database.citus`):
+`pg_notify` must run on the coordinator, where the listeners are, not inside a
+statement that Citus sends to a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, text
+
+DISTRIBUTION_COLUMN = "tenant_id"
+
+
+def is_citus(connection: Connection) -> bool:
+    """Whether the database has the `citus` extension (a Citus coordinator)."""
+    found = connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'citus'"))
+    return found.first() is not None
+
+
+def distribute_tables(connection: Connection, tables: Sequence[str]) -> None:
+    """Distribute `tables` by `tenant_id`: the first as the co-location group's anchor,
+    the rest co-located with it (their foreign keys to it need that). Rows already in
+    a table move to its shards."""
+    anchor, *others = tables
+    connection.execute(
+        text("SELECT create_distributed_table(:table, :column)"),
+        {"table": anchor, "column": DISTRIBUTION_COLUMN},
+    )
+    for table in others:
+        connection.execute(
+            text("SELECT create_distributed_table(:table, :column, colocate_with => :anchor)"),
+            {"table": table, "column": DISTRIBUTION_COLUMN, "anchor": anchor},
+        )
