@@ -7,10 +7,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := clients/node/node_modules/.package-lock.json
+CITUS_ENGINE ?= ../shared/engines/citus
 PY_SOURCES := clients/python/chatstore service/chatstore_server tests scripts bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt generate check-generated breaking bench bench-quick clean
+.PHONY: help install citus run test lint fmt generate check-generated breaking bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,10 +27,15 @@ $(NODE_STAMP): clients/node/package-lock.json
 
 install: $(STAMP) $(NODE_STAMP) ## Install everything: .venv (chatstore, server, cli, dev) and the Node client
 
+citus: ## Install Citus into the machine's PostgreSQL for the Citus tests, if missing (root; ~5 min once)
+	@bash $(CITUS_ENGINE)/build.sh || { \
+		echo "citus: not installed ($(CITUS_ENGINE)/build.sh failed): its tests will be skipped"; \
+		[ "$$CI" != true ]; }
+
 run: $(STAMP) ## Serve on 127.0.0.1:50051 with SQLite in ./chatstore.db (migrates first)
 	$(BIN)/chatstore-server
 
-test: $(STAMP) $(NODE_STAMP) ## Run the whole test suite (real servers, SQLite and PostgreSQL, Node client)
+test: $(STAMP) $(NODE_STAMP) citus ## Run the whole test suite (real servers: SQLite, PostgreSQL, a Citus cluster; Node client)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy --strict, buf lint and buf format

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,16 +24,26 @@ from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import Database, NewSession, SessionRepository, UnavailableError
 from chatstore_server.store.database import PING_AFTER_IDLE_SECONDS
 from chatstore_server.store.scope import read_session
-from tests.conftest import TENANT, _admin, _postgres_database, _postgres_template, key
+from tests.conftest import (
+    TENANT,
+    _postgres_database,
+    _postgres_template,
+    citus_cluster,
+    key,
+)
 from tests.processes import ServerProcess, free_port
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A PostgreSQL database of the test's own (these tests need PostgreSQL)."""
+@pytest.fixture(params=["postgres", pytest.param("citus", marks=pytest.mark.citus)])
+async def pg_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A PostgreSQL database of the test's own, or the Citus cluster's, emptied (these
+    tests need a server that several processes share)."""
+    if request.param == "citus":
+        yield await (await citus_cluster()).emptied()
+        return
     async for url in _postgres_database(await _postgres_template()):
         yield url
 
@@ -268,12 +279,14 @@ async def test_database_outage_fails_fast_then_recovers_without_loss(pg_url: str
 
 
 async def _kill_connections(pg_url: str) -> int:
-    """Terminate every connection to the test's database (as a restart would); how many."""
-    admin = await _admin()
+    """Terminate every client connection to the test's database (as a restart would),
+    on the server that holds it (a Citus coordinator's own daemons are left); how many."""
+    admin = await asyncpg.connect(pg_url.replace("+asyncpg", ""), timeout=5)
     try:
         killed: int = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            " WHERE datname = $1 AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'",
             urlsplit(pg_url).path.lstrip("/"),
         )
     finally:

@@ -256,6 +256,11 @@ class Database:
             raise ValueError("autocommit blocks are for PostgreSQL")
         return self._backend.autocommit()
 
+    async def one_statement_appends(self) -> bool:
+        """Whether an append is one statement (`store.pg_append`): on PostgreSQL, but
+        not on Citus (whose modifying CTEs go through the coordinator)."""
+        return self.dialect_name == "postgresql" and not await self.is_citus()
+
     async def is_citus(self) -> bool:
         """Whether the database is a Citus coordinator (`store.citus`): asked of the
         database once, then remembered.

@@ -64,7 +64,7 @@ class EventRepository:
             ]
 
         try:
-            if self._db.dialect_name == "postgresql":
+            if await self._db.one_statement_appends():
                 session = await pg_append.append_rows(
                     self._db,
                     "event",

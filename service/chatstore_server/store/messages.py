@@ -195,7 +195,7 @@ class MessageRepository:
             supplied=", ".join(str(m.id) for m in batch if m.id is not None),
         )
         precondition = precondition or Precondition()
-        if self._db.dialect_name == "postgresql":
+        if await self._db.one_statement_appends():
             return await self._append_postgresql(pending, precondition)
         unconditional = precondition.expected_last_seq is None and precondition.revision is None
         if unconditional and self._batcher is not None:
@@ -228,7 +228,7 @@ class MessageRepository:
     async def _append_postgresql(
         self, pending: PendingAppend, precondition: Precondition
     ) -> tuple[SessionRecord, list[MessageRecord]]:
-        """`append` on PostgreSQL: one statement (`pg_append`)."""
+        """`append` on PostgreSQL (not Citus): one statement (`pg_append`)."""
         batch, session_id = pending.batch, pending.session_id
         try:
             session = await pg_append.append_rows(

@@ -14,15 +14,17 @@ ORDINALITY` after the reserved seqs. A request id used before fails the statemen
 earlier append. SQLite has no data-modifying CTEs: its appends take `appends.reserve`
 and a multi-row INSERT in a group-committed transaction (`store.sqlite`).
 
-On Citus the statement names one tenant, so the coordinator sends it whole to the one
-worker that holds the tenant's rows. There it cannot queue the change notification
-(the listeners are on the coordinator), so it runs in a transaction with a
-`pg_notify` of its own on the coordinator: BEGIN and COMMIT cost two round trips more.
+Not on Citus: there data-modifying CTEs become subplans whose results travel through
+the coordinator, and a `pg_notify` inside a statement runs on a worker, where no
+listener hears it. Citus takes the transaction path (`appends.reserve`, then the rows'
+INSERT, each statement routed to the tenant's one worker, and the notification queued
+on the coordinator).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -58,7 +60,7 @@ from chatstore_server.store.appends import (
 )
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import AlreadyExistsError, RequestReusedError, translate_errors
-from chatstore_server.store.notify import announce, payload
+from chatstore_server.store.notify import payload
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionRecord
 from chatstore_server.store.rows import session_record
@@ -96,7 +98,7 @@ _REQUEST_PRIMARY_KEY = "pk_append_requests"
 @functools.cache
 def _statement(
     kind: Kind, expected_last_seq: bool, revision: bool, request_id: bool, notify: bool
-) -> Prepared:
+) -> Prepared:  # notify: queue the change notification (messages do)
     """The one-statement append of `kind`: with or without each precondition, with or
     without a request id to record, with or without the change notification. Built
     once per shape; answers the session row."""
@@ -124,8 +126,13 @@ def _statement(
             .cte("recorded")
         )
     table, arrays = _ROWS[kind]
+    # The arrays' parameters are not named as columns: run through SQLAlchemy (in a
+    # transaction, on Citus) an UPDATE would take a parameter named as a column of its
+    # table for a value to SET.
     rows = (
-        func.unnest(*(cast(bindparam(name), ARRAY(type_)) for name, type_ in arrays.items()))
+        func.unnest(
+            *(cast(bindparam(f"rows_{name}"), ARRAY(type_)) for name, type_ in arrays.items())
+        )
         .table_valued(*(column(name, type_) for name, type_ in arrays.items()), with_ordinality="n")
         .render_derived(name="r")
     )
@@ -178,56 +185,58 @@ async def append_rows(
         AlreadyExistsError: A caller-supplied message id is taken.
         UnavailableError: The database cannot be reached.
     """
-    # On Citus the statement runs on a worker; the notification must be queued on the
-    # coordinator, where the listeners are: a statement of its own, in a transaction.
-    citus = await database.is_citus()
-    notify = kind == "message"
     statement = _statement(
         kind,
         precondition.expected_last_seq is not None,
         precondition.revision is not None,
         request_id is not None,
-        notify and not citus,
+        kind == "message",
     )
-    notice = payload(tenant_id, session_id, "messages") if notify and not citus else None
+    notice = payload(tenant_id, session_id, "messages") if kind == "message" else None
     params = reserve_params(
         tenant_id, session_id, len(columns["id"]), now, precondition, notice, counter_params
-    ) | {"request_id": request_id, "fingerprint": fingerprint, **columns}
-    block = database.write() if citus else database.autocommit()
-    try:
-        async with block as conn:
+    ) | {"request_id": request_id, "fingerprint": fingerprint}
+    params |= {f"rows_{name}": values for name, values in columns.items()}
+    async with database.autocommit() as conn:
+        try:
             with translate_errors(kind, supplied_ids):
                 rows = await conn.fetch(statement, params)
-            if not rows:
-                raise await refused(
-                    conn,
-                    tenant_id,
-                    session_id,
-                    kind,
-                    precondition,
-                    request_id,
-                    fingerprint,
-                    counter_params,
-                )
-            if notify and citus:
-                await announce(conn, tenant_id, session_id, "messages")
-    except AlreadyExistsError as taken:
-        if request_id is None or _constraint(taken) != _REQUEST_PRIMARY_KEY:
-            raise
-        # An append under this request id committed first (perhaps concurrently).
-        async with database.read() as conn:
+        except AlreadyExistsError as taken:
+            if request_id is None or _constraint(taken) != _REQUEST_PRIMARY_KEY:
+                raise
+            # An append under this request id committed first (perhaps concurrently).
             prior = await prior_request(conn, tenant_id, session_id, kind, request_id, fingerprint)
-        raise prior or RequestReusedError(session_id, request_id) from None
+            raise prior or RequestReusedError(session_id, request_id) from None
+        if not rows:
+            raise await refused(
+                conn,
+                tenant_id,
+                session_id,
+                kind,
+                precondition,
+                request_id,
+                fingerprint,
+                counter_params,
+            )
     return session_record(rows[0])
 
 
 def _constraint(error: BaseException) -> str | None:
-    """The name of the constraint that the driver error under `error` names, if any."""
+    """The name of the constraint that the driver error under `error` names, if any,
+    without the shard suffix Citus adds (`pk_append_requests_102040` is a shard's copy of
+    `pk_append_requests`; Citus's errors give it in the message alone)."""
     seen: BaseException | None = error
     while seen is not None:
         name = getattr(seen, "constraint_name", None)
-        if isinstance(name, str):
-            return name
+        if not isinstance(name, str):
+            found = _NAMED_CONSTRAINT.search(str(seen))
+            name = found.group(1) if found else None
+        if name is not None:
+            return _SHARD_SUFFIX.sub("", name)
         nested = seen.orig if isinstance(seen, sa_exc.DBAPIError) else None
         seen = nested if isinstance(nested, BaseException) else seen.__cause__
     return None
+
+
+_NAMED_CONSTRAINT = re.compile(r'violates unique constraint "([^"]+)"')
+_SHARD_SUFFIX = re.compile(r"_\d+$")
