@@ -1,11 +1,13 @@
 """Two chatstore servers side by side: this checkout's and another commit's, on equal
 SQLite databases, loaded in alternating rounds, for telling whether a change made calls
 faster in the server (where, on this machine, a saving measured in one process counts
-two to three times, or not at all).
+two to three times, or not at all). With `--backend postgresql`, each server has a
+PostgreSQL database of its own (`CHATSTORE_BENCH_POSTGRES_URL`'s server), dropped after.
 
     python -m bench.compare get_session append --against HEAD~1
     python -m bench.compare list_messages --against main --rounds 8 --duration 2
     python -m bench.compare get_session --source ../other-checkout
+    python -m bench.compare get_session --against HEAD~1 --backend postgresql
 
 Each round runs the scenario on both servers, one after the other (which goes first
 alternates), with the same load generator as `make bench` (16 callers, or
@@ -30,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, Server, load
+from bench.run import POSTGRES_URL, ROOT, Server, load
 
 SCENARIOS = ("get_session", "append", "list_messages", "context_window", "list_sessions")
 _SEED = (
@@ -65,11 +67,56 @@ def _checkout(ref: str) -> Iterator[Path]:
 
 
 @contextmanager
-def _server(source: Path, workdir: Path, name: str) -> Iterator[tuple[Server, dict[str, str]]]:
-    """A chatstore server of `source` on a database seeded by `source`'s code, and the
-    seeded ids (`hot`: the session of the unary scenarios; `small`: a tenant of 1,000
-    sessions)."""
-    url = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
+def _database(backend: str, workdir: Path, name: str) -> Iterator[str]:
+    """The URL of an empty database for one side: a SQLite file, or a PostgreSQL
+    database made for the comparison and dropped after it."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
+        return
+    database = f"chatstore_compare_{name}_{os.getpid()}"
+
+    def admin(statement: str) -> None:
+        subprocess.run(
+            [sys.executable, "-c", _ADMIN, POSTGRES_URL, statement], check=True, cwd=ROOT
+        )
+
+    admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{database}"')
+    try:
+        base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield f"{base}/{database}"
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+_ADMIN = (
+    "import asyncio, sys, asyncpg\n"
+    "async def main():\n"
+    "    c = await asyncpg.connect(sys.argv[1])\n"
+    "    await c.execute(sys.argv[2])\n"
+    "    await c.close()\n"
+    "asyncio.run(main())\n"
+)
+
+
+@contextmanager
+def _server(
+    source: Path, workdir: Path, name: str, backend: str = "sqlite"
+) -> Iterator[tuple[Server, dict[str, str]]]:
+    """A chatstore server of `source` on a database of `backend` seeded by `source`'s
+    code, and the seeded ids (`hot`: the session of the unary scenarios; `small`: a
+    tenant of 1,000 sessions)."""
+    with (
+        _database(backend, workdir, name) as url,
+        _seeded_server(source, workdir, name, url) as served,
+    ):
+        yield served
+
+
+@contextmanager
+def _seeded_server(
+    source: Path, workdir: Path, name: str, url: str
+) -> Iterator[tuple[Server, dict[str, str]]]:
     seeded = subprocess.run(
         [sys.executable, "-c", _SEED, url],
         cwd=source, env=source_environment(source), check=True, capture_output=True, text=True,
@@ -108,14 +155,15 @@ def compare(
     rounds: int,
     duration: float,
     concurrency: int = 16,
+    backend: str = "sqlite",
 ) -> dict[str, Any]:
     """Every scenario on both servers, `rounds` times; the figures by scenario."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         servers = {
-            "this": stack.enter_context(_server(this, workdir, "this")),
-            "other": stack.enter_context(_server(other, workdir, "other")),
+            "this": stack.enter_context(_server(this, workdir, "this", backend)),
+            "other": stack.enter_context(_server(other, workdir, "other", backend)),
         }
         for scenario in scenarios:
             for server, ids in servers.values():  # warm: pools filled, statements prepared
@@ -162,10 +210,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds per scenario")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent calls")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     with ExitStack() as stack:
         other = args.source or stack.enter_context(_checkout(args.against))
-        compare(args.scenarios, ROOT, other.resolve(), args.rounds, args.duration, args.concurrency)
+        compare(
+            args.scenarios,
+            ROOT,
+            other.resolve(),
+            args.rounds,
+            args.duration,
+            args.concurrency,
+            args.backend,
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Run the benchmark: chatstore beside a bare grpc.aio echo server, in one run.
 
-    python -m bench.run                # full: SQLite and PostgreSQL, under 10 minutes
+    python -m bench.run                # full: SQLite, PostgreSQL and Citus, ~15 minutes
     python -m bench.run --quick        # SQLite, short runs: under a minute
     python -m bench.run --write-doc    # also rewrite docs/performance.md
     python -m bench.run --write-doc --from-results bench-results/latest.json
@@ -350,7 +350,7 @@ def _run_backend(
         with chatstore(url, workdir, f"{backend}-quiet", "--no-log-requests") as quiet:
             warm(quiet, "get_session")
             run("GetSession, access log off", quiet, "get_session")
-    if backend == "postgresql":
+    if backend in ("postgresql", "citus"):
         # Appends spread over 64 sessions, so that no one session's row lock is the limit.
         spread = {"concurrency": 32, "spread_sessions": 64}
         with chatstore(url, workdir, "second") as second, chatstore(url, workdir, "first") as first:
@@ -442,7 +442,7 @@ def table(results: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, SQLite only")
-    parser.add_argument("--backends", default=None, help="comma-separated: sqlite,postgresql")
+    parser.add_argument("--backends", default=None, help="comma-separated: sqlite,postgresql,citus")
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "latest.json")
     parser.add_argument("--write-doc", action="store_true", help="rewrite docs/performance.md")
     parser.add_argument(
@@ -484,9 +484,9 @@ def main() -> int:
 
 
 def _run(quick: bool, backends_wanted: str | None) -> dict[str, Any]:
-    """Every scenario on the backends wanted (default: SQLite, and PostgreSQL unless
-    `quick`); the results, as written to the JSON file."""
-    backends = (backends_wanted or ("sqlite" if quick else "sqlite,postgresql")).split(",")
+    """Every scenario on the backends wanted (default: SQLite, and PostgreSQL and Citus
+    unless `quick`); the results, as written to the JSON file."""
+    backends = (backends_wanted or ("sqlite" if quick else "sqlite,postgresql,citus")).split(",")
     started = time.perf_counter()
     results: dict[str, Any] = {
         "command": "make bench-quick" if quick else "make bench",
@@ -503,6 +503,8 @@ def _run(quick: bool, backends_wanted: str | None) -> dict[str, Any]:
             if backend == "sqlite":
                 url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
                 results["backends"][backend] = run_backend(backend, url, quick, workdir)
+            elif backend == "citus":
+                results["backends"][backend] = asyncio.run(_citus(quick, workdir))
             else:
                 results["backends"][backend] = asyncio.run(_postgres(quick, workdir))
     results["machine_at_end"] = machine.probe()
@@ -522,6 +524,20 @@ async def _postgres(quick: bool, workdir: Path) -> dict[str, Any]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def _citus(quick: bool, workdir: Path) -> dict[str, Any]:
+    """The scenarios on a 3-node Citus cluster on this machine (a coordinator and two
+    workers, 32 shards per table), started for the run and stopped after it."""
+    from tests.citus import CitusCluster
+
+    cluster = await CitusCluster.start()
+    try:
+        return await asyncio.to_thread(
+            run_backend, "citus", cluster.sqlalchemy_url(), quick, workdir
+        )
+    finally:
+        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class Seeded:
 
 def _session_row(tenant: str, when: datetime, title: str, last_seq: int = 0) -> dict[str, object]:
     return {
-        "id": uuid.uuid4(),
+        "id": str(uuid.uuid4()),
         "tenant_id": tenant,
         "title": title,
         "create_time": when,
@@ -52,9 +52,10 @@ def _session_row(tenant: str, when: datetime, title: str, last_seq: int = 0) -> 
 
 
 def _message_row(session_id: object, seq: int, create_time: datetime) -> dict[str, Any]:
-    """A USER message's row, as an append would write it."""
+    """A USER message's row (of the bench tenant), as an append would write it."""
     message = NewMessage(role=Role.USER, content=f"message {seq} " + "x" * 80)
     return {
+        "tenant_id": TENANT,
         "id": uuid.uuid4(),
         "session_id": session_id,
         "seq": seq,
@@ -102,7 +103,7 @@ async def seed(
         async with database.write() as conn:
             await conn.execute(
                 update(sessions)
-                .where(sessions.c.id == deep["id"])
+                .where(sessions.c.tenant_id == TENANT, sessions.c.id == deep["id"])
                 .values(size_bytes=90 * deep_messages)
             )
         for tenant, count in (("small", small_sessions), ("large", large_sessions)):
@@ -117,6 +118,6 @@ async def seed(
         # bulk loaders ANALYZE, as an operator would after an import.
         async with database.write() as conn:
             await conn.execute(text("ANALYZE"))
-        return Seeded(str(hot.id), str(deep["id"]), deep_messages, "small", "large", large_sessions)
+        return Seeded(hot.id, str(deep["id"]), deep_messages, "small", "large", large_sessions)
     finally:
         await database.dispose()

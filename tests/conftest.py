@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -37,7 +32,7 @@ from chatstore.v1 import session_service_pb2_grpc
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import Database, upgrade
-from chatstore_server.store.schema import DISTRIBUTED_TABLES
+from tests.citus import CitusCluster, CitusUnavailable
 
 TENANT = "acme"
 POSTGRES_URL = os.environ.get(
@@ -49,7 +44,6 @@ BACKENDS = [
     pytest.param("citus", marks=[pytest.mark.postgres, pytest.mark.citus]),
 ]
 ON_CI = os.environ.get("CI") == "true"
-CITUS_ENGINE = Path(__file__).resolve().parents[2] / "shared" / "engines" / "citus"
 CITUS_SHARDS_PER_TABLE = 4
 """Tests' tables have 4 shards each, not Citus's default 32: emptying the tables before
 each test touches every shard (0.15 s for 24 shards, 0.4 s for 192)."""
@@ -129,154 +123,24 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-class _CitusCluster:
-    """A Citus coordinator and two workers, started for this test session (or given by
-    `CHATSTORE_TEST_CITUS_URL`), with chatstore's tables migrated and distributed."""
-
-    def __init__(self, url: str, directory: Path | None, port: int) -> None:
-        self.url = url
-        self.directory = directory
-        self.port = port
-        self.node_ports = (port, port + 1, port + 2)
-
-    @classmethod
-    async def start(cls) -> _CitusCluster:
-        given = os.environ.get("CHATSTORE_TEST_CITUS_URL")
-        if given:
-            port = urlsplit(given).port or 5432
-            cluster = cls(given, None, port)
-        else:
-            if not list(Path("/usr/lib/postgresql").glob("*/lib/citus.so")):
-                _unavailable(
-                    "Citus is not installed: `make test` installs it with"
-                    f" {CITUS_ENGINE / 'build.sh'} (needs root)"
-                )
-            directory = Path(tempfile.mkdtemp(prefix="chatstore-citus-"))
-            directory.chmod(0o755)  # the servers run as user postgres (cluster.sh)
-            port = _free_port_run(3)
-            started = await asyncio.create_subprocess_exec(
-                "bash", str(CITUS_ENGINE / "cluster.sh"), "start", str(directory / "data"),
-                str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            out, err = await started.communicate()
-            if started.returncode != 0:
-                _unavailable(f"the Citus cluster did not start: {err.decode().strip()[-500:]}")
-            cluster = cls(out.decode().strip().splitlines()[-1], directory, port)
-        admin = await asyncpg.connect(cluster.url, timeout=10)
-        try:
-            await admin.execute(
-                f"ALTER DATABASE postgres SET citus.shard_count = {CITUS_SHARDS_PER_TABLE}"
-            )
-        finally:
-            await admin.close()
-        database = Database.from_url(cluster.sqlalchemy_url())
-        try:
-            await upgrade(database)
-        finally:
-            await database.dispose()
-        return cluster
-
-    def sqlalchemy_url(self, database: str = "postgres") -> str:
-        base = self.url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        return f"{base}/{database}"
-
-    async def emptied(self) -> str:
-        """The cluster's database, every chatstore table emptied."""
-        admin = await asyncpg.connect(self.url, timeout=10)
-        try:
-            await admin.execute(f"TRUNCATE {', '.join(DISTRIBUTED_TABLES)}")
-        finally:
-            await admin.close()
-        return self.sqlalchemy_url()
-
-    async def new_database(self) -> str:
-        """A new database with Citus set up on every node and no tables."""
-        name = f"chatstore_empty_{uuid.uuid4().hex[:12]}"
-        host = urlsplit(self.url).hostname or "127.0.0.1"
-        for port in self.node_ports:
-            node = await asyncpg.connect(host=host, port=port, user="postgres", timeout=10)
-            try:
-                await node.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await node.close()
-            node = await asyncpg.connect(
-                host=host, port=port, user="postgres", database=name, timeout=10
-            )
-            try:
-                await node.execute("CREATE EXTENSION citus")
-                if port == self.port:
-                    await node.execute(
-                        f'ALTER DATABASE "{name}" SET citus.shard_count = {CITUS_SHARDS_PER_TABLE}'
-                    )
-                    await node.execute(f"SELECT citus_set_coordinator_host('{host}', {port})")
-            finally:
-                await node.close()
-        coordinator = await asyncpg.connect(
-            host=host, port=self.port, user="postgres", database=name, timeout=10
-        )
-        try:
-            for port in self.node_ports[1:]:
-                await coordinator.execute(f"SELECT citus_add_node('{host}', {port})")
-        finally:
-            await coordinator.close()
-        return self.sqlalchemy_url(name)
-
-    async def drop_database(self, url: str) -> None:
-        name = url.rsplit("/", 1)[1]
-        host = urlsplit(self.url).hostname or "127.0.0.1"
-        for port in self.node_ports:
-            node = await asyncpg.connect(host=host, port=port, user="postgres", timeout=10)
-            try:
-                await node.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await node.close()
-
-    def stop(self) -> None:
-        if self.directory is None:
-            return
-        subprocess.run(
-            ["bash", str(CITUS_ENGINE / "cluster.sh"), "stop", str(self.directory / "data"),
-             str(self.port)],
-            capture_output=True, check=False,
-        )  # fmt: skip
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-_citus: _CitusCluster | None = None
+_citus: CitusCluster | None = None
 _citus_missing: str | None = None
 
 
-async def citus_cluster() -> _CitusCluster:
-    """The session's Citus cluster, started on first use (stopped when the session ends).
-    If it cannot be had, every Citus test skips (or fails on CI) with the reason."""
+async def citus_cluster() -> CitusCluster:
+    """The session's Citus cluster, started on first use (stopped when the session ends),
+    with chatstore's tables migrated (4 shards each). If it cannot be had, every Citus
+    test skips (or fails on CI) with the reason."""
     global _citus, _citus_missing
+    if _citus_missing is None and _citus is None:
+        try:
+            _citus = await CitusCluster.start(shards_per_table=CITUS_SHARDS_PER_TABLE)
+        except CitusUnavailable as missing:
+            _citus_missing = str(missing)
     if _citus_missing is not None:
         _unavailable(_citus_missing)
-    if _citus is None:
-        try:
-            _citus = await _CitusCluster.start()
-        except (pytest.skip.Exception, pytest.fail.Exception) as error:
-            _citus_missing = str(error)
-            raise
+    assert _citus is not None
     return _citus
-
-
-def _free_port_run(count: int) -> int:
-    """A port such that it and the next `count - 1` were free a moment ago."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base: int = probe.getsockname()[1]
-        if base + count > 65535:
-            continue
-        try:
-            for offset in range(count):
-                with socket.socket() as other:
-                    other.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no run of free ports")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -21,7 +21,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chatstore import NO_RETRIES, AsyncChatStoreClient, Message, Role, RpcError, Unavailable
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
-from chatstore_server.store import Database, NewSession, SessionRepository, UnavailableError
+from chatstore_server.store import (
+    Database,
+    NewSession,
+    SessionRecord,
+    SessionRepository,
+    UnavailableError,
+)
 from chatstore_server.store.database import PING_AFTER_IDLE_SECONDS
 from chatstore_server.store.scope import read_session
 from tests.conftest import (
@@ -317,27 +323,35 @@ async def test_pooled_connections_killed_while_idle_are_replaced_unseen(pg_url: 
 
 
 async def test_a_dead_connection_under_a_direct_read_is_replaced(pg_url: str) -> None:
-    # Reads by id run on asyncpg itself, past SQLAlchemy (store/prepared.py): a pooled
-    # connection found dead there must be thrown away as SQLAlchemy would, not pooled
-    # again. Killed within PING_AFTER_IDLE_SECONDS, so that no ping finds it first.
+    # Reads by id run on asyncpg's own pool, past SQLAlchemy (store/postgres.py): a
+    # connection killed under it is replaced, not handed out again, whether the pool
+    # notices before the read (the socket closed meanwhile) or the read fails on it.
     database = Database.from_url(pg_url, pool_size=1, max_overflow=0)
     try:
         created = await SessionRepository(database).create(TENANT, NewSession(title="kept"))
         async with database.read() as conn:
             assert await read_session(conn, TENANT, created.id) is not None
-        killed = await _kill_connections(pg_url)
+        killed = [await _kill_connections(pg_url)]
         await asyncio.sleep(0.2)  # the client side sees the socket close
-
-        with pytest.raises(UnavailableError):
-            async with database.read() as conn:
-                await read_session(conn, TENANT, created.id)
         async with database.read() as conn:  # the one pooled connection was replaced
-            found = await read_session(conn, TENANT, created.id)
+            noticed = await read_session(conn, TENANT, created.id)
+        killed.append(await _kill_connections(pg_url))
+        outcomes: list[SessionRecord | UnavailableError | None] = []
+        for _ in range(2):  # at once: the first read may meet the dead connection
+            try:
+                async with database.read() as conn:
+                    outcomes.append(await read_session(conn, TENANT, created.id))
+            except UnavailableError as error:
+                outcomes.append(error)
     finally:
         await database.dispose()
-    assert killed >= 1
-    assert found is not None
-    assert found.title == "kept"
+    assert min(killed) >= 1
+    assert noticed is not None
+    assert noticed.title == "kept"
+    last = outcomes[-1]
+    assert not isinstance(last, UnavailableError)
+    assert last is not None
+    assert last.title == "kept"
 
 
 async def _exit_seconds(server: ServerProcess, limit: float) -> float:

@@ -35,13 +35,10 @@ from chatstore_server.store import (
     bodies,
     upgrade,
 )
-from chatstore_server.store.connection import (
-    AsyncStoreConnection,
-    InlineConnection,
-    StoreConnection,
-)
+from chatstore_server.store.connection import InlineConnection, StoreConnection
 from chatstore_server.store.context import NEWEST_FIRST
 from chatstore_server.store.messages import _MESSAGE_BY_SEQ, _list_statement
+from chatstore_server.store.postgres import DirectConnection
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import SessionStatus, StoredMessage, WindowMessage
 from chatstore_server.store.rows import session_from_columns, session_record
@@ -190,7 +187,7 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
             ),
         ]
         async with database.read() as conn:
-            assert isinstance(conn, InlineConnection | AsyncStoreConnection)
+            assert isinstance(conn, InlineConnection | DirectConnection)
             for query, params in hot:
                 assert query.plan(conn.dialect) is not None  # the shortcut is taken
                 fast = [dict(row) for row in await conn.fetch(query, params)]

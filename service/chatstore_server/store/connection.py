@@ -4,9 +4,9 @@ Repositories only `await conn.execute(...)` (or `fetch`, `fetch_into`, `execute_
 `run_sync`) and look at `conn.dialect`; how the statement reaches the database is the
 backend's business:
 
-- PostgreSQL: SQLAlchemy's `AsyncConnection` over asyncpg (`AsyncStoreConnection`);
-  on the autocommit reader connections, the hot reads (`Prepared`) run on the asyncpg
-  connection itself.
+- PostgreSQL: outside transactions, a connection of asyncpg's own pool for the hot
+  statements (`Prepared`) and SQLAlchemy for the rest (`postgres.DirectConnection`); in
+  transactions, SQLAlchemy's `AsyncConnection` over asyncpg (`AsyncStoreConnection`).
 - SQLite: a plain SQLAlchemy `Connection` over the stdlib `sqlite3` module, run on the
   event-loop thread (`InlineConnection`, for the short statements of an RPC: a point
   read takes tens of microseconds, less than a hop to a worker thread and back), or on
@@ -83,68 +83,18 @@ class StoreConnection(abc.ABC):
 
 
 class AsyncStoreConnection(StoreConnection):
-    """A SQLAlchemy `AsyncConnection` (PostgreSQL through asyncpg).
+    """A SQLAlchemy `AsyncConnection` (PostgreSQL through asyncpg), in a transaction.
+    (Outside transactions, PostgreSQL's blocks get `postgres.DirectConnection`.)"""
 
-    With `direct` (an autocommit reader: no transaction for SQLAlchemy to track),
-    `fetch` runs prepared statements on the asyncpg connection itself, past SQLAlchemy's
-    async adaptation.
-    """
+    __slots__ = ("_connection", "citus", "dialect")
 
-    __slots__ = ("_connection", "_direct", "citus", "dialect")
-
-    def __init__(
-        self, connection: AsyncConnection, *, direct: bool = False, citus: bool = False
-    ) -> None:
+    def __init__(self, connection: AsyncConnection, *, citus: bool = False) -> None:
         self._connection = connection
-        self._direct = direct
         self.dialect = connection.dialect
         self.citus = citus
 
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
         return await self._connection.execute(statement, parameters)
-
-    async def fetch(
-        self, query: Prepared, parameters: Mapping[str, Any]
-    ) -> Sequence[Mapping[str, Any]]:
-        plan = query.plan(self.dialect) if self._direct else None
-        if plan is None:
-            return await super().fetch(query, parameters)
-        return plan.rows(await self._fetch_raw(plan, parameters))
-
-    async def fetch_into(
-        self, query: Prepared, parameters: Mapping[str, Any], make: Callable[..., T]
-    ) -> list[T]:
-        plan = query.plan(self.dialect) if self._direct else None
-        if plan is None:
-            return await super().fetch_into(query, parameters, make)
-        return plan.made(await self._fetch_raw(plan, parameters), make)
-
-    async def _fetch_raw(self, plan: Plan, parameters: Mapping[str, Any]) -> Sequence[Any]:
-        pooled = await self._connection.get_raw_connection()
-        driver: Any = pooled.driver_connection
-        try:
-            return cast(Sequence[Any], await driver.fetch(plan.sql, *plan.values(parameters)))
-        except Exception as error:
-            raise await self._driver_error(plan, driver, error) from error
-
-    async def _driver_error(self, plan: Plan, driver: Any, error: Exception) -> Exception:
-        """`error` as SQLAlchemy would have raised it; a connection that broke is
-        invalidated first (SQLAlchemy's own test: the asyncpg connection is closed), so
-        the pool replaces it, as `execute` would have."""
-        dbapi: Any = self.dialect.dbapi
-        translate: dict[type, type] = getattr(dbapi, "_asyncpg_error_translate", {})
-        for kind in type(error).__mro__:
-            if kind in translate:
-                original = error
-                error = translate[kind](error.args[0] if error.args else "", error)
-                error.__cause__ = original  # as SQLAlchemy chains it (constraint names)
-                break
-        closed = bool(driver.is_closed())
-        if closed:
-            await self._connection.invalidate(error)
-        if isinstance(error, dbapi.Error):
-            return driver_error(plan, error, dbapi.Error, invalidated=closed)
-        return error
 
     async def run_sync(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs

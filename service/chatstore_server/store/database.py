@@ -1,33 +1,26 @@
 """The database: read and write blocks over PostgreSQL (asyncpg) or SQLite.
 
-PostgreSQL goes through SQLAlchemy's async engine; SQLite through `store.sqlite` (reads
-on the event loop, one group-committing writer). Both hand the repositories a
-`StoreConnection`.
+PostgreSQL goes through `store.postgres` (asyncpg's pool outside transactions,
+SQLAlchemy's async engine in them); SQLite through `store.sqlite` (reads on the event
+loop, one group-committing writer). Both hand the repositories a `StoreConnection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import time
-import weakref
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
-from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatstore_server.store.connection import AsyncStoreConnection, StoreConnection
-from chatstore_server.store.errors import StoreError, translate_errors
+from chatstore_server.store.connection import StoreConnection
+from chatstore_server.store.errors import StoreError
+from chatstore_server.store.postgres import PING_AFTER_IDLE_SECONDS, PostgresBackend
 from chatstore_server.store.sqlite import SQLiteEngine
 
-logger = logging.getLogger("chatstore_server.store")
-_HAS_CITUS = "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
+__all__ = ["DISPOSE_TIMEOUT_SECONDS", "PING_AFTER_IDLE_SECONDS", "Database", "database_url"]
 
 SQLITE_DRIVERS = ("aiosqlite", "pysqlite")
 DISPOSE_TIMEOUT_SECONDS = 2.0
@@ -66,104 +59,13 @@ def database_url(url: str) -> URL:
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
-# A pooled connection idle for longer than this is pinged before use: it may have died
-# meanwhile (a database restart, a proxy's idle timeout). A busy connection is not: a
-# ping per call would be one more round trip each, and if the database restarts under
-# load, the first failure invalidates the whole pool at once.
-PING_AFTER_IDLE_SECONDS = 1.0
-
-
-def _ping_when_idle(engine: AsyncEngine) -> None:
-    """SQLAlchemy's pessimistic disconnect handling, for idle connections only."""
-
-    def checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info["checked_in"] = time.monotonic()
-
-    def checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get("checked_in", 0.0) <= PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            dbapi_connection.ping()
-        except Exception as error:
-            # The pool discards this connection and checks out (or opens) another.
-            raise sa_exc.DisconnectionError("the pooled connection is gone") from error
-
-    event.listen(engine.sync_engine, "checkin", checkin)
-    event.listen(engine.sync_engine, "checkout", checkout)
-
-
-class _Postgres:
-    """PostgreSQL through SQLAlchemy's async engine over asyncpg."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        # Reads need no transaction: under READ COMMITTED each statement takes its own
-        # snapshot anyway, and BEGIN and ROLLBACK would be two more round trips.
-        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.citus: bool | None = None
-        """Whether the database is a Citus coordinator; None until first connected."""
-        _ping_when_idle(engine)
-        # Every asyncpg connection the pool opened, to drop them when closing stalls.
-        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
-        event.listen(
-            engine.sync_engine,
-            "connect",
-            lambda dbapi, _: self._connections.add(dbapi.driver_connection),
-        )
-
-    async def _detect(self, connection: AsyncConnection) -> bool:
-        """Whether the database is Citus: asked once, on the first connection."""
-        if self.citus is None:
-            found = await connection.execute(text(_HAS_CITUS))
-            self.citus = found.first() is not None
-        return self.citus
-
-    @contextlib.asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[StoreConnection]:
-        with translate_errors():
-            async with self._reader.connect() as connection:
-                citus = self.citus if self.citus is not None else await self._detect(connection)
-                yield AsyncStoreConnection(connection, direct=True, citus=citus)
-
-    read = autocommit  # a read is a statement (or a few) that needs no transaction
-
-    @contextlib.asynccontextmanager
-    async def write(self, *, offload: bool = False) -> AsyncIterator[StoreConnection]:
-        del offload
-        with translate_errors():
-            async with self.engine.begin() as connection:
-                citus = self.citus if self.citus is not None else await self._detect(connection)
-                yield AsyncStoreConnection(connection, citus=citus)
-
-    def pool_stats(self) -> dict[str, int]:
-        pool: Any = self.engine.sync_engine.pool
-        return {
-            "in_use": pool.checkedout(),
-            "idle": pool.checkedin(),
-            "overflow": max(pool.overflow(), 0),
-            "size": pool.size(),
-        }
-
-    async def dispose(self, timeout_seconds: float) -> None:
-        try:
-            async with asyncio.timeout(timeout_seconds):
-                await self.engine.dispose()
-        except TimeoutError:
-            # The database stopped answering (asyncpg's close waits for it as long as
-            # the command timeout): drop the connections without a goodbye.
-            logger.warning("the database did not answer at close; connections dropped")
-            for connection in list(self._connections):
-                with contextlib.suppress(Exception):
-                    connection.terminate()
-
-
 class Database:
     """Read and write blocks over one database, whichever backend.
 
     Build it with `Database.from_url`.
     """
 
-    def __init__(self, url: URL, backend: _Postgres | SQLiteEngine) -> None:
+    def __init__(self, url: URL, backend: PostgresBackend | SQLiteEngine) -> None:
         self.url = url
         self._backend = backend
         self.dialect_name = url.get_backend_name()
@@ -214,7 +116,16 @@ class Database:
             max_overflow=max_overflow,
             pool_timeout=pool_timeout_seconds,
         )
-        return cls(parsed, _Postgres(engine))
+        backend = PostgresBackend(
+            engine,
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout_seconds=pool_timeout_seconds,
+            connect_timeout_seconds=connect_timeout_seconds,
+            command_timeout_seconds=command_timeout_seconds,
+        )
+        return cls(parsed, backend)
 
     def read(self) -> AbstractAsyncContextManager[StoreConnection]:
         """A connection for reading; it writes nothing, in no transaction: each statement
@@ -252,7 +163,7 @@ class Database:
             ValueError: The database is SQLite (its writes go through `write`).
             UnavailableError: The database cannot be reached.
         """
-        if not isinstance(self._backend, _Postgres):
+        if not isinstance(self._backend, PostgresBackend):
             raise ValueError("autocommit blocks are for PostgreSQL")
         return self._backend.autocommit()
 
@@ -269,7 +180,7 @@ class Database:
             UnavailableError: The database cannot be reached (the first time).
         """
         backend = self._backend
-        if not isinstance(backend, _Postgres):
+        if not isinstance(backend, PostgresBackend):
             return False
         if backend.citus is None:
             async with backend.read():
