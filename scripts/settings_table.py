@@ -1,11 +1,15 @@
-"""Print the README's settings reference table, generated from the Settings model.
+"""The README's settings reference table, generated from the Settings model.
 
-    python scripts/settings_table.py > /tmp/table.md
+    python scripts/settings_table.py           # print it
+    python scripts/settings_table.py --write   # replace the table in README.md
 
 tests/test_readme.py checks that README.md holds exactly this table.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from pydantic_core import PydanticUndefined
 
@@ -32,7 +36,7 @@ def _default(name: str) -> str:
 def table() -> str:
     """The Markdown table: flag, environment variable, default, meaning."""
     rows = [
-        "| flag | environment variable | default | meaning |",
+        _HEADER,
         "| --- | --- | --- | --- |",
     ]
     for name, field in Settings.model_fields.items():
@@ -45,5 +49,20 @@ def table() -> str:
     return "\n".join(rows) + "\n"
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+_HEADER = "| flag | environment variable | default | meaning |"
+_FOOTER = "(This table is generated"
+
+
+def write() -> None:
+    """Replace the table in README.md (from its header row to the note after it)."""
+    text = README.read_text()
+    start, end = text.index(_HEADER), text.index(_FOOTER)
+    README.write_text(text[:start] + table() + "\n" + text[end:])
+
+
 if __name__ == "__main__":
-    print(table(), end="")
+    if sys.argv[1:] == ["--write"]:
+        write()
+    else:
+        print(table(), end="")

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 from sqlalchemy.dialects import postgresql
 
-from chatstore import AsyncChatStoreClient, Event, InputEvent, Message, Role
+from chatstore import AsyncChatStoreClient, CheckpointWrite, Event, InputEvent, Message, Role
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store.appends import (
@@ -110,7 +110,16 @@ async def test_tenants_rows_live_on_their_own_worker(
                 await client.append_events(
                     session.id, [Event(input=InputEvent(content="ran"))], tenant_id=tenant
                 )
-                await client.create_checkpoint(session.id, tenant_id=tenant)
+                checkpoint = await client.create_checkpoint(
+                    session.id, tenant_id=tenant, payload=b"state"
+                )
+                await client.put_checkpoint_writes(
+                    session.id,
+                    checkpoint.id,
+                    [CheckpointWrite(task_id="t1", index=0, channel="c", payload=b"v")],
+                    tenant_id=tenant,
+                )
+                await client.update_shared_state("apps/a/state", {"k": 1}, tenant_id=tenant)
     finally:
         await server.stop(None)
 

@@ -16,6 +16,7 @@ import chatstore
 from chatstore import (
     AsyncChatStoreClient,
     ChatStoreClient,
+    CheckpointWrite,
     Event,
     InputEvent,
     Message,
@@ -31,15 +32,16 @@ from tests.flaky import FlakyProxy
 from tests.processes import free_port
 
 PUBLIC_NAMES = [
-    "DEFAULT_TARGET", "DEFAULT_TIMEOUT_SECONDS", "NO_RETRIES", "UNSET", "Aborted",
-    "AccessMode", "AlreadyExists", "AsyncChatStoreClient", "AsyncPager", "ChatStoreClient",
-    "ChatStoreError", "Checkpoint", "CheckpointEvent", "ContextWindow", "CustomEvent",
+    "Aborted", "AccessMode", "AlreadyExists", "AsyncChatStoreClient", "AsyncPager",
+    "ChatStoreClient", "ChatStoreError", "Checkpoint", "CheckpointEvent", "CheckpointWrite",
+    "ContextWindow", "CustomEvent", "DEFAULT_TARGET", "DEFAULT_TIMEOUT_SECONDS",
     "DeadlineExceeded", "ErrorEvent", "Event", "FailedPrecondition", "FieldViolation",
     "ForkSource", "Inclusion", "InputEvent", "Internal", "InvalidArgument", "LlmRequestEvent",
-    "LlmResponseEvent", "Message", "NotFound", "OutOfRange", "OutputEvent", "Page", "Pager",
-    "PeerKind", "PermissionDenied", "ResourceExhausted", "Retention", "RetryPolicy", "Role",
-    "RpcError", "Session", "SessionKey", "SessionStatus", "SessionView", "TokenUsage", "ToolCall",
-    "Unauthenticated", "Unavailable", "WatchSessionResponse",
+    "LlmResponseEvent", "Message", "NO_RETRIES", "NotFound", "OutOfRange", "OutputEvent",
+    "Page", "Pager", "PatchMode", "PeerKind", "PermissionDenied", "ResourceExhausted", "Retention",
+    "RetryPolicy", "Rewound", "Role", "RpcError", "Session", "SessionChange", "SessionKey",
+    "SessionStatus", "SessionView", "SharedState", "SharedStatePatch", "TokenUsage", "ToolCall",
+    "UNSET", "Unauthenticated", "Unavailable", "WatchSessionResponse", "session_change",
 ]  # fmt: skip
 
 
@@ -90,6 +92,15 @@ async def tour_async(client: AsyncChatStoreClient) -> None:
     assert (await client.get_checkpoint(session.id, checkpoint.id)).label == "here"
     fork = await client.fork_session(session.id, checkpoint_id=checkpoint.id)
     assert fork.last_seq == 3
+    write = CheckpointWrite(task_id="t", index=0, channel="c", payload=b"v")
+    assert await client.put_checkpoint_writes(session.id, checkpoint.id, [write]) == 1
+    second = await client.create_checkpoint(session.id, label="later")
+    assert await client.prune_checkpoints(session.id) == 1
+    await client.delete_checkpoint(session.id, second.id)
+    state = await client.update_shared_state("apps/tour/state", {"n": 1})
+    assert (await client.get_shared_state("apps/tour/state")).etag == state.etag
+    rewound = await client.rewind_session(fork.id, remove_count=1)
+    assert [m.seq for m in rewound.removed_messages] == [3]
     stream = client.watch(session.id, from_seq=2)
     assert (await stream.__anext__()).message.seq == 3
     await stream.aclose()  # type: ignore[attr-defined]
@@ -129,6 +140,14 @@ def tour_sync(client: ChatStoreClient) -> None:
     assert client.get_checkpoint(session.id, checkpoint.id).label == "here"
     fork = client.fork_session(session.id, checkpoint_id=checkpoint.id)
     assert fork.last_seq == 3
+    write = CheckpointWrite(task_id="t", index=0, channel="c", payload=b"v")
+    assert client.put_checkpoint_writes(session.id, checkpoint.id, [write]) == 1
+    second = client.create_checkpoint(session.id, label="later")
+    assert client.prune_checkpoints(session.id) == 1
+    client.delete_checkpoint(session.id, second.id)
+    state = client.update_shared_state("apps/tour/state", {"n": 1})
+    assert client.get_shared_state("apps/tour/state").etag == state.etag
+    assert [m.seq for m in client.rewind_session(fork.id, remove_count=1).removed_messages] == [3]
     stream = client.watch(session.id, from_seq=2)
     assert next(stream).message.seq == 3
     stream.close()  # type: ignore[attr-defined]

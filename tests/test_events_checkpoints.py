@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from google.protobuf import struct_pb2
@@ -56,6 +57,9 @@ async def test_every_event_payload_round_trips(client: AsyncChatStoreClient) -> 
     for stored, original in zip(listed, sent, strict=True):
         kind = original.WhichOneof("payload")
         assert stored.WhichOneof("payload") == kind
+        if kind == "custom":  # read back with its JSON text too
+            assert json.loads(stored.custom.data_json) == {"tool": "grep", "ms": 12}
+            stored.custom.ClearField("data_json")
         assert getattr(stored, kind) == getattr(original, kind)  # type: ignore[arg-type]
     assert (response.session.event_count, response.session.last_event_seq) == (7, 7)
 

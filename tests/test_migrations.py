@@ -12,6 +12,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from google.protobuf import json_format
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 
 from chatstore import (
     AsyncChatStoreClient,
+    CheckpointWrite,
     Message,
     NotFound,
     Retention,
@@ -120,7 +122,8 @@ async def test_upgrade_twice_is_a_no_op(empty_database_url: str) -> None:
     finally:
         await database.dispose()
 
-    assert [v[0] for v in versions] == ["0006"]
+    head = ScriptDirectory.from_config(migrate._config(None)).get_current_head()  # type: ignore[arg-type]
+    assert [v[0] for v in versions] == [head]
     assert after == session
 
 
@@ -550,3 +553,57 @@ async def test_0006_downgrades_while_every_session_id_is_a_uuid_of_one_tenant(
         await database.dispose()
 
     assert after == before
+
+
+async def test_a_0006_database_keeps_its_checkpoints_through_0007_and_back(
+    empty_database_url: str,
+) -> None:
+    now = datetime(2026, 12, 4, 5, 6, 7, tzinfo=UTC)
+    database = Database.from_url(empty_database_url)
+    try:
+        await upgrade(database, "0005")
+        ids = await _fill_0005(database, now)
+        await upgrade(database, "0006")
+        v6_sessions = table(
+            "sessions",
+            column("tenant_id", String()),
+            column("id", String()),
+            column("fork_checkpoint_id", Uuid()),
+        )
+        async with database.write() as conn:
+            await conn.execute(
+                v6_sessions.update()
+                .where(v6_sessions.c.id == str(ids["fork"]))
+                .values(fork_checkpoint_id=ids["checkpoint"])
+            )
+            before = {name: await _rows(conn, name) for name in _DOWNGRADED}
+        await upgrade(database)
+        citus = await database.is_citus()
+        if not citus:
+            async with database.write(offload=True) as conn:
+                await conn.run_sync(_downgrade, "0006")
+            async with database.read() as conn:
+                after = {name: await _rows(conn, name) for name in _DOWNGRADED}
+            assert after == before
+            await upgrade(database)
+    finally:
+        await database.dispose()
+
+    acme, checkpoint_id = str(ids["acme"]), str(ids["checkpoint"])
+    async with _served(empty_database_url) as client:
+        checkpoint = await client.get_checkpoint(acme, checkpoint_id, tenant_id="acme")
+        assert (checkpoint.label, checkpoint.namespace, checkpoint.payload) == ("both", "", b"")
+        fork = await client.get_session(str(ids["fork"]), tenant_id="acme")
+        assert fork.fork_source.checkpoint_id == checkpoint_id
+        write = CheckpointWrite(task_id="t", index=0, channel="c", payload=b"v")
+        assert await client.put_checkpoint_writes(acme, checkpoint_id, [write], tenant_id="acme")
+        await client.create_checkpoint(acme, checkpoint_id="lg-1", tenant_id="acme")
+
+    database = Database.from_url(empty_database_url)
+    try:
+        expected = "cannot be downgraded on Citus" if citus else "ids that are not UUIDs"
+        with pytest.raises(RuntimeError, match=expected):
+            async with database.write(offload=True) as conn:
+                await conn.run_sync(_downgrade, "0006")
+    finally:
+        await database.dispose()

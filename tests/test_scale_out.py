@@ -154,6 +154,31 @@ async def test_a_watcher_on_one_process_sees_writes_through_the_other(
     assert titles == ["after"]
 
 
+async def test_a_rewind_through_one_process_reaches_a_watcher_on_the_other(
+    two_servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = two_servers
+    async with (
+        AsyncChatStoreClient(a.target, tenant_id=TENANT) as on_a,
+        AsyncChatStoreClient(b.target, tenant_id=TENANT) as on_b,
+    ):
+        session = await on_b.create_session()
+        await on_b.append_messages(session.id, [user(str(n)) for n in range(3)])
+        stream = on_a.watch(session.id, from_seq=3)
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.5)  # subscribed on a
+
+        await on_b.rewind_session(session.id, to_seq=1)
+        rewound = await asyncio.wait_for(waiting, 10)
+        await on_b.append_messages(session.id, [user("after")])
+        following = await asyncio.wait_for(anext(stream), 10)
+        await stream.aclose()  # type: ignore[attr-defined]
+
+    assert rewound.WhichOneof("change") == "rewound"
+    assert (rewound.rewound.to_seq, rewound.rewound.session.message_count) == (1, 1)
+    assert (following.message.seq, following.message.content) == (4, "after")
+
+
 async def test_workers_share_one_port(pg_url: str) -> None:
     port = free_port()
     supervisor = await ServerProcess.start(

@@ -13,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
@@ -90,11 +91,7 @@ async def invoke(
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         path = f"/{SERVICE.full_name}/{method.name}"
         metadata = (("authorization", f"Bearer {key}"),)
-        response_type = getattr(session_service_pb2, method.output_type.name, None)
-        if response_type is None:  # Session, Message, Checkpoint live in their own modules
-            from chatstore import v1
-
-            response_type = getattr(v1, method.output_type.name)
+        response_type = message_factory.GetMessageClass(method.output_type)
         kwargs = {
             "request_serializer": type(request).SerializeToString,
             "response_deserializer": response_type.FromString,

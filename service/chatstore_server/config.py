@@ -26,6 +26,8 @@ from chatstore_server.store.database import database_url
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 MiB = 1024 * 1024
+_ENVELOPE_BYTES = 64 * 1024
+"""Room a checkpoint's message leaves for the rest of its request or response."""
 
 
 class ApiKey(BaseModel):
@@ -177,13 +179,30 @@ class Settings(BaseSettings):
         8 * MiB, ge=1024, description="largest response sent; list pages stop short of it"
     )
     max_content_chars: int = Field(
-        100_000, ge=1, description="longest message content, in characters"
+        100_000,
+        ge=1,
+        description="longest message content (and structured content, recap), in"
+        " characters; each append's batch is also capped by max_batch_bytes",
     )
     max_page_size: int = Field(1_000, ge=1, description="page sizes above this are lowered")
     max_batch_messages: int = Field(
         1_000, ge=1, description="most messages or events in one append"
     )
     max_batch_bytes: int = Field(4 * MiB, ge=1, description="most bytes of text in one append")
+    max_metadata_bytes: int = Field(
+        65_536,
+        ge=1,
+        description="largest metadata (session, message, checkpoint) and shared state, in"
+        " bytes: kept in the session row, so read with every GetSession and rewritten by"
+        " every update",
+    )
+    max_checkpoint_payload_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="largest checkpoint payload (a saved agent state), in bytes; unset:"
+        " 4 MiB, or less where the message size limits leave less room (a payload must fit"
+        " in a request and a response)",
+    )
     max_concurrent_streams: int = Field(
         1_000, ge=1, description="concurrent calls (streams) on one client connection"
     )
@@ -249,6 +268,10 @@ class Settings(BaseSettings):
             raise ValueError("give jwt_key or jwt_key_file, not both")
         if self.max_batch_bytes > self.max_receive_message_bytes:
             raise ValueError("max_batch_bytes must not exceed max_receive_message_bytes")
+        for name in ("max_receive_message_bytes", "max_send_message_bytes"):
+            payload = self.max_checkpoint_payload_bytes
+            if payload is not None and payload > getattr(self, name):
+                raise ValueError(f"max_checkpoint_payload_bytes must not exceed {name}")
         open_to_all = not self.has_credentials and not self.allow_unauthenticated
         if open_to_all and not is_loopback(self.listen):
             raise ValueError(
@@ -290,6 +313,13 @@ class Settings(BaseSettings):
             max_content_chars=self.max_content_chars,
             max_batch_messages=self.max_batch_messages,
             max_batch_bytes=self.max_batch_bytes,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_checkpoint_payload_bytes=self.max_checkpoint_payload_bytes
+            or min(
+                4 * MiB,
+                self.max_receive_message_bytes - _ENVELOPE_BYTES,
+                self.max_send_message_bytes - _ENVELOPE_BYTES,
+            ),
             max_page_size=self.max_page_size,
             max_response_bytes=self.max_send_message_bytes,
         )

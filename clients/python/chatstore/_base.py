@@ -8,6 +8,7 @@ policy, channel options, request helpers.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -16,10 +17,10 @@ from datetime import datetime
 from typing import Any, Final, Generic, TypeVar
 
 import grpc
-from google.protobuf import descriptor_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import descriptor_pb2, field_mask_pb2, struct_pb2, timestamp_pb2
 
 from chatstore._errors import RpcError
-from chatstore.v1 import session_service_pb2
+from chatstore.v1 import session_pb2, session_service_pb2, shared_state_pb2
 
 DEFAULT_TARGET: Final = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
@@ -178,3 +179,43 @@ def time_range(bounds: TimeBounds | None) -> session_service_pb2.TimeRange | Non
     return session_service_pb2.TimeRange(
         start_time=timestamp(bounds[0]), end_time=timestamp(bounds[1])
     )
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as compact JSON text (integers of any size exact), for the API's
+    `*_json` fields; text passes through as it is."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def session_change(
+    *,
+    metadata_patch: Mapping[str, Any] | str | None = None,
+    shared_state_patches: Mapping[str, Mapping[str, Any] | str] | None = None,
+    shared_state_etags: Mapping[str, str] | None = None,
+    fields: session_pb2.Session | None = None,
+    update_mask: Sequence[str] = (),
+    patch_mode: shared_state_pb2.PatchMode.ValueType = shared_state_pb2.PATCH_MODE_MERGE,
+) -> session_service_pb2.SessionChange:
+    """A `SessionChange` for an append: a patch of the session's metadata, patches of
+    shared states by name (each under its etag in `shared_state_etags`, if given), and
+    session fields (`fields`, those `update_mask` names).
+
+    Patches are JSON merge patches (RFC 7386: null removes a key, objects merge), or
+    with `patch_mode=PATCH_MODE_REPLACE_KEYS` dict updates (each top-level key
+    replaced whole, null stored as null).
+    """
+    change = session_service_pb2.SessionChange(
+        update_mask=field_mask_pb2.FieldMask(paths=update_mask), metadata_patch_mode=patch_mode
+    )
+    if fields is not None:
+        change.session.CopyFrom(fields)
+    if metadata_patch is not None:
+        change.metadata_patch_json = json_text(metadata_patch)
+    etags = shared_state_etags or {}
+    for name, patch in (shared_state_patches or {}).items():
+        change.shared_state_patches.add(
+            name=name, patch_json=json_text(patch), etag=etags.get(name, ""), mode=patch_mode
+        )
+    return change

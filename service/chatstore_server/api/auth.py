@@ -34,6 +34,7 @@ READ_METHODS = frozenset(
         "ListCheckpoints",
         "GetCheckpoint",
         "WatchSession",
+        "GetSharedState",
     )
 )
 ALL_TENANTS = "*"

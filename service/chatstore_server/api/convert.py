@@ -4,6 +4,8 @@ but for a stored message's body, which the store keeps in the Message wire forma
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,6 +19,7 @@ from chatstore.v1 import (
     message_pb2,
     session_pb2,
     session_service_pb2,
+    shared_state_pb2,
 )
 from chatstore_server.store import (
     ABSENT,
@@ -31,6 +34,7 @@ from chatstore_server.store import (
     SessionKey,
     SessionRecord,
     SessionStatus,
+    SharedStateRecord,
     TokenUsage,
     ToolCallRecord,
 )
@@ -79,6 +83,13 @@ def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
 def value_to_json(value: struct_pb2.Value) -> Any:
     """A protobuf Value as the JSON value it stands for."""
     return json_format.MessageToDict(value)
+
+
+def compact_json(value: Any) -> str:
+    """A JSON value's compact text, numbers as Python holds them (integers exact) and
+    object keys sorted: PostgreSQL's jsonb keeps no key order, so sorting is what makes
+    every backend, and an append's answer and a later read, give the same text."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def etag(revision: int) -> str:
@@ -151,6 +162,7 @@ def session_to_proto(
     set_timestamp(session.update_time, record.update_time)
     if record.metadata:
         session.metadata.update(record.metadata)
+        session.metadata_json = compact_json(record.metadata)
     if record.labels:
         session.labels.update(record.labels)
     if record.key is not None:
@@ -200,6 +212,11 @@ def _message(
     message.MergeFromString(record.body)
     if record.compacted:  # set only when true: a keyword argument costs every message
         message.compacted = True
+    # Bodies written before the JSON texts were kept hold the values alone.
+    if message.HasField("structured_content") and not message.structured_content_json:
+        message.structured_content_json = compact_json(value_to_json(message.structured_content))
+    if message.metadata.fields and not message.metadata_json:
+        message.metadata_json = compact_json(struct_to_dict(message.metadata))
     return message
 
 
@@ -226,10 +243,17 @@ def add_messages(
 
 
 def new_message(
-    message: message_pb2.Message, *, id: Any, create_time: datetime | None
+    message: message_pb2.Message,
+    *,
+    id: Any,
+    create_time: datetime | None,
+    structured_content: Any = ABSENT,
+    metadata: dict[str, Any] | None = None,
 ) -> NewMessage:
-    """A validated Message (its id and create time already parsed) as a NewMessage."""
-    return NewMessage(
+    """A validated Message (its id and create time already parsed) as a NewMessage;
+    `structured_content` and `metadata` as parsed from the JSON text fields, when the
+    message gave them so (the texts are kept verbatim)."""
+    record = NewMessage(
         role=ROLE_FROM_PROTO[message.role],
         content=message.content,
         tool_calls=tuple(
@@ -250,19 +274,35 @@ def new_message(
         # json_format is pure Python: skip it for the usual empty metadata.
         metadata=struct_to_dict(message.metadata) if message.metadata.fields else None,
     )
+    if message.structured_content_json:
+        record = dataclasses.replace(
+            record,
+            structured_content=structured_content,
+            structured_content_json=message.structured_content_json,
+        )
+    if message.metadata_json:
+        record = dataclasses.replace(record, metadata=metadata, metadata_json=message.metadata_json)
+    return record
 
 
-def new_event(event: event_pb2.Event, *, create_time: datetime | None) -> NewEvent:
+def new_event(
+    event: event_pb2.Event, *, create_time: datetime | None, custom_data: Any = ABSENT
+) -> NewEvent:
     """A validated Event (one payload set) as a NewEvent: the payload's field name and
-    its fields as JSON."""
+    its fields as JSON; a custom event's data as parsed from `data_json`
+    (`custom_data`) when given so, its numbers exact."""
     kind = event.WhichOneof("payload")
     assert kind is not None
     payload = json_format.MessageToDict(getattr(event, kind), preserving_proto_field_name=True)
+    if kind == "custom":
+        payload.pop("data_json", None)
+        if custom_data is not ABSENT:
+            payload["data"] = custom_data
     return NewEvent(type=kind, payload=payload, create_time=create_time)
 
 
 def event_to_proto(record: EventRecord) -> event_pb2.Event:
-    """A stored event as the API's Event."""
+    """A stored event as the API's Event (a custom event's data in both forms)."""
     event = event_pb2.Event(
         id=str(record.id),
         session_id=str(record.session_id),
@@ -270,21 +310,54 @@ def event_to_proto(record: EventRecord) -> event_pb2.Event:
         create_time=timestamp(record.create_time),
     )
     json_format.ParseDict(record.payload, getattr(event, record.type))
+    if record.type == "custom" and "data" in record.payload:
+        event.custom.data_json = compact_json(record.payload["data"])
     return event
 
 
 def checkpoint_to_proto(record: CheckpointRecord) -> checkpoint_pb2.Checkpoint:
-    """A stored checkpoint as the API's Checkpoint."""
-    return checkpoint_pb2.Checkpoint(
-        id=str(record.id),
-        session_id=str(record.session_id),
+    """A stored checkpoint as the API's Checkpoint (its payload and writes when read)."""
+    checkpoint = checkpoint_pb2.Checkpoint(
+        id=record.id,
+        session_id=record.session_id,
         message_seq=record.message_seq,
         event_seq=record.event_seq,
         label=record.label,
         description=record.description,
         tags=record.tags,
         create_time=timestamp(record.create_time),
+        namespace=record.namespace,
+        parent_id=record.parent_id,
+        payload=record.payload or b"",
+        payload_type=record.payload_type,
+        pending_writes=[
+            checkpoint_pb2.CheckpointWrite(
+                task_id=w.task_id,
+                index=w.index,
+                channel=w.channel,
+                payload=w.payload or b"",
+                payload_type=w.payload_type,
+                task_path=w.task_path,
+            )
+            for w in record.pending_writes
+        ],
     )
+    if record.metadata:
+        checkpoint.metadata.update(record.metadata)
+        checkpoint.metadata_json = compact_json(record.metadata)
+    return checkpoint
+
+
+def shared_state_to_proto(record: SharedStateRecord) -> shared_state_pb2.SharedState:
+    """A shared state as the API's SharedState."""
+    state = shared_state_pb2.SharedState(
+        name=record.name,
+        data_json=compact_json(record.data),
+        etag=etag(record.revision),
+        update_time=timestamp(record.update_time),
+    )
+    state.data.update(record.data)
+    return state
 
 
 def context_window_to_proto(

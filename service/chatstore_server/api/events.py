@@ -7,12 +7,12 @@ from typing import Any
 import grpc
 
 from chatstore.v1 import session_service_pb2
-from chatstore_server.api import convert, pagination
+from chatstore_server.api import convert, pagination, session_fields
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.messages import check_batch_size, fingerprint, request_id
 from chatstore_server.api.session_cache import RenderedSessions
-from chatstore_server.api.validation import Checker
-from chatstore_server.store import EventRepository, NewEvent, Precondition
+from chatstore_server.api.validation import NOT_JSON, Checker
+from chatstore_server.store import ABSENT, EventRepository, NewEvent, Precondition
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -41,21 +41,33 @@ class EventMethods:
             if kind is None:
                 check.fail(f"{field}.payload", "set exactly one payload")
                 continue
+            custom_data: Any = ABSENT
             if kind == "custom":
                 check.text(
                     event.custom.type, f"{field}.custom.type", max_chars=_CUSTOM_TYPE_MAX_CHARS
                 )
+                if event.custom.data_json:
+                    where = f"{field}.custom.data_json"
+                    if event.custom.HasField("data"):
+                        check.fail(where, "give data or data_json, not both")
+                    custom_data = check.json_text(event.custom.data_json, where)
             create_time = (
                 check.timestamp(event.create_time, f"{field}.create_time")
                 if event.HasField("create_time")
                 else None
             )
-            batch.append(convert.new_event(event, create_time=create_time))
+            if custom_data is not NOT_JSON:
+                batch.append(
+                    convert.new_event(event, create_time=create_time, custom_data=custom_data)
+                )
         if request.HasField("expected_last_event_seq") and request.expected_last_event_seq < 0:
             check.fail("expected_last_event_seq", "must not be negative")
         dedupe = request_id(check, request.request_id)
+        changing = request.HasField("session_change")
+        change = session_fields.session_change(check, request.session_change, self._limits)
         check.done()
-        session, stored = await self._events.append(
+        identity = [*request.events, request.session_change] if changing else request.events
+        session, stored, states = await self._events.append(
             tenant_id,
             session_id,
             batch,
@@ -65,11 +77,13 @@ class EventMethods:
                 else None
             ),
             request_id=dedupe,
-            fingerprint=fingerprint(request.events) if dedupe else "",
+            fingerprint=fingerprint(identity) if dedupe else "",
+            change=change if changing else None,
         )
         return session_service_pb2.AppendEventsResponse(
             events=[convert.event_to_proto(e) for e in stored],
             session=self._rendered.render(tenant_id, session),
+            shared_states=[convert.shared_state_to_proto(s) for s in states] or None,
         )
 
     async def ListEvents(  # noqa: N802

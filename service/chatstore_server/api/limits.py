@@ -16,7 +16,10 @@ class Limits:
     max_batch_bytes: int = 4 * 1024 * 1024
     """Most UTF-8 bytes of content and tool-call text in one AppendMessages call."""
     max_metadata_bytes: int = 65_536
-    """Largest session `metadata`, in bytes of its protobuf encoding."""
+    """Largest `metadata` (of a session, a message, a checkpoint) and shared state: bytes
+    of its protobuf encoding, or of its JSON text when given as text."""
+    max_checkpoint_payload_bytes: int = 4 * 1024 * 1024
+    """Largest checkpoint payload, and most payload bytes in one PutCheckpointWrites."""
     max_tool_calls: int = 128
     """Most tool calls on one message."""
     default_session_page_size: int = 50

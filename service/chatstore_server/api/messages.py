@@ -10,16 +10,24 @@ from typing import Any
 import grpc
 
 from chatstore.v1 import message_pb2, session_service_pb2
-from chatstore_server.api import convert, pagination
+from chatstore_server.api import convert, pagination, session_fields
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.session_cache import RenderedSessions
-from chatstore_server.api.validation import Checker, check_etag, time_range
+from chatstore_server.api.validation import (
+    NOT_JSON,
+    Checker,
+    check_etag,
+    json_metadata,
+    time_range,
+)
 from chatstore_server.store import (
+    ABSENT,
     MessageFilter,
     MessageRepository,
     NewMessage,
     Precondition,
     Role,
+    SharedStateRecord,
 )
 from chatstore_server.store.bodies import ROLE_FROM_PROTO
 from chatstore_server.store.schema import (
@@ -60,7 +68,14 @@ def _check_message(
     if role is None:
         check.fail(f"{field}.role", f"must be one of {_ROLE_NAMES}")
     check.text(message.content, f"{field}.content", max_chars=limits.max_content_chars)
-    if message.HasField("structured_content"):
+    structured: Any = ABSENT
+    if message.structured_content_json:
+        where = f"{field}.structured_content_json"
+        if message.HasField("structured_content"):
+            check.fail(where, "give structured_content or structured_content_json, not both")
+        check.text(message.structured_content_json, where, max_chars=limits.max_content_chars)
+        structured = check.json_text(message.structured_content_json, where)
+    elif message.HasField("structured_content"):
         encoded = json.dumps(convert.value_to_json(message.structured_content))
         if len(encoded) > limits.max_content_chars:
             check.fail(
@@ -89,16 +104,21 @@ def _check_message(
         check.text(message.agent_id, f"{field}.agent_id", max_chars=AGENT_ID_MAX_CHARS)
     if message.model:
         check.text(message.model, f"{field}.model", max_chars=MODEL_MAX_CHARS)
-    if message.metadata.ByteSize() > limits.max_metadata_bytes:
-        check.fail(f"{field}.metadata", f"at most {limits.max_metadata_bytes:,} bytes")
+    metadata = json_metadata(check, message, field, limits)
     create_time = (
         check.timestamp(message.create_time, f"{field}.create_time")
         if message.HasField("create_time")
         else None
     )
-    if role is None:
+    if role is None or structured is NOT_JSON or metadata is NOT_JSON:
         return None
-    return convert.new_message(message, id=message_id, create_time=create_time)
+    return convert.new_message(
+        message,
+        id=message_id,
+        create_time=create_time,
+        structured_content=structured,
+        metadata=metadata,
+    )
 
 
 def _batch_bytes(messages: Sequence[message_pb2.Message]) -> int:
@@ -107,7 +127,9 @@ def _batch_bytes(messages: Sequence[message_pb2.Message]) -> int:
     size = 0
     for m in messages:
         size += len(m.content.encode())
-        if m.HasField("structured_content"):
+        if m.structured_content_json:
+            size += len(m.structured_content_json.encode())
+        elif m.HasField("structured_content"):
             size += m.structured_content.ByteSize()
         for c in m.tool_calls:
             size += len(c.id) + len(c.name) + len(c.arguments.encode())
@@ -125,7 +147,7 @@ def check_batch_size(check: Checker, field: str, count: int, size: int, limits: 
 
 
 class MessageMethods:
-    """AppendMessages, ListMessages, GetMessage."""
+    """AppendMessages, RewindSession, ListMessages, GetMessage."""
 
     _messages: MessageRepository
     _limits: Limits
@@ -157,19 +179,76 @@ class MessageMethods:
             revision=check_etag(check, request.etag),
         )
         dedupe = request_id(check, request.request_id)
+        changing = request.HasField("session_change")
+        change = session_fields.session_change(check, request.session_change, limits)
         check.done()
-        session, stored = await self._messages.append(
-            tenant_id,
-            session_id,
-            [m for m in batch if m is not None],
-            precondition=precondition,
-            request_id=dedupe,
-            fingerprint=fingerprint(request.messages) if dedupe else "",
-        )
+        written = [m for m in batch if m is not None]
+        states: list[SharedStateRecord] = []
+        if changing:
+            session, stored, states = await self._messages.append_changing(
+                tenant_id,
+                session_id,
+                written,
+                change,
+                precondition=precondition,
+                request_id=dedupe,
+                fingerprint=fingerprint([*request.messages, request.session_change])
+                if dedupe
+                else "",
+            )
+        else:
+            session, stored = await self._messages.append(
+                tenant_id,
+                session_id,
+                written,
+                precondition=precondition,
+                request_id=dedupe,
+                fingerprint=fingerprint(request.messages) if dedupe else "",
+            )
         response = session_service_pb2.AppendMessagesResponse(
-            session=self._rendered.render(tenant_id, session)
+            session=self._rendered.render(tenant_id, session),
+            shared_states=[convert.shared_state_to_proto(s) for s in states] or None,
         )
         convert.add_messages(response.messages, stored, session_id)
+        return response
+
+    async def RewindSession(  # noqa: N802
+        self, request: session_service_pb2.RewindSessionRequest, context: Context
+    ) -> session_service_pb2.RewindSessionResponse:
+        check = Checker()
+        tenant_id = check.tenant_id(request.tenant_id)
+        session_id = check.session_id(request.session_id)
+        point = request.WhichOneof("point")
+        if point is None:
+            check.fail("point", "give to_seq or remove_count")
+        elif point == "to_seq" and request.to_seq < 0:
+            check.fail("to_seq", "must not be negative")
+        elif point == "remove_count" and request.remove_count < 1:
+            check.fail("remove_count", "must be 1 or more")
+        if request.HasField("expected_last_seq") and request.expected_last_seq < 0:
+            check.fail("expected_last_seq", "must not be negative")
+        precondition = Precondition(
+            expected_last_seq=request.expected_last_seq
+            if request.HasField("expected_last_seq")
+            else None,
+            revision=check_etag(check, request.etag),
+        )
+        dedupe = request_id(check, request.request_id)
+        check.done()
+        done = await self._messages.rewind(
+            tenant_id,
+            session_id,
+            to_seq=request.to_seq if point == "to_seq" else None,
+            remove_count=request.remove_count if point == "remove_count" else None,
+            precondition=precondition,
+            request_id=dedupe,
+            fingerprint=fingerprint([request]) if dedupe else "",
+        )
+        response = session_service_pb2.RewindSessionResponse(
+            removed_count=done.removed_count,
+            session=self._rendered.render(tenant_id, done.session),
+        )
+        convert.add_messages(response.removed_messages, done.removed or (), session_id)
         return response
 
     async def ListMessages(  # noqa: N802

@@ -12,6 +12,7 @@ from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.session_lifecycle import SessionLifecycleMethods
 from chatstore_server.api.session_list import SessionListMethods
 from chatstore_server.api.sessions import SessionMethods
+from chatstore_server.api.shared_states import SharedStateMethods
 from chatstore_server.api.watch import WatchMethods
 from chatstore_server.store import (
     ChangeFeed,
@@ -21,6 +22,7 @@ from chatstore_server.store import (
     MessageRepository,
     SessionPolicy,
     SessionRepository,
+    SharedStateRepository,
 )
 
 
@@ -32,6 +34,7 @@ class SessionServicer(
     CompactionMethods,
     EventMethods,
     CheckpointMethods,
+    SharedStateMethods,
     WatchMethods,
     session_service_pb2_grpc.SessionServiceServicer,
 ):
@@ -53,6 +56,12 @@ class SessionServicer(
         self._feed = feed
         self._sessions = SessionRepository(database, policy, feed=feed)
         self._rendered = RenderedSessions()
-        self._messages = MessageRepository(database, policy, feed=feed)
-        self._events = EventRepository(database)
+        metadata_bytes = limits.max_metadata_bytes
+        self._messages = MessageRepository(
+            database, policy, feed=feed, max_metadata_bytes=metadata_bytes
+        )
+        self._events = EventRepository(
+            database, policy=policy, feed=feed, max_metadata_bytes=metadata_bytes
+        )
         self._checkpoints = CheckpointRepository(database)
+        self._shared_states = SharedStateRepository(database, max_bytes=metadata_bytes)

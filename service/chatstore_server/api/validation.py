@@ -6,6 +6,7 @@ input never writes anything.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from uuid import UUID
 from google.protobuf import timestamp_pb2
 
 from chatstore_server.api.errors import FieldViolation, invalid_argument
+from chatstore_server.api.limits import Limits
 from chatstore_server.store import TimeRange
 from chatstore_server.store.schema import (
     LABEL_VALUE_MAX_CHARS,
@@ -64,6 +66,15 @@ class Checker:
         not starting or ending with whitespace (AIP-122: the caller's own ids, such as a
         framework's "user-123" or thread id, are welcome). An id in UUID form is taken
         in its canonical lowercase form, as the server writes them."""
+        found = self.own_id(value, field)
+        if found is not None and len(found) == 36 and _UUID.fullmatch(found) is not None:
+            return found.lower()
+        return found
+
+    def own_id(self, value: str, field: str) -> str | None:
+        """A caller's own id (of a session, a checkpoint), or None when `value` is empty
+        or wrong: 1 to 128 printable characters, not starting or ending with whitespace
+        (AIP-122)."""
         if not value:
             return None
         if len(value) > SESSION_ID_MAX_CHARS:
@@ -72,8 +83,6 @@ class Checker:
             self.fail(field, "must be printable: no control or line-separator characters")
         elif value != value.strip():
             self.fail(field, "must not start or end with whitespace")
-        elif len(value) == 36 and _UUID.fullmatch(value) is not None:
-            return value.lower()
         else:
             return value
         return None
@@ -101,6 +110,20 @@ class Checker:
             self.fail(field, f"at most {max_chars:,} characters (got {len(value):,})")
         return value
 
+    def json_text(self, value: str, field: str, *, object_only: bool = False) -> Any:
+        """JSON text (RFC 8259: no NaN or Infinity), parsed: integers exact, other
+        numbers as doubles. `NOT_JSON` when it is not (or, with `object_only`, not an
+        object); the violation is recorded."""
+        try:
+            parsed = json.loads(value, parse_constant=_no_constants)
+        except (ValueError, RecursionError):
+            self.fail(field, "must be JSON text")
+            return NOT_JSON
+        if object_only and not isinstance(parsed, dict):
+            self.fail(field, "must be a JSON object")
+            return NOT_JSON
+        return parsed
+
     def page_size(self, value: int, *, default: int, maximum: int) -> int:
         """AIP-158: 0 means `default`, above `maximum` is lowered, negative is wrong."""
         if value < 0:
@@ -114,6 +137,14 @@ class Checker:
             self.fail(field, "must be between 0001-01-01 and 9999-12-31 UTC")
             return datetime.now(UTC)
         return value.ToDatetime(tzinfo=UTC)
+
+
+NOT_JSON = object()
+"""What `Checker.json_text` returns for text that is not the JSON asked for."""
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -145,6 +176,23 @@ def check_etag(check: Checker, etag: str, field: str = "etag") -> int | None:
         check.fail(field, "malformed etag: give back the `etag` of a Session as read")
         return None
     return int(etag)
+
+
+def json_metadata(check: Checker, holder: Any, field: str, limits: Limits) -> Any:
+    """The `metadata` of a message, session or checkpoint as `metadata_json` gives it
+    (parsed; None when it gives none, `NOT_JSON` when wrong), checking whichever form
+    it came in against the metadata limit."""
+    if not holder.metadata_json:
+        if holder.metadata.ByteSize() > limits.max_metadata_bytes:
+            check.fail(f"{field}.metadata", f"at most {limits.max_metadata_bytes:,} bytes")
+        return None
+    where = f"{field}.metadata_json"
+    if holder.metadata.fields:
+        check.fail(where, "give metadata or metadata_json, not both")
+    if len(holder.metadata_json.encode()) > limits.max_metadata_bytes:
+        check.fail(where, f"at most {limits.max_metadata_bytes:,} bytes")
+        return NOT_JSON
+    return check.json_text(holder.metadata_json, where, object_only=True)
 
 
 def time_range(check: Checker, holder: Any, field: str) -> TimeRange:

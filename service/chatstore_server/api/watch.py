@@ -105,6 +105,17 @@ class WatchMethods:
                     ) from None
                 if change.purged:
                     raise NotFoundError("session", session_id)
+                if change.rewound_to is not None:
+                    # Messages after it are gone; seqs are never reused, so `last` (the
+                    # newest seq sent) stays where it is.
+                    record = change.session or await self._sessions.get(tenant_id, session_id)
+                    yield Response(
+                        rewound=session_service_pb2.Rewound(
+                            to_seq=change.rewound_to,
+                            session=self._rendered.render(tenant_id, record),
+                        )
+                    )
+                    continue
                 if change.session is not None:
                     yield Response(session=self._rendered.render(tenant_id, change.session))
                 elif change.resync_session:  # changed by another server process

@@ -13,7 +13,11 @@ from chatstore_server.store.changes import (
     SubscriptionClosed,
     SubscriptionOverflow,
 )
-from chatstore_server.store.checkpoints import CheckpointCursor, CheckpointRepository
+from chatstore_server.store.checkpoints import (
+    CheckpointCursor,
+    CheckpointFilter,
+    CheckpointRepository,
+)
 from chatstore_server.store.context import MAX_MESSAGES as CONTEXT_MAX_MESSAGES
 from chatstore_server.store.context import context_window, newest
 from chatstore_server.store.database import Database
@@ -30,17 +34,24 @@ from chatstore_server.store.errors import (
 )
 from chatstore_server.store.events import EventRepository
 from chatstore_server.store.fork import fork_session
-from chatstore_server.store.messages import MessageFilter, MessageRepository
+from chatstore_server.store.messages import (
+    REWIND_RETURNS_AT_MOST,
+    MessageFilter,
+    MessageRepository,
+    RewindRecord,
+)
 from chatstore_server.store.migrate import upgrade
 from chatstore_server.store.notify import ChangeListener
 from chatstore_server.store.records import (
     ABSENT,
     AccessMode,
     CheckpointRecord,
+    CheckpointWriteRecord,
     ContextWindowRecord,
     EventRecord,
     ForkSource,
     MessageRecord,
+    NewCheckpoint,
     NewEvent,
     NewMessage,
     NewSession,
@@ -49,10 +60,13 @@ from chatstore_server.store.records import (
     Retention,
     Role,
     RowVersion,
+    SessionChangeRecord,
     SessionKey,
     SessionPolicy,
     SessionRecord,
     SessionStatus,
+    SharedStatePatchRecord,
+    SharedStateRecord,
     StoredMessage,
     TokenUsage,
     ToolCallRecord,
@@ -66,20 +80,24 @@ from chatstore_server.store.session_list import (
     TimeRange,
 )
 from chatstore_server.store.sessions import MUTABLE_FIELDS, SessionRepository
+from chatstore_server.store.shared_states import SharedStateRepository
 from chatstore_server.store.sweeper import SweepResult, sweep
 
 __all__ = [
     "ABSENT",
     "CONTEXT_MAX_MESSAGES",
     "MUTABLE_FIELDS",
+    "REWIND_RETURNS_AT_MOST",
     "AccessMode",
     "AlreadyExistsError",
     "Change",
     "ChangeFeed",
     "ChangeListener",
     "CheckpointCursor",
+    "CheckpointFilter",
     "CheckpointRecord",
     "CheckpointRepository",
+    "CheckpointWriteRecord",
     "ConflictError",
     "ContextWindowRecord",
     "CounterOverflowError",
@@ -92,6 +110,7 @@ __all__ = [
     "MessageFilter",
     "MessageRecord",
     "MessageRepository",
+    "NewCheckpoint",
     "NewEvent",
     "NewMessage",
     "NewSession",
@@ -101,8 +120,10 @@ __all__ = [
     "Precondition",
     "RequestReusedError",
     "Retention",
+    "RewindRecord",
     "Role",
     "RowVersion",
+    "SessionChangeRecord",
     "SessionCursor",
     "SessionFilter",
     "SessionKey",
@@ -112,6 +133,9 @@ __all__ = [
     "SessionRepository",
     "SessionStateError",
     "SessionStatus",
+    "SharedStatePatchRecord",
+    "SharedStateRecord",
+    "SharedStateRepository",
     "StoreError",
     "StoredMessage",
     "Subscription",

@@ -4,7 +4,9 @@ session row, preconditions, and request ids that make a retry return the first r
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from chatstore_server.store import bodies
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import (
@@ -25,13 +28,21 @@ from chatstore_server.store.errors import (
 )
 from chatstore_server.store.notify import CHANNEL, What, announce, payload
 from chatstore_server.store.prepared import Prepared
-from chatstore_server.store.records import AccessMode, Retention, SessionRecord, SessionStatus
+from chatstore_server.store.records import (
+    AccessMode,
+    MessageRecord,
+    Retention,
+    SessionRecord,
+    SessionStatus,
+)
 from chatstore_server.store.rows import session_from_columns, session_record
 from chatstore_server.store.schema import append_requests, sessions
-from chatstore_server.store.scope import in_tenant, read_session
+from chatstore_server.store.scope import read_session
 from chatstore_server.store.types import UTCDateTime
 
 Kind = Literal["message", "event"]
+RequestKind = Literal["message", "event", "rewind"]
+"""What a request id is recorded for (`append_requests.kind`)."""
 # Per kind: the session's "newest seq" column and its counter.
 _COLUMNS: dict[Kind, tuple[str, str]] = {
     "message": ("last_seq", "message_count"),
@@ -137,12 +148,13 @@ of rows written says whether a request id was taken."""
 def request_values(
     tenant_id: str,
     session_id: str,
-    kind: Kind,
+    kind: RequestKind,
     request_id: str,
     count: int,
     last_seq: int,
     fingerprint: str,
     now: datetime,
+    result: bytes | None = None,
 ) -> dict[str, Any]:
     """The `append_requests` row of an append of `count` rows ending at `last_seq`:
     what makes a retry under `request_id` return that append."""
@@ -155,11 +167,15 @@ def request_values(
         "last_seq": last_seq,
         "fingerprint": fingerprint,
         "create_time": now,
+        "result": result,
     }
 
 
 _PRIOR_REQUEST = select(
-    append_requests.c.first_seq, append_requests.c.last_seq, append_requests.c.fingerprint
+    append_requests.c.first_seq,
+    append_requests.c.last_seq,
+    append_requests.c.fingerprint,
+    append_requests.c.result,
 ).where(
     append_requests.c.tenant_id == bindparam("tenant_id"),
     append_requests.c.session_id == bindparam("session_id"),
@@ -321,41 +337,69 @@ async def _refusal(
     counter_params: Mapping[str, Any],
 ) -> StoreError:
     """Why the session row did not take the append."""
-    last_column = _COLUMNS[kind][0]
-    row = (
-        await conn.execute(
-            select(
-                sessions.c.delete_time,
-                sessions.c.archive_time,
-                sessions.c.access_mode,
-                sessions.c.revision,
-                sessions.c[last_column].label("last"),
-                sessions.c.input_tokens,
-                sessions.c.output_tokens,
-                sessions.c.total_tokens,
-            ).where(*in_tenant(tenant_id, session_id))
-        )
-    ).first()
-    if row is None:
+    session = await read_session(conn, tenant_id, session_id)
+    if session is None:
         return NotFoundError("session", session_id)
-    if row.delete_time is not None:
-        return SessionStateError(session_id, "DELETED", f"session {session_id} is deleted")
-    if row.archive_time is not None:
-        return SessionStateError(session_id, "ARCHIVED", f"session {session_id} is archived")
-    if row.access_mode != AccessMode.READ_WRITE.value:
-        return SessionStateError(session_id, "READ_ONLY", f"session {session_id} is read-only")
-    if precondition.revision is not None and row.revision != precondition.revision:
-        return ConflictError("session", session_id, "the etag does not match")
+    refusal = writable(session, precondition, kind)
+    if refusal is not None:
+        return refusal
     if kind == "message":
         rooms = _token_rooms(counter_params)
         for name in ("input_tokens", "output_tokens", "total_tokens"):
-            if getattr(row, name) > rooms[f"{name}_room"]:
+            if getattr(session.token_usage, name) > rooms[f"{name}_room"]:
                 return CounterOverflowError(session_id, f"token_usage.{name}")
-    return ConflictError(
-        "session",
-        session_id,
-        f"its {last_column} is {row.last}, not the expected {precondition.expected_last_seq}",
-    )
+    # The row changed between the two statements: the caller may try again.
+    return ConflictError("session", session_id, "it changed while the append was made")
+
+
+def writable(
+    session: SessionRecord, precondition: Precondition, kind: Kind = "message"
+) -> StoreError | None:
+    """Why the session's history of `kind` cannot be written now (deleted, archived,
+    read-only, or `precondition` no longer holds), or None."""
+    session_id = session.id
+    if session.delete_time is not None:
+        return SessionStateError(session_id, "DELETED", f"session {session_id} is deleted")
+    if session.archive_time is not None:
+        return SessionStateError(session_id, "ARCHIVED", f"session {session_id} is archived")
+    if session.access_mode is not AccessMode.READ_WRITE:
+        return SessionStateError(session_id, "READ_ONLY", f"session {session_id} is read-only")
+    if precondition.revision is not None and session.revision != precondition.revision:
+        return ConflictError("session", session_id, "the etag does not match")
+    expected = precondition.expected_last_seq
+    last_column = _COLUMNS[kind][0]
+    last = getattr(session, last_column)
+    if expected is not None and last != expected:
+        return ConflictError(
+            "session", session_id, f"its {last_column} is {last}, not the expected {expected}"
+        )
+    return None
+
+
+async def prior_rewind(
+    conn: StoreConnection, tenant_id: str, session_id: str, request_id: str, fingerprint: str
+) -> tuple[list[MessageRecord] | None, int] | None:
+    """What the earlier rewind under `request_id` removed (the messages, None when
+    there were too many to keep, and how many), or None when there was none.
+
+    Raises:
+        RequestReusedError: It was made with a different request (`fingerprint`).
+    """
+    params = {
+        "tenant_id": tenant_id,
+        "session_id": session_id,
+        "kind": "rewind",
+        "request_id": request_id,
+    }
+    row = (await conn.execute(_PRIOR_REQUEST, params)).first()
+    if row is None:
+        return None
+    if row.fingerprint != fingerprint:
+        raise RequestReusedError(session_id, request_id)
+    result = json.loads(row.result)
+    packed = result["removed"]
+    removed = None if packed is None else bodies.unpack(base64.b64decode(packed))
+    return removed, int(result["count"])
 
 
 async def reserve(

@@ -13,13 +13,22 @@ session id, seq, content and compaction mark (protobuf merges concatenated field
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from google.protobuf import json_format
 
 from chatstore.v1 import message_pb2
-from chatstore_server.store.records import ABSENT, NewMessage, Role, ToolCallRecord
+from chatstore_server.store.records import (
+    ABSENT,
+    MessageRecord,
+    NewMessage,
+    Role,
+    ToolCallRecord,
+)
 from chatstore_server.timestamps import set_timestamp
 
 # A Role's number in the API (`chatstore.v1.Role`), both ways.
@@ -68,10 +77,26 @@ def encode(message: NewMessage, create_time: datetime) -> bytes:
     )
     set_timestamp(body.create_time, create_time)
     if message.structured_content is not ABSENT:
+        # Both forms are kept: the caller's JSON text verbatim (or the value's), and
+        # the Value view, so that reads parse both in C and convert nothing.
         json_format.ParseDict(message.structured_content, body.structured_content)
-    if message.metadata:
-        body.metadata.update(message.metadata)
+        body.structured_content_json = structured_text(message)
+    if message.metadata or message.metadata_json:
+        body.metadata.update(message.metadata or {})
+        body.metadata_json = message.metadata_json or _compact(message.metadata)
     return body.SerializeToString(deterministic=True)
+
+
+def structured_text(message: NewMessage) -> str:
+    """A message's structured content as JSON text: the caller's, or the value's
+    (compact); "" when it has none."""
+    if message.structured_content is ABSENT:
+        return ""
+    return message.structured_content_json or _compact(message.structured_content)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def decode(body: bytes) -> MessageBody:
@@ -95,3 +120,45 @@ def decode(body: bytes) -> MessageBody:
         model=parsed.model,
         metadata=json_format.MessageToDict(parsed.metadata) if parsed.metadata.fields else None,
     )
+
+
+def pack(records: Sequence[MessageRecord]) -> bytes:
+    """Stored messages as bytes (JSON: their columns, bodies in base64), to keep after
+    the rows are gone: what a rewind removed, for its retries (`unpack`)."""
+    return json.dumps(
+        [
+            [
+                r.id,
+                r.session_id,
+                r.seq,
+                r.role.value,
+                r.content,
+                base64.b64encode(r.body).decode(),
+                r.token_estimate,
+                r.size_bytes,
+                r.compacted,
+            ]
+            for r in records
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+def unpack(packed: bytes) -> list[MessageRecord]:
+    """The messages `pack` packed."""
+    return [
+        MessageRecord(
+            id,
+            session_id,
+            seq,
+            Role(role),
+            content,
+            base64.b64decode(body),
+            estimate,
+            size,
+            compacted,
+        )
+        for id, session_id, seq, role, content, body, estimate, size, compacted in json.loads(
+            packed
+        )
+    ]

@@ -31,6 +31,8 @@ class Change:
     purged: bool = False
     resync_messages: bool = False
     resync_session: bool = False
+    rewound_to: int | None = None
+    """Set when messages were removed (a rewind): every message after this seq."""
 
 
 class SubscriptionOverflow(Exception):

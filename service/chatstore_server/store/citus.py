@@ -23,16 +23,22 @@ def is_citus(connection: Connection) -> bool:
     return found.first() is not None
 
 
-def distribute_tables(connection: Connection, tables: Sequence[str]) -> None:
-    """Distribute `tables` by `tenant_id`: the first as the co-location group's anchor,
-    the rest co-located with it (their foreign keys to it need that). Rows already in
-    a table move to its shards."""
-    anchor, *others = tables
-    connection.execute(
-        text("SELECT create_distributed_table(:table, :column)"),
-        {"table": anchor, "column": DISTRIBUTION_COLUMN},
-    )
-    for table in others:
+def distribute_tables(
+    connection: Connection, tables: Sequence[str], *, colocate_with: str | None = None
+) -> None:
+    """Distribute `tables` by `tenant_id`, co-located with `colocate_with` (a table
+    distributed before), or, without it, with the first of `tables` (the co-location
+    group's anchor). Foreign keys between them need them co-located. Rows already in a
+    table move to its shards."""
+    anchor = colocate_with
+    for table in tables:
+        if anchor is None:
+            connection.execute(
+                text("SELECT create_distributed_table(:table, :column)"),
+                {"table": table, "column": DISTRIBUTION_COLUMN},
+            )
+            anchor = table
+            continue
         connection.execute(
             text("SELECT create_distributed_table(:table, :column, colocate_with => :anchor)"),
             {"table": table, "column": DISTRIBUTION_COLUMN, "anchor": anchor},

@@ -74,7 +74,10 @@ def message_tokens(message: NewMessage) -> int:
         return message.token_count
     chars = len(message.content)
     if message.structured_content is not ABSENT:
-        chars += len(json.dumps(message.structured_content, separators=(",", ":")))
+        chars += len(
+            message.structured_content_json
+            or json.dumps(message.structured_content, separators=(",", ":"))
+        )
     chars += sum(len(c.id) + len(c.name) + len(c.arguments) for c in message.tool_calls)
     return math.ceil(chars / _CHARS_PER_TOKEN) + _MESSAGE_OVERHEAD_TOKENS
 

@@ -65,7 +65,8 @@ class SessionStateError(StoreError):
     """The session's state forbids the write; nothing changed.
 
     `state` is one of `DELETED`, `ARCHIVED`, `READ_ONLY`, `LIVE` (for an undelete),
-    `COMPACTED_BEYOND` (a compaction that would move back).
+    `COMPACTED_BEYOND` (a compaction that would move back), `COMPACTED_HISTORY` (a
+    rewind into the compacted history).
     """
 
     def __init__(self, session_id: object, state: str, message: str) -> None:

@@ -11,20 +11,43 @@ from sqlalchemy import select
 from chatstore_server.ids import uuid7
 from chatstore_server.store import pg_append
 from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
+from chatstore_server.store.changes import Change, ChangeFeed
 from chatstore_server.store.database import Database
-from chatstore_server.store.records import EventRecord, NewEvent, Page, SessionRecord
+from chatstore_server.store.notify import announce
+from chatstore_server.store.records import (
+    EventRecord,
+    NewEvent,
+    Page,
+    SessionChangeRecord,
+    SessionPolicy,
+    SessionRecord,
+    SharedStateRecord,
+)
 from chatstore_server.store.rows import event_record
 from chatstore_server.store.schema import events
 from chatstore_server.store.scope import require_session
+from chatstore_server.store.session_change import apply_change
 from chatstore_server.store.sessions import utc_now
+from chatstore_server.store.shared_states import SharedStateRepository
 
 
 class EventRepository:
     """A session's run log, scoped by tenant through its session."""
 
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = utc_now,
+        policy: SessionPolicy | None = None,
+        feed: ChangeFeed | None = None,
+        max_metadata_bytes: int = 65_536,
+    ) -> None:
         self._db = database
         self._clock = clock
+        self._policy = policy or SessionPolicy()
+        self._feed = feed or ChangeFeed()
+        self._max_metadata_bytes = max_metadata_bytes
+        self._shared = SharedStateRepository(database, clock, max_metadata_bytes)
 
     async def append(
         self,
@@ -35,13 +58,18 @@ class EventRepository:
         precondition: Precondition | None = None,
         request_id: str | None = None,
         fingerprint: str = "",
-    ) -> tuple[SessionRecord, list[EventRecord]]:
+        change: SessionChangeRecord | None = None,
+    ) -> tuple[SessionRecord, list[EventRecord], list[SharedStateRecord]]:
         """Append `batch` (non-empty) to the run log in one transaction; as
-        `MessageRepository.append`, with event seqs and `event_count`.
+        `MessageRepository.append` (and with `change`, `append_changing`), with event
+        seqs and `event_count`.
+
+        Returns:
+            The session after, the stored events, the shared states `change` patched.
 
         Raises:
             NotFoundError, SessionStateError, ConflictError, RequestReusedError,
-            UnavailableError: As for messages.
+            InvalidReferenceError, UnavailableError: As for messages.
         """
         if not batch:
             raise ValueError("append needs at least one event")
@@ -63,8 +91,9 @@ class EventRepository:
                 for offset, event in enumerate(batch)
             ]
 
+        states: list[SharedStateRecord] = []
         try:
-            if await self._db.one_statement_appends():
+            if change is None and await self._db.one_statement_appends():
                 session = await pg_append.append_rows(
                     self._db,
                     "event",
@@ -83,7 +112,7 @@ class EventRepository:
                     },
                     supplied_ids="",
                 )
-                return session, records(session)
+                return session, records(session), states
             async with self._db.write() as conn:
                 session = await reserve(
                     conn,
@@ -113,9 +142,19 @@ class EventRepository:
                         for e in stored
                     ],
                 )
+                if change is not None:
+                    session, states = await apply_change(
+                        conn, session, change, now, self._policy, self._max_metadata_bytes
+                    )
+                    if change.fields or change.metadata_patch is not None:
+                        await announce(conn, tenant_id, session_id, "session")
         except Replay as replay:
-            return await self._replay(tenant_id, session_id, replay)
-        return session, stored
+            session, events_stored = await self._replay(tenant_id, session_id, replay)
+            names = [patch.name for patch in change.shared_state_patches] if change else []
+            return session, events_stored, await self._shared.get_many(tenant_id, names)
+        if change is not None and (change.fields or change.metadata_patch is not None):
+            self._feed.publish(Change(tenant_id, session_id, session=session))
+        return session, stored, states
 
     async def _replay(
         self, tenant_id: str, session_id: str, replay: Replay

@@ -6,7 +6,6 @@ statements, not one per message; copied rows get fresh UUID v4 ids.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -68,7 +67,7 @@ async def fork_session(
     *,
     message_seq: int | None,
     event_seq: int,
-    checkpoint_id: uuid.UUID | None,
+    checkpoint_id: str | None,
     new_session_id: str | None,
     title: str | None,
     policy: SessionPolicy,
@@ -99,6 +98,7 @@ async def fork_session(
                     select(checkpoints.c.message_seq, checkpoints.c.event_seq).where(
                         checkpoints.c.tenant_id == tenant_id,
                         checkpoints.c.session_id == source_id,
+                        checkpoints.c.namespace == "",
                         checkpoints.c.id == checkpoint_id,
                     )
                 )

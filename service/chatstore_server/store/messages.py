@@ -3,6 +3,7 @@ request id), keyset paging in either direction, and lookups."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import uuid
@@ -10,16 +11,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 
 from chatstore_server.ids import uuid7
 from chatstore_server.store import bodies, pg_append
-from chatstore_server.store.appends import Precondition, Replay, replayed, reserve
+from chatstore_server.store.appends import (
+    Precondition,
+    Replay,
+    prior_rewind,
+    replayed,
+    request_values,
+    reserve,
+    writable,
+)
 from chatstore_server.store.changes import Change, ChangeFeed
+from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.context import message_tokens
 from chatstore_server.store.database import Database
-from chatstore_server.store.errors import NotFoundError, translate_errors
+from chatstore_server.store.errors import NotFoundError, SessionStateError, translate_errors
 from chatstore_server.store.message_batch import MESSAGE_INSERT, MessageBatcher, PendingAppend
+from chatstore_server.store.notify import announce
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import (
     ABSENT,
@@ -27,28 +38,50 @@ from chatstore_server.store.records import (
     NewMessage,
     Page,
     Role,
+    SessionChangeRecord,
     SessionPolicy,
     SessionRecord,
+    SharedStateRecord,
     StoredMessage,
 )
 from chatstore_server.store.rows import (
     MESSAGE_COLUMNS,
     message_record,
     page_columns,
+    session_record,
 )
-from chatstore_server.store.schema import PREVIEW_CHARS, messages, sessions
-from chatstore_server.store.scope import require_session
+from chatstore_server.store.schema import PREVIEW_CHARS, append_requests, messages, sessions
+from chatstore_server.store.scope import (
+    SESSION_BY_ID_FOR_UPDATE,
+    in_tenant,
+    require_session,
+    session_params,
+)
+from chatstore_server.store.session_change import apply_change
 from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
+from chatstore_server.store.shared_states import SharedStateRepository
 
 _WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
+REWIND_RETURNS_AT_MOST = 100
+"""A rewind answers with the messages it removed when they are at most this many."""
+
+
+@dataclass(frozen=True, slots=True)
+class RewindRecord:
+    """What a rewind did: the session after, the removed messages (oldest first; None
+    when there were more than `REWIND_RETURNS_AT_MOST`), and how many it removed."""
+
+    session: SessionRecord
+    removed: list[MessageRecord] | None
+    removed_count: int
 
 
 def size_bytes(message: NewMessage) -> int:
     """What a message adds to its session's `size_bytes`."""
     size = len(message.content.encode())
     if message.structured_content is not ABSENT:
-        size += len(json.dumps(message.structured_content, separators=(",", ":")).encode())
+        size += len(bodies.structured_text(message).encode())
     return size
 
 
@@ -122,11 +155,14 @@ class MessageRepository:
         policy: SessionPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
         feed: ChangeFeed | None = None,
+        max_metadata_bytes: int = 65_536,
     ) -> None:
         self._db = database
         self._policy = policy or SessionPolicy()
         self._clock = clock
         self._feed = feed or ChangeFeed()
+        self._max_metadata_bytes = max_metadata_bytes
+        self._shared = SharedStateRepository(database, clock, max_metadata_bytes)
         self._batcher = (
             MessageBatcher(database, self._feed) if database.dialect_name == "sqlite" else None
         )
@@ -164,6 +200,74 @@ class MessageRepository:
             AlreadyExistsError: A caller-supplied message id is taken.
             UnavailableError: The database cannot be reached.
         """
+        pending = self._pending(tenant_id, session_id, batch, request_id, fingerprint)
+        precondition = precondition or Precondition()
+        if await self._db.one_statement_appends():
+            return await self._append_postgresql(pending, precondition)
+        unconditional = precondition.expected_last_seq is None and precondition.revision is None
+        if unconditional and self._batcher is not None:
+            appended = await self._batcher.append(pending)
+            if appended is not None:  # written, and announced to watchers
+                return appended
+        try:
+            async with self._db.write() as conn:
+                session, stored = await self._write(conn, pending, precondition)
+        except Replay as replay:
+            return await self._replay(tenant_id, session_id, replay)
+        self._feed.publish(Change(tenant_id, session_id, messages=tuple(stored)))
+        return session, stored
+
+    async def append_changing(
+        self,
+        tenant_id: str,
+        session_id: str,
+        batch: Sequence[NewMessage],
+        change: SessionChangeRecord,
+        *,
+        precondition: Precondition | None = None,
+        request_id: str | None = None,
+        fingerprint: str = "",
+    ) -> tuple[SessionRecord, list[MessageRecord], list[SharedStateRecord]]:
+        """`append`, with `change` (session fields, a metadata patch, shared states)
+        applied in the same transaction: one commit for all of it.
+
+        Returns:
+            The session after, the stored messages, and the shared states `change`
+            patched as committed (for a replay: as they are now).
+
+        Raises:
+            As `append`, and: ConflictError (a shared state's etag is stale),
+            InvalidReferenceError (the metadata or a state would outgrow its limit),
+            AlreadyExistsError (a new `agent_id` collides with a live keyed session).
+        """
+        pending = self._pending(tenant_id, session_id, batch, request_id, fingerprint)
+        try:
+            async with self._db.write() as conn:
+                session, stored = await self._write(conn, pending, precondition or Precondition())
+                session, states = await apply_change(
+                    conn, session, change, pending.now, self._policy, self._max_metadata_bytes
+                )
+                if change.fields or change.metadata_patch is not None:
+                    await announce(conn, tenant_id, session_id, "session")
+        except Replay as replay:
+            session, stored = await self._replay(tenant_id, session_id, replay)
+            names = [patch.name for patch in change.shared_state_patches]
+            return session, stored, await self._shared.get_many(tenant_id, names)
+        self._feed.publish(Change(tenant_id, session_id, messages=tuple(stored)))
+        if change.fields or change.metadata_patch is not None:
+            self._feed.publish(Change(tenant_id, session_id, session=session))
+        return session, stored, states
+
+    def _pending(
+        self,
+        tenant_id: str,
+        session_id: str,
+        batch: Sequence[NewMessage],
+        request_id: str | None,
+        fingerprint: str,
+    ) -> PendingAppend:
+        """Everything an append writes but the seqs, made before the write (outside the
+        writer's turn): ids, bodies, estimates, sizes, the counters' changes."""
         if not batch:
             raise ValueError("append needs at least one message")
         now = self._clock()
@@ -171,8 +275,7 @@ class MessageRepository:
         output_tokens = sum(m.token_count or 0 for m in batch if m.role is Role.ASSISTANT)
         input_tokens = sum(m.token_count or 0 for m in batch if m.role is not Role.ASSISTANT)
         created = [m.create_time or now for m in batch]
-        # Everything but the seqs is made before the write, outside the writer's turn.
-        pending = PendingAppend(
+        return PendingAppend(
             tenant_id=tenant_id,
             session_id=session_id,
             batch=batch,
@@ -194,36 +297,173 @@ class MessageRepository:
             # Only a caller-supplied id can clash (server ids are fresh UUID v7s).
             supplied=", ".join(str(m.id) for m in batch if m.id is not None),
         )
-        precondition = precondition or Precondition()
-        if await self._db.one_statement_appends():
-            return await self._append_postgresql(pending, precondition)
-        unconditional = precondition.expected_last_seq is None and precondition.revision is None
-        if unconditional and self._batcher is not None:
-            appended = await self._batcher.append(pending)
-            if appended is not None:  # written, and announced to watchers
-                return appended
-        try:
-            async with self._db.write() as conn:
-                session = await reserve(
-                    conn,
-                    tenant_id=tenant_id,
-                    session_id=session_id,
-                    kind="message",
-                    count=len(batch),
-                    now=now,
-                    counter_params=pending.counter_params,
-                    precondition=precondition,
-                    request_id=request_id,
-                    fingerprint=fingerprint,
-                    announcing="messages",
-                )
-                stored = pending.records(session.last_seq - len(batch) + 1)
-                with translate_errors("message", pending.supplied):
-                    await conn.execute_many(MESSAGE_INSERT, pending.rows(stored))
-        except Replay as replay:
-            return await self._replay(tenant_id, session_id, replay)
-        self._feed.publish(Change(tenant_id, session_id, messages=tuple(stored)))
+
+    async def _write(
+        self, conn: StoreConnection, pending: PendingAppend, precondition: Precondition
+    ) -> tuple[SessionRecord, list[MessageRecord]]:
+        """An append's statements in the caller's transaction: the seq reservation
+        (`appends.reserve`, with the change notification), then the rows."""
+        batch = pending.batch
+        session = await reserve(
+            conn,
+            tenant_id=pending.tenant_id,
+            session_id=pending.session_id,
+            kind="message",
+            count=len(batch),
+            now=pending.now,
+            counter_params=pending.counter_params,
+            precondition=precondition,
+            request_id=pending.request_id,
+            fingerprint=pending.fingerprint,
+            announcing="messages",
+        )
+        stored = pending.records(session.last_seq - len(batch) + 1)
+        with translate_errors("message", pending.supplied):
+            await conn.execute_many(MESSAGE_INSERT, pending.rows(stored))
         return session, stored
+
+    async def rewind(
+        self,
+        tenant_id: str,
+        session_id: str,
+        *,
+        to_seq: int | None = None,
+        remove_count: int | None = None,
+        precondition: Precondition | None = None,
+        request_id: str | None = None,
+        fingerprint: str = "",
+    ) -> RewindRecord:
+        """Remove the session's messages after `to_seq`, or its newest `remove_count`,
+        in one transaction that also moves its counters (message count, size, token
+        usage, never below 0), preview and newest-message time, bumps its revision and
+        announces the rewind. `last_seq` stays: seqs are never reused. A retry under
+        `request_id` returns the first call's result (removed messages included) and
+        removes nothing more; so does a rewind that finds nothing to remove.
+
+        Raises:
+            NotFoundError: No such session in the tenant.
+            SessionStateError: Deleted, archived or read-only; or `COMPACTED_HISTORY`:
+                the point lies inside the compacted history.
+            ConflictError: The precondition no longer holds.
+            RequestReusedError: `request_id` was used with a different request.
+            UnavailableError: The database cannot be reached.
+        """
+        if (to_seq is None) == (remove_count is None):
+            raise ValueError("give to_seq or remove_count")
+        precondition = precondition or Precondition()
+        now = self._clock()
+        scope = [messages.c.tenant_id == tenant_id, messages.c.session_id == session_id]
+        async with self._db.write() as conn:
+            row = (
+                await conn.execute(SESSION_BY_ID_FOR_UPDATE, session_params(tenant_id, session_id))
+            ).first()
+            if row is None:
+                raise NotFoundError("session", session_id)
+            current = session_record(row)
+            if request_id:
+                prior = await prior_rewind(conn, tenant_id, session_id, request_id, fingerprint)
+                if prior is not None:
+                    return RewindRecord(current, *prior)
+            refusal = writable(current, precondition)
+            if refusal is not None:
+                raise refusal
+            if to_seq is None:
+                assert remove_count is not None
+                newest_removed = await conn.scalar(
+                    select(messages.c.seq)
+                    .where(*scope)
+                    .order_by(messages.c.seq.desc())
+                    .limit(1)
+                    .offset(remove_count - 1)
+                )
+                to_seq = 0 if newest_removed is None else newest_removed - 1
+            output = case(
+                (messages.c.role == Role.ASSISTANT.value, messages.c.token_count), else_=0
+            )
+            totals = (
+                await conn.execute(
+                    select(
+                        func.count().label("removed"),
+                        func.coalesce(func.sum(messages.c.size_bytes), 0).label("size"),
+                        func.coalesce(func.sum(messages.c.token_count), 0).label("tokens"),
+                        func.coalesce(func.sum(output), 0).label("output"),
+                    ).where(*scope, messages.c.seq > to_seq)
+                )
+            ).one()
+            if totals.removed and to_seq < current.compacted_through_seq:
+                raise SessionStateError(
+                    session_id,
+                    "COMPACTED_HISTORY",
+                    f"messages up to seq {current.compacted_through_seq} are compacted;"
+                    " rewind to a later seq",
+                )
+            removed: list[MessageRecord] | None = None
+            session = current
+            if totals.removed:
+                if totals.removed <= REWIND_RETURNS_AT_MOST:
+                    rows = await conn.execute(
+                        select(*MESSAGE_COLUMNS)
+                        .where(*scope, messages.c.seq > to_seq)
+                        .order_by(messages.c.seq)
+                    )
+                    removed = [message_record(r, current.compacted_through_seq) for r in rows]
+                await conn.execute(delete(messages).where(*scope, messages.c.seq > to_seq))
+                newest = (
+                    await conn.execute(
+                        select(messages.c.content, messages.c.create_time)
+                        .where(*scope, messages.c.seq <= to_seq)
+                        .order_by(messages.c.seq.desc())
+                        .limit(1)
+                    )
+                ).first()
+                floor = func.max if conn.dialect.name == "sqlite" else func.greatest
+                c = sessions.c
+                input_tokens = totals.tokens - totals.output
+                updated = (
+                    await conn.execute(
+                        update(sessions)
+                        .where(*in_tenant(tenant_id, session_id))
+                        .values(
+                            message_count=floor(c.message_count - totals.removed, 0),
+                            size_bytes=floor(c.size_bytes - totals.size, 0),
+                            input_tokens=floor(c.input_tokens - input_tokens, 0),
+                            output_tokens=floor(c.output_tokens - totals.output, 0),
+                            total_tokens=floor(c.total_tokens - totals.tokens, 0),
+                            last_message_preview=newest.content[:PREVIEW_CHARS] if newest else "",
+                            last_message_time=newest.create_time if newest else None,
+                            update_time=now,
+                            revision=c.revision + 1,
+                        )
+                        .returning(*sessions.c)
+                    )
+                ).one()
+                session = session_record(updated)
+                await announce(conn, tenant_id, session_id, "rewound", to_seq)
+            if request_id:
+                result = {
+                    "count": totals.removed,
+                    "removed": None
+                    if removed is None
+                    else base64.b64encode(bodies.pack(removed)).decode(),
+                }
+                await conn.execute(
+                    insert(append_requests).values(
+                        request_values(
+                            tenant_id,
+                            session_id,
+                            "rewind",
+                            request_id,
+                            totals.removed,
+                            current.last_seq if totals.removed else to_seq,
+                            fingerprint,
+                            now,
+                            json.dumps(result).encode(),
+                        )
+                    )
+                )
+        if totals.removed:
+            self._feed.publish(Change(tenant_id, session_id, session=session, rewound_to=to_seq))
+        return RewindRecord(session, removed, totals.removed)
 
     async def _append_postgresql(
         self, pending: PendingAppend, precondition: Precondition

@@ -31,18 +31,25 @@ CHANNEL = "chatstore_changes"
 PROCESS_TOKEN = uuid.uuid4().hex[:16]
 """Identifies this process's announcements, which its listener skips."""
 
-What = Literal["messages", "session", "purged"]
-_CODES: dict[What, str] = {"messages": "m", "session": "s", "purged": "x"}
+What = Literal["messages", "session", "purged", "rewound"]
+_CODES: dict[What, str] = {"messages": "m", "session": "s", "purged": "x", "rewound": "r"}
 
 
-def payload(tenant_id: str, session_id: str, what: What) -> str:
+def payload(tenant_id: str, session_id: str, what: What, to_seq: int | None = None) -> str:
     """The notification text for a change of `what` in the tenant's session, from this
-    process. (PostgreSQL caps a payload at 8,000 bytes: a tenant and a session id of
-    128 characters each, even of 4-byte characters, fit.)"""
-    return json.dumps({"p": PROCESS_TOKEN, "t": tenant_id, "s": session_id, "k": _CODES[what]})
+    process; for "rewound", the newest seq kept. (PostgreSQL caps a payload at 8,000
+    bytes: a tenant and a session id of 128 characters each, even of 4-byte characters,
+    fit.)"""
+    body: dict[str, object] = {"p": PROCESS_TOKEN, "t": tenant_id, "s": session_id}
+    body["k"] = _CODES[what]
+    if to_seq is not None:
+        body["r"] = to_seq
+    return json.dumps(body)
 
 
-async def announce(conn: StoreConnection, tenant_id: str, session_id: str, what: What) -> None:
+async def announce(
+    conn: StoreConnection, tenant_id: str, session_id: str, what: What, to_seq: int | None = None
+) -> None:
     """Queue a notification of the change in the caller's transaction (PostgreSQL only).
 
     A statement the transaction runs anyway can carry it instead, in one round trip
@@ -51,7 +58,9 @@ async def announce(conn: StoreConnection, tenant_id: str, session_id: str, what:
     """
     if conn.dialect.name != "postgresql":
         return
-    await conn.execute(select(func.pg_notify(CHANNEL, payload(tenant_id, session_id, what))))
+    await conn.execute(
+        select(func.pg_notify(CHANNEL, payload(tenant_id, session_id, what, to_seq)))
+    )
 
 
 class ChangeListener:
@@ -85,6 +94,9 @@ class ChangeListener:
             tenant_id, session_id, kind = body["t"], body["s"], body["k"]
             if not isinstance(tenant_id, str) or not isinstance(session_id, str):
                 raise TypeError("ids must be strings")
+            rewound = body["r"] if kind == "r" else None
+            if rewound is not None and not isinstance(rewound, int):
+                raise TypeError("a rewind's seq must be an integer")
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed change notification: %r", payload)
             return
@@ -94,7 +106,8 @@ class ChangeListener:
                 session_id,
                 purged=kind == "x",
                 resync_messages=kind == "m",
-                resync_session=kind == "s",
+                resync_session=kind in ("s", "r"),
+                rewound_to=rewound,
             )
         )
 

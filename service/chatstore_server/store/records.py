@@ -161,7 +161,7 @@ class ForkSource(NamedTuple):
     session_id: str
     message_seq: int
     event_seq: int
-    checkpoint_id: uuid.UUID | None
+    checkpoint_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +193,16 @@ class NewMessage:
     create_time: datetime | None = None
     structured_content: Any = ABSENT
     """Any JSON value (None is JSON's null); `ABSENT` means none."""
+    structured_content_json: str | None = None
+    """`structured_content` as the caller's JSON text, kept verbatim; None when the
+    caller gave a value, not text."""
     tool_call_id: str = ""
     name: str = ""
     agent_id: str = ""
     model: str = ""
     metadata: dict[str, Any] | None = None
+    metadata_json: str | None = None
+    """`metadata` as the caller's JSON text, kept verbatim; None when given as a value."""
 
 
 class MessageRecord(NamedTuple):
@@ -285,9 +290,9 @@ class EventRecord:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointRecord:
-    """A named point in a session's history."""
+    """A named point in a session's history, with the state saved there (if any)."""
 
-    id: uuid.UUID
+    id: str
     session_id: str
     message_seq: int
     event_seq: int
@@ -295,6 +300,77 @@ class CheckpointRecord:
     description: str
     tags: tuple[str, ...]
     create_time: datetime
+    namespace: str = ""
+    parent_id: str = ""
+    payload: bytes | None = None
+    """None when not read (a BASIC listing) or when there is none."""
+    payload_type: str = ""
+    metadata: dict[str, Any] | None = None
+    pending_writes: tuple[CheckpointWriteRecord, ...] = ()
+    """Set when read whole (`CheckpointRepository.get`, FULL listings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheckpoint:
+    """A checkpoint to create; None seqs mean the session's newest, no id a new one."""
+
+    id: str | None = None
+    namespace: str = ""
+    parent_id: str = ""
+    message_seq: int | None = None
+    event_seq: int | None = None
+    label: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    payload: bytes | None = None
+    payload_type: str = ""
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointWriteRecord:
+    """One write of a task stored against a checkpoint (LangGraph's pending write)."""
+
+    task_id: str
+    index: int
+    channel: str
+    payload: bytes | None
+    payload_type: str = ""
+    task_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStateRecord:
+    """A state shared by a tenant's sessions: an app's, or a user's within an app."""
+
+    name: str
+    data: dict[str, Any]
+    revision: int
+    """0 when never written."""
+    update_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStatePatchRecord:
+    """A patch of a shared state, under an optional revision: a JSON merge patch
+    (RFC 7386), or with `replace_keys` a dict update (`shared_states.patched`)."""
+
+    name: str
+    patch: dict[str, Any]
+    revision: int | None = None
+    replace_keys: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChangeRecord:
+    """What an append changes besides its rows, in its transaction: session fields
+    (`SessionRepository.update`'s), a merge patch of the metadata, shared states."""
+
+    fields: dict[str, Any]
+    metadata_patch: dict[str, Any] | None = None
+    shared_state_patches: tuple[SharedStatePatchRecord, ...] = ()
+    metadata_replace_keys: bool = False
+    """Apply `metadata_patch` as a dict update, not a merge patch."""
 
 
 @dataclass(frozen=True, slots=True)

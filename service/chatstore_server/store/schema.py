@@ -53,6 +53,13 @@ PREVIEW_CHARS = 200
 TOOL_CALL_ID_MAX_CHARS = 256
 NAME_MAX_CHARS = 128
 CHECKPOINT_LABEL_MAX_CHARS = 200
+CHECKPOINT_ID_MAX_CHARS = 128
+NAMESPACE_MAX_CHARS = 128
+PAYLOAD_TYPE_MAX_CHARS = 128
+TASK_ID_MAX_CHARS = 128
+TASK_PATH_MAX_CHARS = 512
+CHANNEL_NAME_MAX_CHARS = 256
+SHARED_STATE_NAME_MAX_CHARS = 300
 REQUEST_ID_MAX_CHARS = 128
 
 # The key of a live keyed session is unique per (tenant, agent): GetOrCreateSession
@@ -128,7 +135,7 @@ sessions = Table(
     Column("fork_session_id", String(SESSION_ID_MAX_CHARS), nullable=True),
     Column("fork_message_seq", BigInteger(), nullable=True),
     Column("fork_event_seq", BigInteger(), nullable=True),
-    Column("fork_checkpoint_id", UUIDType(), nullable=True),
+    Column("fork_checkpoint_id", String(CHECKPOINT_ID_MAX_CHARS), nullable=True),
     PrimaryKeyConstraint("tenant_id", "id"),
     # ListSessions orders (keyset on (order column, id)) and filters. The filters'
     # indexes hold only the sessions that have the value (migration 0005): every append
@@ -216,17 +223,66 @@ checkpoints = Table(
     metadata,
     Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
     Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
-    Column("id", UUIDType(), nullable=False),
+    # Added by 0007: caller-chosen ids (LangGraph's), in namespaces.
+    Column("id", String(CHECKPOINT_ID_MAX_CHARS), nullable=False),
     Column("message_seq", BigInteger(), nullable=False),
     Column("event_seq", BigInteger(), nullable=False),
     Column("label", String(CHECKPOINT_LABEL_MAX_CHARS), nullable=False, server_default=""),
     Column("description", Text(), nullable=False, server_default=""),
     Column("tags", json_type(), nullable=True),
     Column("create_time", UTCDateTime(), nullable=False),
-    PrimaryKeyConstraint("tenant_id", "session_id", "id"),
+    # Added by 0007: the saved state (opaque), what it is, and the caller's metadata.
+    Column("namespace", String(NAMESPACE_MAX_CHARS), nullable=False, server_default=""),
+    Column("parent_id", String(CHECKPOINT_ID_MAX_CHARS), nullable=False, server_default=""),
+    Column("payload", LargeBinary(), nullable=True),
+    Column("payload_type", String(PAYLOAD_TYPE_MAX_CHARS), nullable=False, server_default=""),
+    Column("metadata", json_type(), nullable=True),
+    PrimaryKeyConstraint("tenant_id", "session_id", "namespace", "id"),
     _session_reference(),
-    # ListCheckpoints: oldest first, keyset on (create_time, id).
+    # ListCheckpoints: by age, keyset on (create_time, id).
     Index(None, "tenant_id", "session_id", "create_time", "id"),
+)
+
+# Added by 0007: writes of tasks stored against a checkpoint (LangGraph's pending
+# writes); they go with their checkpoint.
+checkpoint_writes = Table(
+    "checkpoint_writes",
+    metadata,
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("session_id", String(SESSION_ID_MAX_CHARS), nullable=False),
+    Column("namespace", String(NAMESPACE_MAX_CHARS), nullable=False),
+    Column("checkpoint_id", String(CHECKPOINT_ID_MAX_CHARS), nullable=False),
+    Column("task_id", String(TASK_ID_MAX_CHARS), nullable=False),
+    Column("idx", Integer(), nullable=False),
+    Column("channel", String(CHANNEL_NAME_MAX_CHARS), nullable=False),
+    Column("payload", LargeBinary(), nullable=True),
+    Column("payload_type", String(PAYLOAD_TYPE_MAX_CHARS), nullable=False, server_default=""),
+    Column("task_path", String(TASK_PATH_MAX_CHARS), nullable=False, server_default=""),
+    PrimaryKeyConstraint("tenant_id", "session_id", "namespace", "checkpoint_id", "task_id", "idx"),
+    ForeignKeyConstraint(
+        ["tenant_id", "session_id", "namespace", "checkpoint_id"],
+        [
+            "checkpoints.tenant_id",
+            "checkpoints.session_id",
+            "checkpoints.namespace",
+            "checkpoints.id",
+        ],
+        ondelete="CASCADE",
+        name="fk_checkpoint_writes_checkpoints",  # the convention's is over 63 characters
+    ),
+)
+
+# Added by 0007: state shared by a tenant's sessions (an app's, a user's in an app).
+shared_states = Table(
+    "shared_states",
+    metadata,
+    Column("tenant_id", String(TENANT_ID_MAX_CHARS), nullable=False),
+    Column("name", String(SHARED_STATE_NAME_MAX_CHARS), nullable=False),
+    Column("data", json_type(), nullable=False),
+    Column("revision", BigInteger(), nullable=False),
+    Column("create_time", UTCDateTime(), nullable=False),
+    Column("update_time", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "name"),
 )
 
 # What an append with a request_id did, so that a retry returns the same result.
@@ -241,6 +297,9 @@ append_requests = Table(
     Column("last_seq", BigInteger(), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("create_time", UTCDateTime(), nullable=False),
+    # Added by 0007: what a call that removed rows answered, for its retries (the
+    # rows themselves are gone): a serialized response.
+    Column("result", LargeBinary(), nullable=True),
     PrimaryKeyConstraint("tenant_id", "session_id", "kind", "request_id"),
     _session_reference(),
 )
@@ -252,6 +311,8 @@ DISTRIBUTED_TABLES = (
     "events",
     "checkpoints",
     "append_requests",
+    "checkpoint_writes",
+    "shared_states",
 )
 """Every table, in the order Citus distributes them by `tenant_id`: `sessions` first,
 the others co-located with it (`store.citus`)."""

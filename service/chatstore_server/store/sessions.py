@@ -81,7 +81,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _write_labels(
+async def write_labels(
     conn: StoreConnection, tenant_id: str, session_id: str, labels: Mapping[str, str]
 ) -> None:
     await conn.execute(
@@ -97,6 +97,29 @@ async def _write_labels(
                 for k, v in labels.items()
             ],
         )
+
+
+def field_values(
+    changes: Mapping[str, Any], now: datetime, policy: SessionPolicy
+) -> dict[str, Any]:
+    """The column values that set the mutable fields in `changes` (as
+    `SessionRepository.update` takes them): enums as their stored text, token usage as
+    its three columns, labels as the `labels` column's copy (`write_labels` writes the
+    rows), and a new `retention` moving `expire_time` (EPHEMERAL: one TTL from `now`)."""
+    values = dict(changes)
+    if "retention" in values:
+        retention = values["retention"]
+        values["expire_time"] = (
+            now + policy.ephemeral_ttl if retention is Retention.EPHEMERAL else None
+        )
+        values["retention"] = retention.value
+    if "access_mode" in values:
+        values["access_mode"] = values["access_mode"].value
+    if "token_usage" in values:
+        values |= token_columns(values.pop("token_usage"))
+    if "labels" in values:
+        values["labels"] = values["labels"] or {}
+    return values
 
 
 class SessionRepository:
@@ -160,7 +183,7 @@ class SessionRepository:
                 row = (
                     await conn.execute(insert(sessions).values(values).returning(*sessions.c))
                 ).one()
-            await _write_labels(conn, tenant_id, session_id, new.labels or {})
+            await write_labels(conn, tenant_id, session_id, new.labels or {})
         return session_record(row)
 
     async def find_by_key(
@@ -330,7 +353,7 @@ class SessionRepository:
             with translate_errors("session_key", session_id):
                 row = (await conn.execute(statement)).one()
             if labels is not None:
-                await _write_labels(conn, tenant_id, session_id, labels)
+                await write_labels(conn, tenant_id, session_id, labels)
             await announce(conn, tenant_id, session_id, "session")
         record = session_record(row)
         self._feed.publish(Change(tenant_id, session_id, session=record))
@@ -363,17 +386,7 @@ class SessionRepository:
             raise ValueError(f"not mutable: {sorted(unknown)}")
 
         def change(_: SessionRecord, now: datetime) -> dict[str, Any]:
-            values = dict(changes)
-            if "retention" in values:
-                values["expire_time"] = self._expiry(values["retention"], now)
-                values["retention"] = values["retention"].value
-            if "access_mode" in values:
-                values["access_mode"] = values["access_mode"].value
-            if "token_usage" in values:
-                values |= token_columns(values.pop("token_usage"))
-            if "labels" in values:
-                values["labels"] = values["labels"] or {}
-            return values
+            return field_values(changes, now, self._policy)
 
         return await self._modify(tenant_id, session_id, revision, change)
 

@@ -25,6 +25,7 @@ from chatstore.v1 import (
     session_pb2,
     session_service_pb2,
     session_service_pb2_grpc,
+    shared_state_pb2,
 )
 
 # A watch reconnects after these: the server went away, or cut off a slow reader.
@@ -180,7 +181,9 @@ class AsyncChatStoreClient:
         Args:
             title: Display title, at most 200 characters.
             agent_id: The agent, at most 128 characters.
-            session_metadata: Free-form JSON object, at most 64 KiB encoded.
+            session_metadata: Free-form JSON object, sent as JSON text (numbers
+                exact: 1 stays 1, 1.0 stays 1.0); at most the server's
+                `max_metadata_bytes` encoded (64 KiB by default).
             key: A routing key (channel, account, peer); with `agent_id`, unique
                 among the tenant's live sessions.
             retention: RETENTION_EPHEMERAL to let it expire; default SAVED.
@@ -188,7 +191,9 @@ class AsyncChatStoreClient:
             model, persona_id, recap: Free text (at most 128, 128 and the content
                 limit in characters).
             labels: String labels to filter lists by.
-            session_id: A UUID to use as the id; None lets the server assign one.
+            session_id: Your id for it: 1 to 128 printable characters, unique in
+                the tenant (a UUID is kept in lowercase form); None lets the
+                server assign a UUID.
             tenant_id: Overrides the client's tenant.
             timeout: Deadline in seconds; defaults to the client's.
             metadata: gRPC metadata to send with the call.
@@ -202,7 +207,7 @@ class AsyncChatStoreClient:
             session=session_pb2.Session(
                 title=title,
                 agent_id=agent_id,
-                metadata=base.struct(session_metadata) if session_metadata else None,
+                metadata_json=base.json_text(session_metadata) if session_metadata else "",
                 key=key,
                 retention=retention,
                 access_mode=access_mode,
@@ -383,7 +388,7 @@ class AsyncChatStoreClient:
                 paths.append(name)
         if not isinstance(session_metadata, base.Unset):
             if session_metadata:
-                session.metadata.CopyFrom(base.struct(session_metadata))
+                session.metadata_json = base.json_text(session_metadata)
             paths.append("metadata")
         if not isinstance(labels, base.Unset):
             session.labels.update(labels)
@@ -530,6 +535,7 @@ class AsyncChatStoreClient:
         request_id: str = "",
         expected_last_seq: int | None = None,
         etag: str = "",
+        session_change: session_service_pb2.SessionChange | None = None,
         tenant_id: str | None = None,
         timeout: float | base.Unset | None = base.UNSET,
         metadata: base.Metadata = (),
@@ -545,9 +551,12 @@ class AsyncChatStoreClient:
                 makes one up, so its own retries are safe too.
             expected_last_seq: Append only if the session's `last_seq` is this.
             etag: Append only if the session's `etag` is this.
+            session_change: Changes to the session and shared states made in the same
+                transaction (`chatstore.session_change(...)` builds one).
 
         Returns:
-            The stored messages (with ids and seqs) and the updated session.
+            The stored messages (with ids and seqs), the updated session, and the
+            shared states `session_change` changed.
 
         Raises:
             NotFound: No such session in the tenant.
@@ -564,11 +573,106 @@ class AsyncChatStoreClient:
             request_id=request_id or uuid.uuid4().hex,
             expected_last_seq=expected_last_seq,
             etag=etag,
+            session_change=session_change,
         )
         # With a request id, a retry cannot append twice: safe to retry.
         return await self._call(
             self._stub.AppendMessages, request, timeout, metadata, idempotent=True
         )
+
+    async def rewind_session(
+        self,
+        session_id: str,
+        *,
+        to_seq: int | None = None,
+        remove_count: int | None = None,
+        expected_last_seq: int | None = None,
+        etag: str = "",
+        request_id: str = "",
+        tenant_id: str | None = None,
+        timeout: float | base.Unset | None = base.UNSET,
+        metadata: base.Metadata = (),
+    ) -> session_service_pb2.RewindSessionResponse:
+        """Remove a session's newest messages: every one after `to_seq`, or the newest
+        `remove_count` (give one of the two). Seqs are never reused.
+
+        Args:
+            request_id: Makes a retry safe (the first call's answer comes back, removed
+                messages included); when empty, the client makes one up.
+
+        Returns:
+            The removed messages (oldest first, when at most 100), how many, and the
+            session after.
+
+        Raises:
+            NotFound: No such session in the tenant.
+            FailedPrecondition: Deleted, archived or read-only, or the point lies in
+                the compacted history (reason COMPACTED_HISTORY).
+            Aborted: `expected_last_seq` or `etag` no longer matches.
+        """
+        if (to_seq is None) == (remove_count is None):
+            raise ValueError("give to_seq or remove_count")
+        request = session_service_pb2.RewindSessionRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            expected_last_seq=expected_last_seq,
+            etag=etag,
+            request_id=request_id or uuid.uuid4().hex,
+        )
+        if to_seq is not None:
+            request.to_seq = to_seq
+        else:
+            assert remove_count is not None
+            request.remove_count = remove_count
+        return await self._call(
+            self._stub.RewindSession, request, timeout, metadata, idempotent=True
+        )
+
+    async def get_shared_state(
+        self,
+        name: str,
+        *,
+        tenant_id: str | None = None,
+        timeout: float | base.Unset | None = base.UNSET,
+        metadata: base.Metadata = (),
+    ) -> shared_state_pb2.SharedState:
+        """A shared state ("apps/{app}/state" or "apps/{app}/users/{user}/state"),
+        empty when never written; `json.loads(state.data_json)` has numbers exact.
+
+        Raises:
+            InvalidArgument: A malformed name.
+        """
+        request = session_service_pb2.GetSharedStateRequest(
+            tenant_id=self._tenant(tenant_id), name=name
+        )
+        return await self._call(self._stub.GetSharedState, request, timeout, metadata)
+
+    async def update_shared_state(
+        self,
+        name: str,
+        patch: Mapping[str, Any] | str,
+        *,
+        etag: str = "",
+        mode: shared_state_pb2.PatchMode.ValueType = shared_state_pb2.PATCH_MODE_MERGE,
+        tenant_id: str | None = None,
+        timeout: float | base.Unset | None = base.UNSET,
+        metadata: base.Metadata = (),
+    ) -> shared_state_pb2.SharedState:
+        """Change a shared state by a JSON merge patch (RFC 7386: null removes a key,
+        objects merge), or with `mode=PATCH_MODE_REPLACE_KEYS` a dict update (each
+        top-level key replaced whole, null stored as null).
+
+        Raises:
+            InvalidArgument: A malformed name or patch, or a state over the limit.
+            Aborted: `etag` no longer matches.
+        """
+        request = session_service_pb2.UpdateSharedStateRequest(
+            tenant_id=self._tenant(tenant_id),
+            patch=shared_state_pb2.SharedStatePatch(
+                name=name, patch_json=base.json_text(patch), etag=etag, mode=mode
+            ),
+        )
+        return await self._call(self._stub.UpdateSharedState, request, timeout, metadata)
 
     def list_messages(
         self,
@@ -707,11 +811,13 @@ class AsyncChatStoreClient:
         *,
         request_id: str = "",
         expected_last_event_seq: int | None = None,
+        session_change: session_service_pb2.SessionChange | None = None,
         tenant_id: str | None = None,
         timeout: float | base.Unset | None = base.UNSET,
         metadata: base.Metadata = (),
     ) -> session_service_pb2.AppendEventsResponse:
-        """Append events, atomically, to a session's run log (one payload each).
+        """Append events, atomically, to a session's run log (one payload each), with
+        `session_change` (as for `append_messages`) in the same transaction.
 
         Raises:
             InvalidArgument: An empty or oversized batch, an event without payload.
@@ -723,6 +829,7 @@ class AsyncChatStoreClient:
             events=list(events),
             request_id=request_id or uuid.uuid4().hex,
             expected_last_event_seq=expected_last_event_seq,
+            session_change=session_change,
         )
         return await self._call(
             self._stub.AppendEvents, request, timeout, metadata, idempotent=True
@@ -768,49 +875,96 @@ class AsyncChatStoreClient:
         tags: Iterable[str] = (),
         message_seq: int = 0,
         event_seq: int = 0,
+        checkpoint_id: str = "",
+        namespace: str = "",
+        parent_id: str = "",
+        payload: bytes = b"",
+        payload_type: str = "",
+        checkpoint_metadata: Mapping[str, Any] | str | None = None,
+        replace: bool = False,
         tenant_id: str | None = None,
         timeout: float | base.Unset | None = base.UNSET,
         metadata: base.Metadata = (),
     ) -> checkpoint_pb2.Checkpoint:
-        """Create a checkpoint at the session's current seqs (or the given ones).
+        """Create a checkpoint at the session's current seqs (or the given ones),
+        optionally with the agent's saved state (`payload`, opaque to chatstore), under
+        the caller's own `checkpoint_id`, in a `namespace`, after `parent_id`, with
+        `checkpoint_metadata` (kept as JSON, numbers exact). With `replace`, a
+        checkpoint of the same id in the namespace is replaced.
 
         Raises:
             InvalidArgument: A seq beyond the session's newest, a field too long.
+            AlreadyExists: `checkpoint_id` is taken in the namespace (without `replace`).
             NotFound, FailedPrecondition (deleted).
         """
+        checkpoint = checkpoint_pb2.Checkpoint(
+            id=checkpoint_id,
+            label=label,
+            description=description,
+            tags=list(tags),
+            message_seq=message_seq,
+            event_seq=event_seq,
+            namespace=namespace,
+            parent_id=parent_id,
+            payload=payload,
+            payload_type=payload_type,
+        )
+        if checkpoint_metadata is not None:
+            checkpoint.metadata_json = base.json_text(checkpoint_metadata)
         request = session_service_pb2.CreateCheckpointRequest(
             tenant_id=self._tenant(tenant_id),
             session_id=session_id,
-            checkpoint=checkpoint_pb2.Checkpoint(
-                label=label,
-                description=description,
-                tags=list(tags),
-                message_seq=message_seq,
-                event_seq=event_seq,
-            ),
+            checkpoint=checkpoint,
+            replace=replace,
         )
-        return await self._call(self._stub.CreateCheckpoint, request, timeout, metadata)
+        # An id given and `replace`: a repeat writes the same again.
+        return await self._call(
+            self._stub.CreateCheckpoint,
+            request,
+            timeout,
+            metadata,
+            idempotent=bool(checkpoint_id and replace),
+        )
 
     def list_checkpoints(
         self,
         session_id: str,
         *,
+        namespace: str | None = None,
+        metadata_filter: Mapping[str, Any] | None = None,
+        before_checkpoint_id: str = "",
+        newest_first: bool = False,
+        full: bool = False,
         page_size: int = 0,
         page_token: str = "",
         tenant_id: str | None = None,
         timeout: float | base.Unset | None = base.UNSET,
         metadata: base.Metadata = (),
     ) -> AsyncPager[checkpoint_pb2.Checkpoint]:
-        """List a session's checkpoints, oldest first, as a pager.
+        """List a session's checkpoints as a pager: oldest first (or `newest_first`),
+        of one `namespace` or all, those whose metadata has `metadata_filter`'s keys
+        with equal values, older than `before_checkpoint_id`; `full` includes payloads
+        and pending writes.
 
         Raises:
-            NotFound: No such session in the tenant (raised while iterating).
+            NotFound: No such session in the tenant, or no such `before_checkpoint_id`
+                (raised while iterating).
         """
         tenant = self._tenant(tenant_id)
 
         async def fetch(token: str) -> base.Page[checkpoint_pb2.Checkpoint]:
             request = session_service_pb2.ListCheckpointsRequest(
-                tenant_id=tenant, session_id=session_id, page_size=page_size, page_token=token
+                tenant_id=tenant,
+                session_id=session_id,
+                page_size=page_size,
+                page_token=token,
+                namespace=namespace,
+                metadata_filter=base.struct(metadata_filter) if metadata_filter else None,
+                before_checkpoint_id=before_checkpoint_id,
+                order_by="create_time desc" if newest_first else "",
+                view=session_service_pb2.CHECKPOINT_VIEW_FULL
+                if full
+                else session_service_pb2.CHECKPOINT_VIEW_BASIC,
             )
             response = await self._call(self._stub.ListCheckpoints, request, timeout, metadata)
             return base.Page(list(response.checkpoints), response.next_page_token)
@@ -820,21 +974,98 @@ class AsyncChatStoreClient:
     async def get_checkpoint(
         self,
         session_id: str,
-        checkpoint_id: str,
+        checkpoint_id: str = "",
         *,
+        namespace: str = "",
         tenant_id: str | None = None,
         timeout: float | base.Unset | None = base.UNSET,
         metadata: base.Metadata = (),
     ) -> checkpoint_pb2.Checkpoint:
-        """Get one checkpoint.
+        """Get one checkpoint, whole (payload and pending writes); with no
+        `checkpoint_id`, the newest of the namespace.
 
         Raises:
             NotFound: No such session, or no such checkpoint in it.
         """
         request = session_service_pb2.GetCheckpointRequest(
-            tenant_id=self._tenant(tenant_id), session_id=session_id, checkpoint_id=checkpoint_id
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            checkpoint_id=checkpoint_id,
+            namespace=namespace,
         )
         return await self._call(self._stub.GetCheckpoint, request, timeout, metadata)
+
+    async def put_checkpoint_writes(
+        self,
+        session_id: str,
+        checkpoint_id: str,
+        writes: Iterable[checkpoint_pb2.CheckpointWrite],
+        *,
+        namespace: str = "",
+        tenant_id: str | None = None,
+        timeout: float | base.Unset | None = base.UNSET,
+        metadata: base.Metadata = (),
+    ) -> int:
+        """Store writes of tasks against a checkpoint (each replaces the write of the
+        same task and index); how many were stored.
+
+        Raises:
+            NotFound: No such session, or no such checkpoint in the namespace.
+            InvalidArgument: An empty or oversized batch, a bad write.
+        """
+        request = session_service_pb2.PutCheckpointWritesRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            namespace=namespace,
+            checkpoint_id=checkpoint_id,
+            writes=list(writes),
+        )
+        response = await self._call(self._stub.PutCheckpointWrites, request, timeout, metadata)
+        return int(response.stored_count)
+
+    async def delete_checkpoint(
+        self,
+        session_id: str,
+        checkpoint_id: str,
+        *,
+        namespace: str = "",
+        tenant_id: str | None = None,
+        timeout: float | base.Unset | None = base.UNSET,
+        metadata: base.Metadata = (),
+    ) -> None:
+        """Delete a checkpoint and its writes.
+
+        Raises:
+            NotFound: No such session, or no such checkpoint in the namespace.
+        """
+        request = session_service_pb2.DeleteCheckpointRequest(
+            tenant_id=self._tenant(tenant_id),
+            session_id=session_id,
+            namespace=namespace,
+            checkpoint_id=checkpoint_id,
+        )
+        await self._call(self._stub.DeleteCheckpoint, request, timeout, metadata)
+
+    async def prune_checkpoints(
+        self,
+        session_id: str,
+        *,
+        keep_latest: bool = True,
+        tenant_id: str | None = None,
+        timeout: float | base.Unset | None = base.UNSET,
+        metadata: base.Metadata = (),
+    ) -> int:
+        """Delete a session's checkpoints but the newest of each namespace (or all of
+        them, with `keep_latest=False`); how many were deleted.
+
+        Raises:
+            NotFound: No such session in the tenant.
+        """
+        request = session_service_pb2.PruneCheckpointsRequest(
+            tenant_id=self._tenant(tenant_id), session_id=session_id, keep_latest=keep_latest
+        )
+        response = await self._call(self._stub.PruneCheckpoints, request, timeout, metadata)
+        return int(response.deleted_count)
 
     async def fork_session(
         self,

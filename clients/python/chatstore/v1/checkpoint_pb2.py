@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63hatstore/v1/checkpoint.proto\x12\x0c\x63hatstore.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n\nCheckpoint\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nsession_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0bmessage_seq\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x17\n\tevent_seq\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x13\n\x05label\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65scription\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04tags\x18\x07 \x03(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63hatstore/v1/checkpoint.proto\x12\x0c\x63hatstore.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x03\n\nCheckpoint\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x18\n\nsession_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0bmessage_seq\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x17\n\tevent_seq\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x01\x12\x13\n\x05label\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65scription\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04tags\x18\x07 \x03(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x17\n\tnamespace\x18\t \x01(\tB\x04\xe2\x41\x01\x05\x12\x17\n\tparent_id\x18\n \x01(\tB\x04\xe2\x41\x01\x05\x12\x15\n\x07payload\x18\x0b \x01(\x0c\x42\x04\xe2\x41\x01\x05\x12\x1a\n\x0cpayload_type\x18\x0c \x01(\tB\x04\xe2\x41\x01\x05\x12/\n\x08metadata\x18\r \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x05\x12\x1b\n\rmetadata_json\x18\x0e \x01(\tB\x04\xe2\x41\x01\x05\x12;\n\x0epending_writes\x18\x0f \x03(\x0b\x32\x1d.chatstore.v1.CheckpointWriteB\x04\xe2\x41\x01\x03\"\xa0\x01\n\x0f\x43heckpointWrite\x12\x15\n\x07task_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05index\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x15\n\x07\x63hannel\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07payload\x18\x04 \x01(\x0c\x42\x04\xe2\x41\x01\x01\x12\x1a\n\x0cpayload_type\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\ttask_path\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +35,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chatstore.v1.checkpoint_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CHECKPOINT'].fields_by_name['id']._loaded_options = None
-  _globals['_CHECKPOINT'].fields_by_name['id']._serialized_options = b'\342A\001\003'
+  _globals['_CHECKPOINT'].fields_by_name['id']._serialized_options = b'\342A\001\001'
   _globals['_CHECKPOINT'].fields_by_name['session_id']._loaded_options = None
   _globals['_CHECKPOINT'].fields_by_name['session_id']._serialized_options = b'\342A\001\003'
   _globals['_CHECKPOINT'].fields_by_name['message_seq']._loaded_options = None
@@ -49,6 +50,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKPOINT'].fields_by_name['tags']._serialized_options = b'\342A\001\001'
   _globals['_CHECKPOINT'].fields_by_name['create_time']._loaded_options = None
   _globals['_CHECKPOINT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
-  _globals['_CHECKPOINT']._serialized_start=114
-  _globals['_CHECKPOINT']._serialized_end=345
+  _globals['_CHECKPOINT'].fields_by_name['namespace']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['namespace']._serialized_options = b'\342A\001\005'
+  _globals['_CHECKPOINT'].fields_by_name['parent_id']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['parent_id']._serialized_options = b'\342A\001\005'
+  _globals['_CHECKPOINT'].fields_by_name['payload']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['payload']._serialized_options = b'\342A\001\005'
+  _globals['_CHECKPOINT'].fields_by_name['payload_type']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['payload_type']._serialized_options = b'\342A\001\005'
+  _globals['_CHECKPOINT'].fields_by_name['metadata']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['metadata']._serialized_options = b'\342A\001\005'
+  _globals['_CHECKPOINT'].fields_by_name['metadata_json']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['metadata_json']._serialized_options = b'\342A\001\005'
+  _globals['_CHECKPOINT'].fields_by_name['pending_writes']._loaded_options = None
+  _globals['_CHECKPOINT'].fields_by_name['pending_writes']._serialized_options = b'\342A\001\003'
+  _globals['_CHECKPOINTWRITE'].fields_by_name['task_id']._loaded_options = None
+  _globals['_CHECKPOINTWRITE'].fields_by_name['task_id']._serialized_options = b'\342A\001\002'
+  _globals['_CHECKPOINTWRITE'].fields_by_name['index']._loaded_options = None
+  _globals['_CHECKPOINTWRITE'].fields_by_name['index']._serialized_options = b'\342A\001\002'
+  _globals['_CHECKPOINTWRITE'].fields_by_name['channel']._loaded_options = None
+  _globals['_CHECKPOINTWRITE'].fields_by_name['channel']._serialized_options = b'\342A\001\002'
+  _globals['_CHECKPOINTWRITE'].fields_by_name['payload']._loaded_options = None
+  _globals['_CHECKPOINTWRITE'].fields_by_name['payload']._serialized_options = b'\342A\001\001'
+  _globals['_CHECKPOINTWRITE'].fields_by_name['payload_type']._loaded_options = None
+  _globals['_CHECKPOINTWRITE'].fields_by_name['payload_type']._serialized_options = b'\342A\001\001'
+  _globals['_CHECKPOINTWRITE'].fields_by_name['task_path']._loaded_options = None
+  _globals['_CHECKPOINTWRITE'].fields_by_name['task_path']._serialized_options = b'\342A\001\001'
+  _globals['_CHECKPOINT']._serialized_start=144
+  _globals['_CHECKPOINT']._serialized_end=615
+  _globals['_CHECKPOINTWRITE']._serialized_start=618
+  _globals['_CHECKPOINTWRITE']._serialized_end=778
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
@@ -21,9 +22,13 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class Checkpoint(_message.Message):
-    """A named point in a session's history: a message seq and an event seq. A
-    session can be forked at a checkpoint (`ForkSession`), which is how a
-    snapshot is restored.
+    """A named point in a session's history: a message seq and an event seq, and
+    optionally the agent's saved state at that point (an opaque payload, such as
+    a LangGraph checkpoint). A session can be forked at a checkpoint
+    (`ForkSession`), which is how a snapshot is restored.
+
+    Checkpoints of a session live in namespaces (LangGraph's `checkpoint_ns`:
+    a subgraph's checkpoints beside its parent's); the default namespace is "".
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -36,8 +41,19 @@ class Checkpoint(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    PARENT_ID_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    PAYLOAD_TYPE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    METADATA_JSON_FIELD_NUMBER: _builtins.int
+    PENDING_WRITES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Output only. The checkpoint's UUID, assigned by the server."""
+    """Optional on create. The checkpoint's id, unique within its session and
+    namespace: the caller's own (1 to 128 printable characters, such as
+    LangGraph's time-ordered checkpoint ids), or, when empty, a time-ordered
+    UUID (version 7) assigned by the server.
+    """
     session_id: _builtins.str
     """Output only. The session the checkpoint belongs to."""
     message_seq: _builtins.int
@@ -52,6 +68,29 @@ class Checkpoint(_message.Message):
     """Optional. A short name, e.g. "before-refactor". At most 200 characters."""
     description: _builtins.str
     """Optional. A longer description. At most 2,000 characters."""
+    namespace: _builtins.str
+    """Immutable. The namespace the checkpoint lives in; "" is the default. At
+    most 128 printable characters.
+    """
+    parent_id: _builtins.str
+    """Immutable. The id of the checkpoint this one follows, in the same
+    namespace (LangGraph's parent checkpoint); empty when none. Not checked:
+    the parent may have been deleted since.
+    """
+    payload: _builtins.bytes
+    """Immutable. The saved state, opaque to chatstore: stored and returned as
+    given. At most the server's checkpoint payload limit (default 4 MiB);
+    empty means none. `ListCheckpoints` leaves it out unless asked for.
+    """
+    payload_type: _builtins.str
+    """Immutable. What `payload` holds, for its reader: a media type or a
+    serializer's name (LangGraph's "msgpack"). At most 128 characters.
+    """
+    metadata_json: _builtins.str
+    """Immutable. `metadata` as JSON text (a JSON object), numbers exact. Give
+    this or `metadata`, not both. Read back as compact JSON, object keys
+    sorted.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional. Tags to find it by. At most 32 tags of at most 64 characters."""
@@ -59,6 +98,21 @@ class Checkpoint(_message.Message):
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """Output only. When the checkpoint was created."""
+
+    @_builtins.property
+    def metadata(self) -> _struct_pb2.Struct:
+        """Immutable. Free-form data of the caller's about the checkpoint (LangGraph's
+        checkpoint metadata: source, step, writes...), which `ListCheckpoints`
+        filters on. At most the server's metadata limit (default 65,536 bytes).
+        Numbers are doubles here: give `metadata_json` to keep them exact. On
+        reads both are set.
+        """
+
+    @_builtins.property
+    def pending_writes(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckpointWrite]:
+        """Output only. The writes stored for this checkpoint (`PutCheckpointWrites`),
+        by task id and index; set by `GetCheckpoint` only.
+        """
 
     def __init__(
         self,
@@ -71,11 +125,69 @@ class Checkpoint(_message.Message):
         description: _builtins.str = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        namespace: _builtins.str = ...,
+        parent_id: _builtins.str = ...,
+        payload: _builtins.bytes = ...,
+        payload_type: _builtins.str = ...,
+        metadata: _struct_pb2.Struct | None = ...,
+        metadata_json: _builtins.str = ...,
+        pending_writes: _abc.Iterable[Global___CheckpointWrite] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "metadata", b"metadata"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "event_seq", b"event_seq", "id", b"id", "label", b"label", "message_seq", b"message_seq", "session_id", b"session_id", "tags", b"tags"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "event_seq", b"event_seq", "id", b"id", "label", b"label", "message_seq", b"message_seq", "metadata", b"metadata", "metadata_json", b"metadata_json", "namespace", b"namespace", "parent_id", b"parent_id", "payload", b"payload", "payload_type", b"payload_type", "pending_writes", b"pending_writes", "session_id", b"session_id", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Checkpoint: _TypeAlias = Checkpoint  # noqa: Y015
+
+@_typing.final
+class CheckpointWrite(_message.Message):
+    """One write of a task, stored against a checkpoint: LangGraph's pending
+    writes, which a run resumed from the checkpoint applies.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    PAYLOAD_TYPE_FIELD_NUMBER: _builtins.int
+    TASK_PATH_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Required. The task that made the write. 1 to 128 characters."""
+    index: _builtins.int
+    """Required. The write's position among its task's writes; negative indexes
+    are the caller's special writes (LangGraph's errors and interrupts). A
+    write to a (task_id, index) stored before replaces it.
+    """
+    channel: _builtins.str
+    """Required. The channel written. 1 to 256 characters."""
+    payload: _builtins.bytes
+    """Optional. The value written, opaque to chatstore."""
+    payload_type: _builtins.str
+    """Optional. What `payload` holds (as `Checkpoint.payload_type`). At most 128
+    characters.
+    """
+    task_path: _builtins.str
+    """Optional. The task's path (LangGraph's `task_path`). At most 512
+    characters.
+    """
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        channel: _builtins.str = ...,
+        payload: _builtins.bytes = ...,
+        payload_type: _builtins.str = ...,
+        task_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "index", b"index", "payload", b"payload", "payload_type", b"payload_type", "task_id", b"task_id", "task_path", b"task_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckpointWrite: _TypeAlias = CheckpointWrite  # noqa: Y015

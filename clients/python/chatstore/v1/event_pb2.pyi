@@ -263,21 +263,31 @@ class CustomEvent(_message.Message):
 
     TYPE_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     """The caller's event type, e.g. "tool_timing". At most 128 characters."""
+    data_json: _builtins.str
+    """`data` as JSON text: any JSON value, whose numbers come back exact
+    (integers of any size stay integers; others are IEEE doubles). Give this
+    or `data`, not both. On reads it is set whenever `data` is: compact JSON,
+    object keys sorted.
+    """
     @_builtins.property
     def data(self) -> _struct_pb2.Value:
-        """The event's data: any JSON value."""
+        """The event's data: any JSON value. Numbers are doubles here: give
+        `data_json` to keep them exact. On reads both are set.
+        """
 
     def __init__(
         self,
         *,
         type: _builtins.str = ...,
         data: _struct_pb2.Value | None = ...,
+        data_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "data_json", b"data_json", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

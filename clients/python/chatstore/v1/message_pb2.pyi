@@ -108,6 +108,8 @@ class Message(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     COMPACTED_FIELD_NUMBER: _builtins.int
+    STRUCTURED_CONTENT_JSON_FIELD_NUMBER: _builtins.int
+    METADATA_JSON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Optional on append. The message's UUID in canonical lowercase form.
     Assigned by the server when empty: a time-ordered UUID (version 7, RFC
@@ -151,6 +153,20 @@ class Message(_message.Message):
     its content is summarized in the session's `recap`, and context windows
     leave it out. Compacted messages are kept and stay readable.
     """
+    structured_content_json: _builtins.str
+    """Optional. `structured_content` as JSON text (any JSON value), stored and
+    returned exactly as sent, byte for byte: numbers keep their digits and
+    form, for frameworks that store items as JSON and compare them. Give this
+    or `structured_content`, not both (INVALID_ARGUMENT). Must parse as JSON;
+    counts toward the content limit. On reads it is set whenever
+    `structured_content` is (from a Value, as its JSON encoding).
+    """
+    metadata_json: _builtins.str
+    """Optional. `metadata` as JSON text (a JSON object), stored and returned
+    exactly as sent. Give this or `metadata`, not both. Counts toward the
+    metadata limit by its UTF-8 bytes. On reads it is set whenever
+    `metadata` is.
+    """
     @_builtins.property
     def tool_calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolCall]:
         """Optional. Tool calls requested by an assistant message, in order. At most
@@ -168,12 +184,18 @@ class Message(_message.Message):
     def structured_content(self) -> _struct_pb2.Value:
         """Optional. Structured content beside (or instead of) `content`: any JSON
         value, e.g. a list of multimodal content parts. Unset means none. Counts
-        toward the content limit in its JSON encoding.
+        toward the content limit in its JSON encoding. A `google.protobuf.Value`
+        holds every number as a double (1 reads back as 1.0; integers beyond 2^53
+        lose digits): give `structured_content_json` to keep numbers exact. On
+        reads both are set, this one converted from the JSON text.
         """
 
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
-        """Optional. Free-form data of the caller's. At most 65,536 bytes encoded."""
+        """Optional. Free-form data of the caller's. At most the server's metadata
+        limit (default 65,536 bytes) encoded. Numbers are doubles here: give
+        `metadata_json` to keep them exact. On reads both are set.
+        """
 
     def __init__(
         self,
@@ -193,10 +215,12 @@ class Message(_message.Message):
         model: _builtins.str = ...,
         metadata: _struct_pb2.Struct | None = ...,
         compacted: _builtins.bool = ...,
+        structured_content_json: _builtins.str = ...,
+        metadata_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "create_time", b"create_time", "metadata", b"metadata", "structured_content", b"structured_content", "token_count", b"token_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "agent_id", b"agent_id", "compacted", b"compacted", "content", b"content", "create_time", b"create_time", "id", b"id", "metadata", b"metadata", "model", b"model", "name", b"name", "role", b"role", "seq", b"seq", "session_id", b"session_id", "structured_content", b"structured_content", "token_count", b"token_count", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_token_count", b"_token_count", "agent_id", b"agent_id", "compacted", b"compacted", "content", b"content", "create_time", b"create_time", "id", b"id", "metadata", b"metadata", "metadata_json", b"metadata_json", "model", b"model", "name", b"name", "role", b"role", "seq", b"seq", "session_id", b"session_id", "structured_content", b"structured_content", "structured_content_json", b"structured_content_json", "token_count", b"token_count", "tool_call_id", b"tool_call_id", "tool_calls", b"tool_calls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__token_count: _TypeAlias = _typing.Literal["token_count"]  # noqa: Y015
     _WhichOneofArgType__token_count: _TypeAlias = _typing.Literal["_token_count", b"_token_count"]  # noqa: Y015

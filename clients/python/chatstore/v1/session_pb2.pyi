@@ -188,6 +188,7 @@ class Session(_message.Message):
     LAST_EVENT_SEQ_FIELD_NUMBER: _builtins.int
     COMPACTED_THROUGH_SEQ_FIELD_NUMBER: _builtins.int
     FORK_SOURCE_FIELD_NUMBER: _builtins.int
+    METADATA_JSON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier. Unique within the tenant (another tenant may use the same id
     for a session of its own): 1 to 128 printable characters, not starting
@@ -211,9 +212,11 @@ class Session(_message.Message):
     message_count: _builtins.int
     """Output only. How many messages the session holds."""
     last_seq: _builtins.int
-    """Output only. The `seq` of the newest message; 0 when there is none.
-    Messages are numbered 1, 2, 3... with no gaps, so this equals
-    `message_count` for as long as no message has been removed.
+    """Output only. The highest `seq` given to a message of the session; 0 when
+    none ever was. Messages are numbered 1, 2, 3... with no gaps, so this is
+    the newest message's seq and equals `message_count` for as long as no
+    message has been removed (`RewindSession`): seqs are never reused, so
+    after a rewind the next message takes `last_seq` + 1.
     """
     status: Global___SessionStatus.ValueType
     """Output only. The session's activity state. ACTIVE at creation and after
@@ -267,10 +270,20 @@ class Session(_message.Message):
     """Output only. The newest message seq that a compaction covers (its
     content is in `recap`); 0 when never compacted.
     """
+    metadata_json: _builtins.str
+    """Optional. `metadata` as JSON text: a JSON object whose values come back
+    equal, numbers exact (integers of any size stay integers; others are IEEE
+    doubles); read back as compact JSON with its object keys sorted. Give
+    this or `metadata`, not both (INVALID_ARGUMENT); an `update_mask` names
+    either as `metadata`. Counts toward the metadata limit
+    by its UTF-8 bytes. On reads it is set whenever `metadata` is.
+    """
     @_builtins.property
     def metadata(self) -> _struct_pb2.Struct:
         """Optional. Free-form data of the caller's, stored and returned as given.
-        At most 65,536 bytes in its protobuf encoding; unset means empty.
+        At most the server's metadata limit (default 65,536 bytes) in its
+        protobuf encoding; unset means empty. Numbers are doubles here: give
+        `metadata_json` to keep them exact. On reads both are set.
         """
 
     @_builtins.property
@@ -382,10 +395,11 @@ class Session(_message.Message):
         last_event_seq: _builtins.int = ...,
         compacted_through_seq: _builtins.int = ...,
         fork_source: Global___ForkSource | None = ...,
+        metadata_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time", "delete_time", b"delete_time", "expire_time", b"expire_time", "fork_source", b"fork_source", "key", b"key", "last_message_time", b"last_message_time", "metadata", b"metadata", "pin_time", b"pin_time", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "agent_id", b"agent_id", "archive_time", b"archive_time", "checkpoint_count", b"checkpoint_count", "compacted_through_seq", b"compacted_through_seq", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "event_count", b"event_count", "expire_time", b"expire_time", "fork_source", b"fork_source", "id", b"id", "key", b"key", "labels", b"labels", "last_event_seq", b"last_event_seq", "last_message_preview", b"last_message_preview", "last_message_time", b"last_message_time", "last_seq", b"last_seq", "message_count", b"message_count", "metadata", b"metadata", "model", b"model", "persona_id", b"persona_id", "pin_time", b"pin_time", "recap", b"recap", "recent_messages", b"recent_messages", "retention", b"retention", "size_bytes", b"size_bytes", "status", b"status", "tenant_id", b"tenant_id", "title", b"title", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_mode", b"access_mode", "agent_id", b"agent_id", "archive_time", b"archive_time", "checkpoint_count", b"checkpoint_count", "compacted_through_seq", b"compacted_through_seq", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "event_count", b"event_count", "expire_time", b"expire_time", "fork_source", b"fork_source", "id", b"id", "key", b"key", "labels", b"labels", "last_event_seq", b"last_event_seq", "last_message_preview", b"last_message_preview", "last_message_time", b"last_message_time", "last_seq", b"last_seq", "message_count", b"message_count", "metadata", b"metadata", "metadata_json", b"metadata_json", "model", b"model", "persona_id", b"persona_id", "pin_time", b"pin_time", "recap", b"recap", "recent_messages", b"recent_messages", "retention", b"retention", "size_bytes", b"size_bytes", "status", b"status", "tenant_id", b"tenant_id", "title", b"title", "token_usage", b"token_usage", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

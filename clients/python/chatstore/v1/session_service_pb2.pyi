@@ -7,10 +7,12 @@ from chatstore.v1 import checkpoint_pb2 as _checkpoint_pb2
 from chatstore.v1 import event_pb2 as _event_pb2
 from chatstore.v1 import message_pb2 as _message_pb2
 from chatstore.v1 import session_pb2 as _session_pb2
+from chatstore.v1 import shared_state_pb2 as _shared_state_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -80,6 +82,34 @@ INCLUSION_INCLUDE: Inclusion.ValueType  # 2
 INCLUSION_ONLY: Inclusion.ValueType  # 3
 """List only them."""
 Global___Inclusion: _TypeAlias = Inclusion  # noqa: Y015
+
+class _CheckpointView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CheckpointViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckpointView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHECKPOINT_VIEW_UNSPECIFIED: _CheckpointView.ValueType  # 0
+    """The default: BASIC."""
+    CHECKPOINT_VIEW_BASIC: _CheckpointView.ValueType  # 1
+    """Everything but `payload` and `pending_writes`."""
+    CHECKPOINT_VIEW_FULL: _CheckpointView.ValueType  # 2
+    """Everything: `payload` and `pending_writes` too (a page stops short of the
+    response size limit sooner).
+    """
+
+class CheckpointView(_CheckpointView, metaclass=_CheckpointViewEnumTypeWrapper):
+    """How much of a checkpoint a listing returns."""
+
+CHECKPOINT_VIEW_UNSPECIFIED: CheckpointView.ValueType  # 0
+"""The default: BASIC."""
+CHECKPOINT_VIEW_BASIC: CheckpointView.ValueType  # 1
+"""Everything but `payload` and `pending_writes`."""
+CHECKPOINT_VIEW_FULL: CheckpointView.ValueType  # 2
+"""Everything: `payload` and `pending_writes` too (a page stops short of the
+response size limit sooner).
+"""
+Global___CheckpointView: _TypeAlias = CheckpointView  # noqa: Y015
 
 @_typing.final
 class CreateSessionRequest(_message.Message):
@@ -667,6 +697,7 @@ class AppendMessagesRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_LAST_SEQ_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SESSION_CHANGE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
@@ -694,6 +725,14 @@ class AppendMessagesRequest(_message.Message):
         Output-only fields are ignored.
         """
 
+    @_builtins.property
+    def session_change(self) -> Global___SessionChange:
+        """Optional. Changes to the session and to shared state made in the same
+        transaction as the messages (Google ADK's event with its state delta):
+        all of it commits, or none. Validated as `UpdateSession` and
+        `UpdateSharedState` validate them.
+        """
+
     def __init__(
         self,
         *,
@@ -703,16 +742,72 @@ class AppendMessagesRequest(_message.Message):
         request_id: _builtins.str = ...,
         expected_last_seq: _builtins.int | None = ...,
         etag: _builtins.str = ...,
+        session_change: Global___SessionChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "expected_last_seq", b"expected_last_seq"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "expected_last_seq", b"expected_last_seq", "session_change", b"session_change"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "etag", b"etag", "expected_last_seq", b"expected_last_seq", "messages", b"messages", "request_id", b"request_id", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "etag", b"etag", "expected_last_seq", b"expected_last_seq", "messages", b"messages", "request_id", b"request_id", "session_change", b"session_change", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_last_seq: _TypeAlias = _typing.Literal["expected_last_seq"]  # noqa: Y015
     _WhichOneofArgType__expected_last_seq: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_last_seq) -> _WhichOneofReturnType__expected_last_seq | None: ...
 
 Global___AppendMessagesRequest: _TypeAlias = AppendMessagesRequest  # noqa: Y015
+
+@_typing.final
+class SessionChange(_message.Message):
+    """Changes to a session and to shared states that ride with an append, in its
+    transaction.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    METADATA_PATCH_JSON_FIELD_NUMBER: _builtins.int
+    SHARED_STATE_PATCHES_FIELD_NUMBER: _builtins.int
+    METADATA_PATCH_MODE_FIELD_NUMBER: _builtins.int
+    metadata_patch_json: _builtins.str
+    """Optional. A patch of the session's `metadata` as JSON text (a JSON
+    object), applied as `metadata_patch_mode` says: by default a JSON merge
+    patch (RFC 7386: keys set to null are removed, objects merge
+    recursively). Applied after `update_mask`'s fields; not with `metadata`
+    in `update_mask`.
+    """
+    metadata_patch_mode: _shared_state_pb2.PatchMode.ValueType
+    """Optional. How `metadata_patch_json` applies; unspecified means
+    PATCH_MODE_MERGE.
+    """
+    @_builtins.property
+    def session(self) -> _session_pb2.Session:
+        """Optional. New values of the session's fields that `update_mask` names (as
+        `UpdateSessionRequest.session`).
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Optional. The fields of `session` to set (AIP-134). Empty means none."""
+
+    @_builtins.property
+    def shared_state_patches(self) -> _containers.RepeatedCompositeFieldContainer[_shared_state_pb2.SharedStatePatch]:
+        """Optional. Changes to shared states (an app's, a user's), at most 16."""
+
+    def __init__(
+        self,
+        *,
+        session: _session_pb2.Session | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        metadata_patch_json: _builtins.str = ...,
+        shared_state_patches: _abc.Iterable[_shared_state_pb2.SharedStatePatch] | None = ...,
+        metadata_patch_mode: _shared_state_pb2.PatchMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata_patch_json", b"metadata_patch_json", "metadata_patch_mode", b"metadata_patch_mode", "session", b"session", "shared_state_patches", b"shared_state_patches", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionChange: _TypeAlias = SessionChange  # noqa: Y015
 
 @_typing.final
 class AppendMessagesResponse(_message.Message):
@@ -722,6 +817,7 @@ class AppendMessagesResponse(_message.Message):
 
     MESSAGES_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    SHARED_STATES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]:
         """The messages as stored, in request order, with their ids, seqs and
@@ -736,15 +832,20 @@ class AppendMessagesResponse(_message.Message):
         count too, so `last_seq` may be past this call's last message.
         """
 
+    @_builtins.property
+    def shared_states(self) -> _containers.RepeatedCompositeFieldContainer[_shared_state_pb2.SharedState]:
+        """The shared states that `session_change` changed, as committed."""
+
     def __init__(
         self,
         *,
         messages: _abc.Iterable[_message_pb2.Message] | None = ...,
         session: _session_pb2.Session | None = ...,
+        shared_states: _abc.Iterable[_shared_state_pb2.SharedState] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "session", b"session", "shared_states", b"shared_states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1020,6 +1121,7 @@ class AppendEventsRequest(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     EXPECTED_LAST_EVENT_SEQ_FIELD_NUMBER: _builtins.int
+    SESSION_CHANGE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
@@ -1036,6 +1138,12 @@ class AppendEventsRequest(_message.Message):
         most 4 MiB together. Each needs a payload.
         """
 
+    @_builtins.property
+    def session_change(self) -> Global___SessionChange:
+        """Optional. Changes to the session and shared states, in the events'
+        transaction (as `AppendMessagesRequest.session_change`).
+        """
+
     def __init__(
         self,
         *,
@@ -1044,10 +1152,11 @@ class AppendEventsRequest(_message.Message):
         events: _abc.Iterable[_event_pb2.Event] | None = ...,
         request_id: _builtins.str = ...,
         expected_last_event_seq: _builtins.int | None = ...,
+        session_change: Global___SessionChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq", "expected_last_event_seq", b"expected_last_event_seq"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq", "expected_last_event_seq", b"expected_last_event_seq", "session_change", b"session_change"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq", "events", b"events", "expected_last_event_seq", b"expected_last_event_seq", "request_id", b"request_id", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq", "events", b"events", "expected_last_event_seq", b"expected_last_event_seq", "request_id", b"request_id", "session_change", b"session_change", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_last_event_seq: _TypeAlias = _typing.Literal["expected_last_event_seq"]  # noqa: Y015
     _WhichOneofArgType__expected_last_event_seq: _TypeAlias = _typing.Literal["_expected_last_event_seq", b"_expected_last_event_seq"]  # noqa: Y015
@@ -1063,6 +1172,7 @@ class AppendEventsResponse(_message.Message):
 
     EVENTS_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    SHARED_STATES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:
         """The events as stored, in request order, with ids and seqs."""
@@ -1071,15 +1181,20 @@ class AppendEventsResponse(_message.Message):
     def session(self) -> _session_pb2.Session:
         """The session after the append."""
 
+    @_builtins.property
+    def shared_states(self) -> _containers.RepeatedCompositeFieldContainer[_shared_state_pb2.SharedState]:
+        """The shared states that `session_change` changed, as committed."""
+
     def __init__(
         self,
         *,
         events: _abc.Iterable[_event_pb2.Event] | None = ...,
         session: _session_pb2.Session | None = ...,
+        shared_states: _abc.Iterable[_shared_state_pb2.SharedState] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "session", b"session", "shared_states", b"shared_states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1166,15 +1281,23 @@ class CreateCheckpointRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     CHECKPOINT_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
     """Required. The session's id (`Session.id`)."""
+    replace: _builtins.bool
+    """Optional. When a checkpoint with the given id exists in the namespace,
+    replace it (its payload, metadata, parent, labels and seqs; its
+    `create_time`, and so its place in listings, and its writes stay) instead
+    of ALREADY_EXISTS: LangGraph's savers overwrite on `put`.
+    """
     @_builtins.property
     def checkpoint(self) -> _checkpoint_pb2.Checkpoint:
-        """Optional. The checkpoint: `label`, `description`, `tags`, and
-        `message_seq` and `event_seq` (0 means the session's current ones) are
-        read.
+        """Optional. The checkpoint: `id`, `namespace`, `parent_id`, `label`,
+        `description`, `tags`, `payload`, `payload_type`, `metadata` (or
+        `metadata_json`), and `message_seq` and `event_seq` (0 means the
+        session's current ones) are read.
         """
 
     def __init__(
@@ -1183,10 +1306,11 @@ class CreateCheckpointRequest(_message.Message):
         tenant_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
         checkpoint: _checkpoint_pb2.Checkpoint | None = ...,
+        replace: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "replace", b"replace", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1202,6 +1326,11 @@ class ListCheckpointsRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    METADATA_FILTER_FIELD_NUMBER: _builtins.int
+    BEFORE_CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
@@ -1214,6 +1343,27 @@ class ListCheckpointsRequest(_message.Message):
     """Optional. The `next_page_token` of a previous call; empty for the first
     page.
     """
+    namespace: _builtins.str
+    """Optional. Only checkpoints of this namespace ("" is the default one);
+    unset means every namespace.
+    """
+    before_checkpoint_id: _builtins.str
+    """Optional. Only checkpoints older than this one (created before it; ties by
+    id), LangGraph's `before`. It must exist (in `namespace`, when given;
+    else in any namespace).
+    """
+    order_by: _builtins.str
+    """Optional. "create_time" (the default: oldest first) or "create_time desc"
+    (newest first, as LangGraph lists).
+    """
+    view: Global___CheckpointView.ValueType
+    """Optional. How much of each checkpoint to return; unspecified means BASIC."""
+    @_builtins.property
+    def metadata_filter(self) -> _struct_pb2.Struct:
+        """Optional. Only checkpoints whose metadata has each of these top-level
+        keys with an equal value (numbers compare by value: 1 equals 1.0).
+        """
+
     def __init__(
         self,
         *,
@@ -1221,12 +1371,19 @@ class ListCheckpointsRequest(_message.Message):
         session_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        namespace: _builtins.str | None = ...,
+        metadata_filter: _struct_pb2.Struct | None = ...,
+        before_checkpoint_id: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        view: Global___CheckpointView.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "metadata_filter", b"metadata_filter", "namespace", b"namespace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_namespace", b"_namespace", "before_checkpoint_id", b"before_checkpoint_id", "metadata_filter", b"metadata_filter", "namespace", b"namespace", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "session_id", b"session_id", "tenant_id", b"tenant_id", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__namespace: _TypeAlias = _typing.Literal["namespace"]  # noqa: Y015
+    _WhichOneofArgType__namespace: _TypeAlias = _typing.Literal["_namespace", b"_namespace"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__namespace) -> _WhichOneofReturnType__namespace | None: ...
 
 Global___ListCheckpointsRequest: _TypeAlias = ListCheckpointsRequest  # noqa: Y015
 
@@ -1267,22 +1424,28 @@ class GetCheckpointRequest(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Required. The tenant that owns the session. 1 to 128 characters."""
     session_id: _builtins.str
     """Required. The session's id (`Session.id`)."""
     checkpoint_id: _builtins.str
-    """Required. The checkpoint's id."""
+    """Optional. The checkpoint's id; empty means the newest checkpoint of the
+    namespace (LangGraph's latest).
+    """
+    namespace: _builtins.str
+    """Optional. The checkpoint's namespace; "" is the default one."""
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
         checkpoint_id: _builtins.str = ...,
+        namespace: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "namespace", b"namespace", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1343,6 +1506,309 @@ class ForkSessionRequest(_message.Message):
 Global___ForkSessionRequest: _TypeAlias = ForkSessionRequest  # noqa: Y015
 
 @_typing.final
+class RewindSessionRequest(_message.Message):
+    """Request for `RewindSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TO_SEQ_FIELD_NUMBER: _builtins.int
+    REMOVE_COUNT_FIELD_NUMBER: _builtins.int
+    EXPECTED_LAST_SEQ_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id (`Session.id`)."""
+    to_seq: _builtins.int
+    """Keep the messages with a seq up to this (0 or more: 0 removes every
+    message); remove every later one.
+    """
+    remove_count: _builtins.int
+    """Remove the newest this many messages (1 or more; more than the session
+    holds removes them all).
+    """
+    expected_last_seq: _builtins.int
+    """Optional. Remove only if the session's `last_seq` is still this value;
+    else ABORTED and nothing is removed.
+    """
+    etag: _builtins.str
+    """Optional. Remove only if the session's `etag` still matches; else ABORTED."""
+    request_id: _builtins.str
+    """Optional. Makes the call safe to retry, as `AppendMessagesRequest.request_id`."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        to_seq: _builtins.int = ...,
+        remove_count: _builtins.int = ...,
+        expected_last_seq: _builtins.int | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "expected_last_seq", b"expected_last_seq", "point", b"point", "remove_count", b"remove_count", "to_seq", b"to_seq"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq", "etag", b"etag", "expected_last_seq", b"expected_last_seq", "point", b"point", "remove_count", b"remove_count", "request_id", b"request_id", "session_id", b"session_id", "tenant_id", b"tenant_id", "to_seq", b"to_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_last_seq: _TypeAlias = _typing.Literal["expected_last_seq"]  # noqa: Y015
+    _WhichOneofArgType__expected_last_seq: _TypeAlias = _typing.Literal["_expected_last_seq", b"_expected_last_seq"]  # noqa: Y015
+    _WhichOneofReturnType_point: _TypeAlias = _typing.Literal["to_seq", "remove_count"]  # noqa: Y015
+    _WhichOneofArgType_point: _TypeAlias = _typing.Literal["point", b"point"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_last_seq) -> _WhichOneofReturnType__expected_last_seq | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_point) -> _WhichOneofReturnType_point | None: ...
+
+Global___RewindSessionRequest: _TypeAlias = RewindSessionRequest  # noqa: Y015
+
+@_typing.final
+class RewindSessionResponse(_message.Message):
+    """Response of `RewindSession`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_MESSAGES_FIELD_NUMBER: _builtins.int
+    REMOVED_COUNT_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    removed_count: _builtins.int
+    """How many messages were removed (0 when none were after the point)."""
+    @_builtins.property
+    def removed_messages(self) -> _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]:
+        """The messages removed, oldest first, when they were at most 100 (else
+        empty: read them first if they are wanted).
+        """
+
+    @_builtins.property
+    def session(self) -> _session_pb2.Session:
+        """The session after the removal."""
+
+    def __init__(
+        self,
+        *,
+        removed_messages: _abc.Iterable[_message_pb2.Message] | None = ...,
+        removed_count: _builtins.int = ...,
+        session: _session_pb2.Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed_count", b"removed_count", "removed_messages", b"removed_messages", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewindSessionResponse: _TypeAlias = RewindSessionResponse  # noqa: Y015
+
+@_typing.final
+class GetSharedStateRequest(_message.Message):
+    """Request for `GetSharedState`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant whose state it is. 1 to 128 characters."""
+    name: _builtins.str
+    """Required. The state's name: "apps/{app}/state" or
+    "apps/{app}/users/{user}/state".
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSharedStateRequest: _TypeAlias = GetSharedStateRequest  # noqa: Y015
+
+@_typing.final
+class UpdateSharedStateRequest(_message.Message):
+    """Request for `UpdateSharedState`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PATCH_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant whose state it is. 1 to 128 characters."""
+    @_builtins.property
+    def patch(self) -> _shared_state_pb2.SharedStatePatch:
+        """Required. The change: the state's name, a merge patch, and optionally the
+        etag it must still have.
+        """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        patch: _shared_state_pb2.SharedStatePatch | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["patch", b"patch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patch", b"patch", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateSharedStateRequest: _TypeAlias = UpdateSharedStateRequest  # noqa: Y015
+
+@_typing.final
+class PutCheckpointWritesRequest(_message.Message):
+    """Request for `PutCheckpointWrites`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    WRITES_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id (`Session.id`)."""
+    namespace: _builtins.str
+    """Optional. The checkpoint's namespace; "" is the default one."""
+    checkpoint_id: _builtins.str
+    """Required. The checkpoint the writes belong to."""
+    @_builtins.property
+    def writes(self) -> _containers.RepeatedCompositeFieldContainer[_checkpoint_pb2.CheckpointWrite]:
+        """Required. The writes: 1 to 1,000, at most 4 MiB of payload together."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        checkpoint_id: _builtins.str = ...,
+        writes: _abc.Iterable[_checkpoint_pb2.CheckpointWrite] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "namespace", b"namespace", "session_id", b"session_id", "tenant_id", b"tenant_id", "writes", b"writes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutCheckpointWritesRequest: _TypeAlias = PutCheckpointWritesRequest  # noqa: Y015
+
+@_typing.final
+class PutCheckpointWritesResponse(_message.Message):
+    """Response of `PutCheckpointWrites`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORED_COUNT_FIELD_NUMBER: _builtins.int
+    stored_count: _builtins.int
+    """How many writes were stored (new or replacing earlier ones)."""
+    def __init__(
+        self,
+        *,
+        stored_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stored_count", b"stored_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutCheckpointWritesResponse: _TypeAlias = PutCheckpointWritesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCheckpointRequest(_message.Message):
+    """Request for `DeleteCheckpoint`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id (`Session.id`)."""
+    namespace: _builtins.str
+    """Optional. The checkpoint's namespace; "" is the default one."""
+    checkpoint_id: _builtins.str
+    """Required. The checkpoint's id."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        checkpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_id", b"checkpoint_id", "namespace", b"namespace", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCheckpointRequest: _TypeAlias = DeleteCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class PruneCheckpointsRequest(_message.Message):
+    """Request for `PruneCheckpoints`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    KEEP_LATEST_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """Required. The tenant that owns the session. 1 to 128 characters."""
+    session_id: _builtins.str
+    """Required. The session's id (`Session.id`)."""
+    keep_latest: _builtins.bool
+    """Optional. Keep the newest checkpoint of each namespace (LangGraph's
+    "keep_latest"); false deletes every checkpoint ("delete").
+    """
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        keep_latest: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep_latest", b"keep_latest", "session_id", b"session_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PruneCheckpointsRequest: _TypeAlias = PruneCheckpointsRequest  # noqa: Y015
+
+@_typing.final
+class PruneCheckpointsResponse(_message.Message):
+    """Response of `PruneCheckpoints`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_COUNT_FIELD_NUMBER: _builtins.int
+    deleted_count: _builtins.int
+    """How many checkpoints were deleted."""
+    def __init__(
+        self,
+        *,
+        deleted_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_count", b"deleted_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PruneCheckpointsResponse: _TypeAlias = PruneCheckpointsResponse  # noqa: Y015
+
+@_typing.final
 class WatchSessionRequest(_message.Message):
     """Request for `WatchSession`."""
 
@@ -1383,6 +1849,7 @@ class WatchSessionResponse(_message.Message):
 
     MESSAGE_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    REWOUND_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def message(self) -> _message_pb2.Message:
         """A message, replayed or new; seqs strictly increase along the stream."""
@@ -1393,18 +1860,54 @@ class WatchSessionResponse(_message.Message):
         counter updates that come with each message).
         """
 
+    @_builtins.property
+    def rewound(self) -> Global___Rewound:
+        """Messages were removed (`RewindSession`): every message after this seq
+        is gone. A watcher that shows history drops them; the stream goes on
+        from the next new message (seqs are never reused).
+        """
+
     def __init__(
         self,
         *,
         message: _message_pb2.Message | None = ...,
         session: _session_pb2.Session | None = ...,
+        rewound: Global___Rewound | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "message", b"message", "session", b"session"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "message", b"message", "rewound", b"rewound", "session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "message", b"message", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "message", b"message", "rewound", b"rewound", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["message", "session"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["message", "session", "rewound"]  # noqa: Y015
     _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
 
 Global___WatchSessionResponse: _TypeAlias = WatchSessionResponse  # noqa: Y015
+
+@_typing.final
+class Rewound(_message.Message):
+    """A `RewindSession` seen by a watcher."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TO_SEQ_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    to_seq: _builtins.int
+    """The newest seq kept: messages after it were removed."""
+    @_builtins.property
+    def session(self) -> _session_pb2.Session:
+        """The session after the removal."""
+
+    def __init__(
+        self,
+        *,
+        to_seq: _builtins.int = ...,
+        session: _session_pb2.Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "to_seq", b"to_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rewound: _TypeAlias = Rewound  # noqa: Y015

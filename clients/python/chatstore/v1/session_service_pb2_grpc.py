@@ -7,6 +7,8 @@ from chatstore.v1 import checkpoint_pb2 as chatstore_dot_v1_dot_checkpoint__pb2
 from chatstore.v1 import message_pb2 as chatstore_dot_v1_dot_message__pb2
 from chatstore.v1 import session_pb2 as chatstore_dot_v1_dot_session__pb2
 from chatstore.v1 import session_service_pb2 as chatstore_dot_v1_dot_session__service__pb2
+from chatstore.v1 import shared_state_pb2 as chatstore_dot_v1_dot_shared__state__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -164,6 +166,36 @@ class SessionServiceStub:
                 '/chatstore.v1.SessionService/ForkSession',
                 request_serializer=chatstore_dot_v1_dot_session__service__pb2.ForkSessionRequest.SerializeToString,
                 response_deserializer=chatstore_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.RewindSession = channel.unary_unary(
+                '/chatstore.v1.SessionService/RewindSession',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.RewindSessionRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.RewindSessionResponse.FromString,
+                _registered_method=True)
+        self.GetSharedState = channel.unary_unary(
+                '/chatstore.v1.SessionService/GetSharedState',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.GetSharedStateRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_shared__state__pb2.SharedState.FromString,
+                _registered_method=True)
+        self.UpdateSharedState = channel.unary_unary(
+                '/chatstore.v1.SessionService/UpdateSharedState',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.UpdateSharedStateRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_shared__state__pb2.SharedState.FromString,
+                _registered_method=True)
+        self.PutCheckpointWrites = channel.unary_unary(
+                '/chatstore.v1.SessionService/PutCheckpointWrites',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.PutCheckpointWritesRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.PutCheckpointWritesResponse.FromString,
+                _registered_method=True)
+        self.DeleteCheckpoint = channel.unary_unary(
+                '/chatstore.v1.SessionService/DeleteCheckpoint',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.DeleteCheckpointRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.PruneCheckpoints = channel.unary_unary(
+                '/chatstore.v1.SessionService/PruneCheckpoints',
+                request_serializer=chatstore_dot_v1_dot_session__service__pb2.PruneCheckpointsRequest.SerializeToString,
+                response_deserializer=chatstore_dot_v1_dot_session__service__pb2.PruneCheckpointsResponse.FromString,
                 _registered_method=True)
         self.WatchSession = channel.unary_stream(
                 '/chatstore.v1.SessionService/WatchSession',
@@ -470,6 +502,83 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RewindSession(self, request, context):
+        """Removes the newest messages of a session: every message after `to_seq`,
+        or the newest `remove_count` (OpenAI Agents SDK's `pop_item`, Google ADK's
+        rewind, a user editing or retrying the last turn).
+
+        Atomic, with the session's counters (`message_count`, `size_bytes`,
+        `token_usage` by each message's `token_count`, never below 0), preview
+        and newest-message time moved in the same transaction; watchers are told
+        (`WatchSessionResponse.rewound`). Seqs are never reused: `last_seq` stays,
+        and the next message takes `last_seq` + 1. Idempotent under
+        `request_id`: a retry returns the first call's answer, removed messages
+        included, and removes nothing more.
+        Status codes: INVALID_ARGUMENT (no or a negative point), NOT_FOUND,
+        FAILED_PRECONDITION (soft-deleted, archived or READ_ONLY; a point inside
+        the compacted history, reason COMPACTED_HISTORY; `request_id` used before
+        for another request), ABORTED (`expected_last_seq` or `etag` no longer
+        matches; nothing was removed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSharedState(self, request, context):
+        """Returns a shared state (an app's, or a user's within an app), empty when
+        never written.
+
+        Status codes: INVALID_ARGUMENT (a malformed `name`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSharedState(self, request, context):
+        """Changes a shared state by a JSON merge patch (RFC 7386).
+
+        Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
+        state over the metadata limit after it), ABORTED (`patch.etag` no longer
+        matches).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutCheckpointWrites(self, request, context):
+        """Stores writes of a task against a checkpoint (LangGraph's pending writes):
+        a write to a (task_id, index) stored before replaces it, so a retry
+        changes nothing.
+
+        Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
+        oversized batch, a bad write), NOT_FOUND (no such session, or no such
+        checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCheckpoint(self, request, context):
+        """Deletes a checkpoint and its writes (AIP-135). The session's history is
+        untouched; `checkpoint_count` goes down by one.
+
+        Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session, or no
+        such checkpoint in its namespace).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneCheckpoints(self, request, context):
+        """Deletes a session's checkpoints (and their writes) but the newest of each
+        namespace, or all of them (LangGraph's `prune`).
+
+        Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchSession(self, request, context):
         """Streams a session's messages from `from_seq` on: first every stored
         message after `from_seq`, then each new message and each change to the
@@ -602,6 +711,36 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.ForkSession,
                     request_deserializer=chatstore_dot_v1_dot_session__service__pb2.ForkSessionRequest.FromString,
                     response_serializer=chatstore_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'RewindSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewindSession,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.RewindSessionRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.RewindSessionResponse.SerializeToString,
+            ),
+            'GetSharedState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSharedState,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.GetSharedStateRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_shared__state__pb2.SharedState.SerializeToString,
+            ),
+            'UpdateSharedState': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSharedState,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.UpdateSharedStateRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_shared__state__pb2.SharedState.SerializeToString,
+            ),
+            'PutCheckpointWrites': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCheckpointWrites,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.PutCheckpointWritesRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.PutCheckpointWritesResponse.SerializeToString,
+            ),
+            'DeleteCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCheckpoint,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.DeleteCheckpointRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'PruneCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneCheckpoints,
+                    request_deserializer=chatstore_dot_v1_dot_session__service__pb2.PruneCheckpointsRequest.FromString,
+                    response_serializer=chatstore_dot_v1_dot_session__service__pb2.PruneCheckpointsResponse.SerializeToString,
             ),
             'WatchSession': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchSession,
@@ -1221,6 +1360,168 @@ class SessionService:
             '/chatstore.v1.SessionService/ForkSession',
             chatstore_dot_v1_dot_session__service__pb2.ForkSessionRequest.SerializeToString,
             chatstore_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RewindSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/RewindSession',
+            chatstore_dot_v1_dot_session__service__pb2.RewindSessionRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.RewindSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharedState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/GetSharedState',
+            chatstore_dot_v1_dot_session__service__pb2.GetSharedStateRequest.SerializeToString,
+            chatstore_dot_v1_dot_shared__state__pb2.SharedState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSharedState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/UpdateSharedState',
+            chatstore_dot_v1_dot_session__service__pb2.UpdateSharedStateRequest.SerializeToString,
+            chatstore_dot_v1_dot_shared__state__pb2.SharedState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCheckpointWrites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/PutCheckpointWrites',
+            chatstore_dot_v1_dot_session__service__pb2.PutCheckpointWritesRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.PutCheckpointWritesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/DeleteCheckpoint',
+            chatstore_dot_v1_dot_session__service__pb2.DeleteCheckpointRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chatstore.v1.SessionService/PruneCheckpoints',
+            chatstore_dot_v1_dot_session__service__pb2.PruneCheckpointsRequest.SerializeToString,
+            chatstore_dot_v1_dot_session__service__pb2.PruneCheckpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -7,7 +7,9 @@ from chatstore.v1 import checkpoint_pb2 as _checkpoint_pb2
 from chatstore.v1 import message_pb2 as _message_pb2
 from chatstore.v1 import session_pb2 as _session_pb2
 from chatstore.v1 import session_service_pb2 as _session_service_pb2
+from chatstore.v1 import shared_state_pb2 as _shared_state_pb2
 from collections import abc as _abc
+from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -243,6 +245,59 @@ class SessionServiceStub:
     no fork point), NOT_FOUND (no such session or checkpoint),
     ALREADY_EXISTS (`new_session_id` is in use in the tenant).
     """
+    RewindSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.RewindSessionRequest, _session_service_pb2.RewindSessionResponse]
+    """Removes the newest messages of a session: every message after `to_seq`,
+    or the newest `remove_count` (OpenAI Agents SDK's `pop_item`, Google ADK's
+    rewind, a user editing or retrying the last turn).
+
+    Atomic, with the session's counters (`message_count`, `size_bytes`,
+    `token_usage` by each message's `token_count`, never below 0), preview
+    and newest-message time moved in the same transaction; watchers are told
+    (`WatchSessionResponse.rewound`). Seqs are never reused: `last_seq` stays,
+    and the next message takes `last_seq` + 1. Idempotent under
+    `request_id`: a retry returns the first call's answer, removed messages
+    included, and removes nothing more.
+    Status codes: INVALID_ARGUMENT (no or a negative point), NOT_FOUND,
+    FAILED_PRECONDITION (soft-deleted, archived or READ_ONLY; a point inside
+    the compacted history, reason COMPACTED_HISTORY; `request_id` used before
+    for another request), ABORTED (`expected_last_seq` or `etag` no longer
+    matches; nothing was removed).
+    """
+    GetSharedState: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetSharedStateRequest, _shared_state_pb2.SharedState]
+    """Returns a shared state (an app's, or a user's within an app), empty when
+    never written.
+
+    Status codes: INVALID_ARGUMENT (a malformed `name`).
+    """
+    UpdateSharedState: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.UpdateSharedStateRequest, _shared_state_pb2.SharedState]
+    """Changes a shared state by a JSON merge patch (RFC 7386).
+
+    Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
+    state over the metadata limit after it), ABORTED (`patch.etag` no longer
+    matches).
+    """
+    PutCheckpointWrites: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.PutCheckpointWritesRequest, _session_service_pb2.PutCheckpointWritesResponse]
+    """Stores writes of a task against a checkpoint (LangGraph's pending writes):
+    a write to a (task_id, index) stored before replaces it, so a retry
+    changes nothing.
+
+    Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
+    oversized batch, a bad write), NOT_FOUND (no such session, or no such
+    checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+    """
+    DeleteCheckpoint: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.DeleteCheckpointRequest, _empty_pb2.Empty]
+    """Deletes a checkpoint and its writes (AIP-135). The session's history is
+    untouched; `checkpoint_count` goes down by one.
+
+    Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session, or no
+    such checkpoint in its namespace).
+    """
+    PruneCheckpoints: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.PruneCheckpointsRequest, _session_service_pb2.PruneCheckpointsResponse]
+    """Deletes a session's checkpoints (and their writes) but the newest of each
+    namespace, or all of them (LangGraph's `prune`).
+
+    Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
+    """
     WatchSession: _grpc.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]
     """Streams a session's messages from `from_seq` on: first every stored
     message after `from_seq`, then each new message and each change to the
@@ -471,6 +526,59 @@ class SessionServiceAsyncStub(SessionServiceStub):
     Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
     no fork point), NOT_FOUND (no such session or checkpoint),
     ALREADY_EXISTS (`new_session_id` is in use in the tenant).
+    """
+    RewindSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.RewindSessionRequest, _session_service_pb2.RewindSessionResponse]  # type: ignore[assignment]
+    """Removes the newest messages of a session: every message after `to_seq`,
+    or the newest `remove_count` (OpenAI Agents SDK's `pop_item`, Google ADK's
+    rewind, a user editing or retrying the last turn).
+
+    Atomic, with the session's counters (`message_count`, `size_bytes`,
+    `token_usage` by each message's `token_count`, never below 0), preview
+    and newest-message time moved in the same transaction; watchers are told
+    (`WatchSessionResponse.rewound`). Seqs are never reused: `last_seq` stays,
+    and the next message takes `last_seq` + 1. Idempotent under
+    `request_id`: a retry returns the first call's answer, removed messages
+    included, and removes nothing more.
+    Status codes: INVALID_ARGUMENT (no or a negative point), NOT_FOUND,
+    FAILED_PRECONDITION (soft-deleted, archived or READ_ONLY; a point inside
+    the compacted history, reason COMPACTED_HISTORY; `request_id` used before
+    for another request), ABORTED (`expected_last_seq` or `etag` no longer
+    matches; nothing was removed).
+    """
+    GetSharedState: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetSharedStateRequest, _shared_state_pb2.SharedState]  # type: ignore[assignment]
+    """Returns a shared state (an app's, or a user's within an app), empty when
+    never written.
+
+    Status codes: INVALID_ARGUMENT (a malformed `name`).
+    """
+    UpdateSharedState: _aio.UnaryUnaryMultiCallable[_session_service_pb2.UpdateSharedStateRequest, _shared_state_pb2.SharedState]  # type: ignore[assignment]
+    """Changes a shared state by a JSON merge patch (RFC 7386).
+
+    Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
+    state over the metadata limit after it), ABORTED (`patch.etag` no longer
+    matches).
+    """
+    PutCheckpointWrites: _aio.UnaryUnaryMultiCallable[_session_service_pb2.PutCheckpointWritesRequest, _session_service_pb2.PutCheckpointWritesResponse]  # type: ignore[assignment]
+    """Stores writes of a task against a checkpoint (LangGraph's pending writes):
+    a write to a (task_id, index) stored before replaces it, so a retry
+    changes nothing.
+
+    Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
+    oversized batch, a bad write), NOT_FOUND (no such session, or no such
+    checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+    """
+    DeleteCheckpoint: _aio.UnaryUnaryMultiCallable[_session_service_pb2.DeleteCheckpointRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Deletes a checkpoint and its writes (AIP-135). The session's history is
+    untouched; `checkpoint_count` goes down by one.
+
+    Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session, or no
+    such checkpoint in its namespace).
+    """
+    PruneCheckpoints: _aio.UnaryUnaryMultiCallable[_session_service_pb2.PruneCheckpointsRequest, _session_service_pb2.PruneCheckpointsResponse]  # type: ignore[assignment]
+    """Deletes a session's checkpoints (and their writes) but the newest of each
+    namespace, or all of them (LangGraph's `prune`).
+
+    Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
     """
     WatchSession: _aio.UnaryStreamMultiCallable[_session_service_pb2.WatchSessionRequest, _session_service_pb2.WatchSessionResponse]  # type: ignore[assignment]
     """Streams a session's messages from `from_seq` on: first every stored
@@ -829,6 +937,95 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         Atomic. Status codes: INVALID_ARGUMENT (a seq beyond the source's newest,
         no fork point), NOT_FOUND (no such session or checkpoint),
         ALREADY_EXISTS (`new_session_id` is in use in the tenant).
+        """
+
+    @_abc_1.abstractmethod
+    def RewindSession(
+        self,
+        request: _session_service_pb2.RewindSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.RewindSessionResponse, _abc.Awaitable[_session_service_pb2.RewindSessionResponse]]:
+        """Removes the newest messages of a session: every message after `to_seq`,
+        or the newest `remove_count` (OpenAI Agents SDK's `pop_item`, Google ADK's
+        rewind, a user editing or retrying the last turn).
+
+        Atomic, with the session's counters (`message_count`, `size_bytes`,
+        `token_usage` by each message's `token_count`, never below 0), preview
+        and newest-message time moved in the same transaction; watchers are told
+        (`WatchSessionResponse.rewound`). Seqs are never reused: `last_seq` stays,
+        and the next message takes `last_seq` + 1. Idempotent under
+        `request_id`: a retry returns the first call's answer, removed messages
+        included, and removes nothing more.
+        Status codes: INVALID_ARGUMENT (no or a negative point), NOT_FOUND,
+        FAILED_PRECONDITION (soft-deleted, archived or READ_ONLY; a point inside
+        the compacted history, reason COMPACTED_HISTORY; `request_id` used before
+        for another request), ABORTED (`expected_last_seq` or `etag` no longer
+        matches; nothing was removed).
+        """
+
+    @_abc_1.abstractmethod
+    def GetSharedState(
+        self,
+        request: _session_service_pb2.GetSharedStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_shared_state_pb2.SharedState, _abc.Awaitable[_shared_state_pb2.SharedState]]:
+        """Returns a shared state (an app's, or a user's within an app), empty when
+        never written.
+
+        Status codes: INVALID_ARGUMENT (a malformed `name`).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateSharedState(
+        self,
+        request: _session_service_pb2.UpdateSharedStateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_shared_state_pb2.SharedState, _abc.Awaitable[_shared_state_pb2.SharedState]]:
+        """Changes a shared state by a JSON merge patch (RFC 7386).
+
+        Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
+        state over the metadata limit after it), ABORTED (`patch.etag` no longer
+        matches).
+        """
+
+    @_abc_1.abstractmethod
+    def PutCheckpointWrites(
+        self,
+        request: _session_service_pb2.PutCheckpointWritesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.PutCheckpointWritesResponse, _abc.Awaitable[_session_service_pb2.PutCheckpointWritesResponse]]:
+        """Stores writes of a task against a checkpoint (LangGraph's pending writes):
+        a write to a (task_id, index) stored before replaces it, so a retry
+        changes nothing.
+
+        Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
+        oversized batch, a bad write), NOT_FOUND (no such session, or no such
+        checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteCheckpoint(
+        self,
+        request: _session_service_pb2.DeleteCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Deletes a checkpoint and its writes (AIP-135). The session's history is
+        untouched; `checkpoint_count` goes down by one.
+
+        Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session, or no
+        such checkpoint in its namespace).
+        """
+
+    @_abc_1.abstractmethod
+    def PruneCheckpoints(
+        self,
+        request: _session_service_pb2.PruneCheckpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.PruneCheckpointsResponse, _abc.Awaitable[_session_service_pb2.PruneCheckpointsResponse]]:
+        """Deletes a session's checkpoints (and their writes) but the newest of each
+        namespace, or all of them (LangGraph's `prune`).
+
+        Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
         """
 
     @_abc_1.abstractmethod
