@@ -121,3 +121,23 @@ class BlockingServer:
         if self.process.stderr is not None:
             self.process.stderr.close()
         return code
+
+
+async def run_python(script: str, *args: str, timeout: float = 60) -> str:
+    """Run `script` in a new Python process (this interpreter) with `args`; its stdout.
+
+    Raises:
+        RuntimeError: It failed (its stderr is in the message).
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    if process.returncode != 0:
+        raise RuntimeError(f"exit {process.returncode}:\n{err.decode(errors='replace')}")
+    return out.decode()

@@ -6,8 +6,10 @@ LangGraph checkpointer needs, without emulation."""
 from __future__ import annotations
 
 import os
+import sqlite3
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from chatstore import (
     AlreadyExists,
@@ -18,7 +20,16 @@ from chatstore import (
     NotFound,
     Role,
 )
-from tests.conftest import snapshot
+from chatstore_server.store import (
+    CheckpointRepository,
+    CheckpointWriteRecord,
+    Database,
+    NewCheckpoint,
+    NewSession,
+    SessionRepository,
+)
+from chatstore_server.store.errors import UnavailableError, translated
+from tests.conftest import TENANT, snapshot
 
 BLOB = os.urandom(300_000) + b"\x00\xff"  # any bytes, larger than one default page
 
@@ -173,16 +184,29 @@ async def test_writes_replace_those_of_the_same_task_and_index(
     assert got.pending_writes[0].payload_type == "json"
 
 
-async def test_writes_to_a_missing_checkpoint_are_refused(
+async def test_writes_may_come_before_their_checkpoint(
     client: AsyncChatStoreClient, database_url: str
 ) -> None:
+    # LangGraph stores a step's writes while the checkpoint is still being stored.
     session = await client.create_session()
-    await client.create_checkpoint(session.id, checkpoint_id="c", namespace="sub")
+    write = CheckpointWrite(task_id="t", index=0, channel="x", payload=b"early")
+
+    assert await client.put_checkpoint_writes(session.id, "next", [write]) == 1
+    with pytest.raises(NotFound):
+        await client.get_checkpoint(session.id, "next")
+    await client.create_checkpoint(session.id, checkpoint_id="next")
+
+    got = await client.get_checkpoint(session.id, "next")
+    assert [w.payload for w in got.pending_writes] == [b"early"]
+
+
+async def test_bad_writes_are_refused(client: AsyncChatStoreClient, database_url: str) -> None:
+    session = await client.create_session()
     write = CheckpointWrite(task_id="t", index=0, channel="x")
     before = await snapshot(database_url)
 
     with pytest.raises(NotFound):
-        await client.put_checkpoint_writes(session.id, "c", [write])  # not in ""
+        await client.put_checkpoint_writes("no-such-session", "c", [write])
     with pytest.raises(InvalidArgument) as caught:
         await client.put_checkpoint_writes(session.id, "c", [write, write], namespace="sub")
 
@@ -198,6 +222,9 @@ async def test_delete_and_prune(client: AsyncChatStoreClient) -> None:
         session.id, "a", [CheckpointWrite(task_id="t", index=0, channel="x")]
     )
 
+    await client.put_checkpoint_writes(
+        session.id, "never", [CheckpointWrite(task_id="t", index=0, channel="x")]
+    )
     await client.delete_checkpoint(session.id, "a")
     with pytest.raises(NotFound):
         await client.delete_checkpoint(session.id, "a")
@@ -210,6 +237,10 @@ async def test_delete_and_prune(client: AsyncChatStoreClient) -> None:
     assert await client.prune_checkpoints(session.id, keep_latest=False) == 2
     assert [c async for c in client.list_checkpoints(session.id)] == []
     assert (await client.get_session(session.id)).checkpoint_count == 0
+    # Their writes went with them, and those whose checkpoint never came.
+    for checkpoint_id in ("a", "never"):
+        await client.create_checkpoint(session.id, checkpoint_id=checkpoint_id)
+        assert not (await client.get_checkpoint(session.id, checkpoint_id)).pending_writes
 
 
 async def test_a_fork_starts_from_a_checkpoint_of_the_callers_id(
@@ -250,3 +281,32 @@ async def test_a_bad_checkpoint_is_refused_by_field(
 
     assert field in [v.field for v in caught.value.field_violations]
     assert await snapshot(database_url) == before
+
+
+async def test_a_full_page_of_checkpoints_reads_with_their_writes(
+    sqlite_database: Database,
+) -> None:
+    # 1,000 checkpoints' writes in one query: row values, not 1,000 ORs (past SQLite's
+    # expression depth).
+    sessions, repository = SessionRepository(sqlite_database), CheckpointRepository(sqlite_database)
+    await sessions.create(TENANT, NewSession(), session_id="many")
+    for n in range(1_000):
+        await repository.create(TENANT, "many", NewCheckpoint(id=f"c{n:04}"))
+    write = CheckpointWriteRecord(task_id="t", index=0, channel="x", payload=b"w")
+    await repository.put_writes(TENANT, "many", "", "c0999", [write])
+
+    page = await repository.list(TENANT, "many", limit=1_000, whole=True)
+
+    assert len(page.items) == 1_000
+    assert [w.payload for w in page.items[-1].pending_writes] == [b"w"]
+
+
+def test_a_statement_sqlite_refuses_is_a_fault_not_an_outage() -> None:
+    def operational(name: str) -> sa_exc.OperationalError:
+        cause = sqlite3.OperationalError("refused")
+        cause.sqlite_errorname = name
+        return sa_exc.OperationalError("SELECT 1", {}, cause)
+
+    assert isinstance(translated(operational("SQLITE_BUSY")), UnavailableError)
+    assert isinstance(translated(operational("SQLITE_IOERR_WRITE")), UnavailableError)
+    assert translated(operational("SQLITE_ERROR")) is None  # surfaces as INTERNAL

@@ -13,13 +13,11 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     String,
-    and_,
     bindparam,
     cast,
     delete,
     func,
     literal,
-    or_,
     select,
     tuple_,
     update,
@@ -335,10 +333,11 @@ class CheckpointRepository:
         writes: Sequence[CheckpointWriteRecord],
     ) -> int:
         """Store `writes` against the checkpoint, each replacing the write of the same
-        task and index; how many were stored.
+        task and index; how many were stored. The checkpoint need not exist yet
+        (LangGraph stores a step's writes while the checkpoint is being stored).
 
         Raises:
-            NotFoundError: No such session ("session") or checkpoint ("checkpoint").
+            NotFoundError: No such session.
             SessionStateError: The session is soft-deleted.
             UnavailableError: The database cannot be reached.
         """
@@ -359,8 +358,6 @@ class CheckpointRepository:
         ]
         async with self._db.write() as conn:
             await _live_session(conn, tenant_id, session_id)
-            if not await self._exists(conn, tenant_id, session_id, namespace, checkpoint_id):
-                raise NotFoundError("checkpoint", checkpoint_id)
             insert = (sqlite if conn.dialect.name == "sqlite" else postgresql).insert(
                 checkpoint_writes
             )
@@ -393,11 +390,20 @@ class CheckpointRepository:
             if gone.first() is None:
                 await require_session(conn, tenant_id, session_id)
                 raise NotFoundError("checkpoint", checkpoint_id)
+            await conn.execute(
+                delete(checkpoint_writes).where(
+                    _w.tenant_id == tenant_id,
+                    _w.session_id == session_id,
+                    _w.namespace == namespace,
+                    _w.checkpoint_id == checkpoint_id,
+                )
+            )
             await _count(conn, tenant_id, session_id, -1, self._clock())
 
     async def prune(self, tenant_id: str, session_id: str, *, keep_latest: bool) -> int:
         """Delete the session's checkpoints (with their writes), but the newest of each
-        namespace when `keep_latest`; how many were deleted.
+        namespace when `keep_latest`; how many were deleted. Writes whose checkpoint
+        was never stored go too.
 
         Raises:
             NotFoundError: No such session in the tenant.
@@ -420,6 +426,20 @@ class CheckpointRepository:
         async with self._db.write() as conn:
             await require_session(conn, tenant_id, session_id)
             deleted = len((await conn.execute(statement.returning(_c.id))).all())
+            # The writes of what is gone, and any whose checkpoint never came.
+            await conn.execute(
+                delete(checkpoint_writes).where(
+                    _w.tenant_id == tenant_id,
+                    _w.session_id == session_id,
+                    ~select(_c.id)
+                    .where(
+                        *scoped,
+                        _c.namespace == _w.namespace,
+                        _c.id == _w.checkpoint_id,
+                    )
+                    .exists(),
+                )
+            )
             if deleted:
                 await _count(conn, tenant_id, session_id, -deleted, self._clock())
         return deleted
@@ -475,7 +495,9 @@ async def _writes(
         .where(
             _w.tenant_id == tenant_id,
             _w.session_id == session_id,
-            or_(*(and_(_w.namespace == ns, _w.checkpoint_id == cid) for ns, cid in keys)),
+            # Row values, not an OR per key: SQLite parses a chain of 1,000 ORs past its
+            # expression depth limit.
+            tuple_(_w.namespace, _w.checkpoint_id).in_(list(keys)),
         )
         .order_by(_w.task_path, _w.task_id, _w.idx)
     )

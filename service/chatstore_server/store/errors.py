@@ -27,6 +27,18 @@ from sqlalchemy import exc as sa_exc
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01")
 _UNIQUE_VIOLATION_SQLSTATE = "23505"
 _SQLITE_UNIQUE_ERRORS = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+# SQLite result codes that a retry may outlast: busy or locked past busy_timeout, a file
+# that cannot be opened or written now. Others (SQLITE_ERROR: a statement SQLite
+# refuses) are faults, not outages.
+_SQLITE_UNAVAILABLE_ERRORS = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_PROTOCOL",
+)
 
 
 class StoreError(Exception):
@@ -131,8 +143,12 @@ def _is_unavailable(error: sa_exc.DBAPIError) -> bool:
     state = _sqlstate(error.orig)
     if state is not None:
         return state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
-    # SQLite: SQLITE_BUSY / SQLITE_LOCKED after busy_timeout, or an unopenable file.
-    return isinstance(error, sa_exc.OperationalError)
+    if not isinstance(error, sa_exc.OperationalError):
+        return False
+    # SQLite: by its result code; one without (not from the sqlite3 module) is
+    # taken as an outage, as before result codes were read.
+    name = getattr(error.orig, "sqlite_errorname", None)
+    return name is None or name.startswith(_SQLITE_UNAVAILABLE_ERRORS)
 
 
 def translated(error: BaseException, resource: str = "row", key: object = "") -> StoreError | None:

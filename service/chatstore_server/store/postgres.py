@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from chatstore_server.store.connection import AsyncStoreConnection, Parameters, StoreConnection
-from chatstore_server.store.errors import raise_translated, translate_errors
+from chatstore_server.store.errors import UnavailableError, raise_translated, translate_errors
 from chatstore_server.store.prepared import Plan, Prepared, driver_error
 
 logger = logging.getLogger("chatstore_server.store")
@@ -306,6 +306,15 @@ class DirectConnection(StoreConnection):
             driver = self._driver = await self._pool.acquire(timeout=self._backend._acquire_timeout)
         try:
             return cast(Sequence[Any], await driver.fetch(plan.sql, *plan.values(parameters)))
+        except asyncpg.InternalClientError as error:
+            # Left mid-operation (the server closed it under a statement): it can run
+            # nothing more. Closed, so that the pool opens another; an outage, worth a
+            # retry.
+            self._driver = None
+            driver.terminate()
+            with contextlib.suppress(Exception):
+                await self._pool.release(driver)
+            raise UnavailableError("the database connection broke") from error
         except Exception as error:
             raise as_sqlalchemy_error(plan, self.dialect, error) from error
 

@@ -259,16 +259,10 @@ checkpoint_writes = Table(
     Column("payload_type", String(PAYLOAD_TYPE_MAX_CHARS), nullable=False, server_default=""),
     Column("task_path", String(TASK_PATH_MAX_CHARS), nullable=False, server_default=""),
     PrimaryKeyConstraint("tenant_id", "session_id", "namespace", "checkpoint_id", "task_id", "idx"),
+    # Writes may come before their checkpoint (LangGraph stores both at once), so
+    # they refer to the session only; the store deletes them with their checkpoint.
     ForeignKeyConstraint(
-        ["tenant_id", "session_id", "namespace", "checkpoint_id"],
-        [
-            "checkpoints.tenant_id",
-            "checkpoints.session_id",
-            "checkpoints.namespace",
-            "checkpoints.id",
-        ],
-        ondelete="CASCADE",
-        name="fk_checkpoint_writes_checkpoints",  # the convention's is over 63 characters
+        ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
     ),
 )
 

@@ -1676,7 +1676,7 @@ class PutCheckpointWritesRequest(_message.Message):
     namespace: _builtins.str
     """Optional. The checkpoint's namespace; "" is the default one."""
     checkpoint_id: _builtins.str
-    """Required. The checkpoint the writes belong to."""
+    """Required. The checkpoint the writes belong to (stored, or about to be)."""
     @_builtins.property
     def writes(self) -> _containers.RepeatedCompositeFieldContainer[_checkpoint_pb2.CheckpointWrite]:
         """Required. The writes: 1 to 1,000, at most 4 MiB of payload together."""

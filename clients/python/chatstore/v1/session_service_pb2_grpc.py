@@ -535,7 +535,8 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateSharedState(self, request, context):
-        """Changes a shared state by a JSON merge patch (RFC 7386).
+        """Changes a shared state by a patch: a JSON merge patch (RFC 7386), or a
+        replacement of the keys it names (`SharedStatePatch.mode`).
 
         Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
         state over the metadata limit after it), ABORTED (`patch.etag` no longer
@@ -548,11 +549,14 @@ class SessionServiceServicer:
     def PutCheckpointWrites(self, request, context):
         """Stores writes of a task against a checkpoint (LangGraph's pending writes):
         a write to a (task_id, index) stored before replaces it, so a retry
-        changes nothing.
+        changes nothing. The checkpoint need not exist yet: a framework may store
+        a step's writes while the checkpoint before them is still being stored
+        (LangGraph does); they are read with the checkpoint once it is, and are
+        deleted with it, by `PruneCheckpoints` and with the session.
 
         Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
-        oversized batch, a bad write), NOT_FOUND (no such session, or no such
-        checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+        oversized batch, a bad write), NOT_FOUND (no such session),
+        FAILED_PRECONDITION (soft-deleted).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -571,7 +575,8 @@ class SessionServiceServicer:
 
     def PruneCheckpoints(self, request, context):
         """Deletes a session's checkpoints (and their writes) but the newest of each
-        namespace, or all of them (LangGraph's `prune`).
+        namespace, or all of them (LangGraph's `prune`); writes stored for a
+        checkpoint that never came go too.
 
         Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
         """

@@ -270,7 +270,8 @@ class SessionServiceStub:
     Status codes: INVALID_ARGUMENT (a malformed `name`).
     """
     UpdateSharedState: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.UpdateSharedStateRequest, _shared_state_pb2.SharedState]
-    """Changes a shared state by a JSON merge patch (RFC 7386).
+    """Changes a shared state by a patch: a JSON merge patch (RFC 7386), or a
+    replacement of the keys it names (`SharedStatePatch.mode`).
 
     Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
     state over the metadata limit after it), ABORTED (`patch.etag` no longer
@@ -279,11 +280,14 @@ class SessionServiceStub:
     PutCheckpointWrites: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.PutCheckpointWritesRequest, _session_service_pb2.PutCheckpointWritesResponse]
     """Stores writes of a task against a checkpoint (LangGraph's pending writes):
     a write to a (task_id, index) stored before replaces it, so a retry
-    changes nothing.
+    changes nothing. The checkpoint need not exist yet: a framework may store
+    a step's writes while the checkpoint before them is still being stored
+    (LangGraph does); they are read with the checkpoint once it is, and are
+    deleted with it, by `PruneCheckpoints` and with the session.
 
     Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
-    oversized batch, a bad write), NOT_FOUND (no such session, or no such
-    checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+    oversized batch, a bad write), NOT_FOUND (no such session),
+    FAILED_PRECONDITION (soft-deleted).
     """
     DeleteCheckpoint: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.DeleteCheckpointRequest, _empty_pb2.Empty]
     """Deletes a checkpoint and its writes (AIP-135). The session's history is
@@ -294,7 +298,8 @@ class SessionServiceStub:
     """
     PruneCheckpoints: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.PruneCheckpointsRequest, _session_service_pb2.PruneCheckpointsResponse]
     """Deletes a session's checkpoints (and their writes) but the newest of each
-    namespace, or all of them (LangGraph's `prune`).
+    namespace, or all of them (LangGraph's `prune`); writes stored for a
+    checkpoint that never came go too.
 
     Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
     """
@@ -552,7 +557,8 @@ class SessionServiceAsyncStub(SessionServiceStub):
     Status codes: INVALID_ARGUMENT (a malformed `name`).
     """
     UpdateSharedState: _aio.UnaryUnaryMultiCallable[_session_service_pb2.UpdateSharedStateRequest, _shared_state_pb2.SharedState]  # type: ignore[assignment]
-    """Changes a shared state by a JSON merge patch (RFC 7386).
+    """Changes a shared state by a patch: a JSON merge patch (RFC 7386), or a
+    replacement of the keys it names (`SharedStatePatch.mode`).
 
     Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
     state over the metadata limit after it), ABORTED (`patch.etag` no longer
@@ -561,11 +567,14 @@ class SessionServiceAsyncStub(SessionServiceStub):
     PutCheckpointWrites: _aio.UnaryUnaryMultiCallable[_session_service_pb2.PutCheckpointWritesRequest, _session_service_pb2.PutCheckpointWritesResponse]  # type: ignore[assignment]
     """Stores writes of a task against a checkpoint (LangGraph's pending writes):
     a write to a (task_id, index) stored before replaces it, so a retry
-    changes nothing.
+    changes nothing. The checkpoint need not exist yet: a framework may store
+    a step's writes while the checkpoint before them is still being stored
+    (LangGraph does); they are read with the checkpoint once it is, and are
+    deleted with it, by `PruneCheckpoints` and with the session.
 
     Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
-    oversized batch, a bad write), NOT_FOUND (no such session, or no such
-    checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+    oversized batch, a bad write), NOT_FOUND (no such session),
+    FAILED_PRECONDITION (soft-deleted).
     """
     DeleteCheckpoint: _aio.UnaryUnaryMultiCallable[_session_service_pb2.DeleteCheckpointRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a checkpoint and its writes (AIP-135). The session's history is
@@ -576,7 +585,8 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """
     PruneCheckpoints: _aio.UnaryUnaryMultiCallable[_session_service_pb2.PruneCheckpointsRequest, _session_service_pb2.PruneCheckpointsResponse]  # type: ignore[assignment]
     """Deletes a session's checkpoints (and their writes) but the newest of each
-    namespace, or all of them (LangGraph's `prune`).
+    namespace, or all of them (LangGraph's `prune`); writes stored for a
+    checkpoint that never came go too.
 
     Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
     """
@@ -981,7 +991,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _session_service_pb2.UpdateSharedStateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_shared_state_pb2.SharedState, _abc.Awaitable[_shared_state_pb2.SharedState]]:
-        """Changes a shared state by a JSON merge patch (RFC 7386).
+        """Changes a shared state by a patch: a JSON merge patch (RFC 7386), or a
+        replacement of the keys it names (`SharedStatePatch.mode`).
 
         Atomic. Status codes: INVALID_ARGUMENT (a malformed name or patch, or a
         state over the metadata limit after it), ABORTED (`patch.etag` no longer
@@ -996,11 +1007,14 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_session_service_pb2.PutCheckpointWritesResponse, _abc.Awaitable[_session_service_pb2.PutCheckpointWritesResponse]]:
         """Stores writes of a task against a checkpoint (LangGraph's pending writes):
         a write to a (task_id, index) stored before replaces it, so a retry
-        changes nothing.
+        changes nothing. The checkpoint need not exist yet: a framework may store
+        a step's writes while the checkpoint before them is still being stored
+        (LangGraph does); they are read with the checkpoint once it is, and are
+        deleted with it, by `PruneCheckpoints` and with the session.
 
         Atomic for the batch. Status codes: INVALID_ARGUMENT (an empty or
-        oversized batch, a bad write), NOT_FOUND (no such session, or no such
-        checkpoint in its namespace), FAILED_PRECONDITION (soft-deleted).
+        oversized batch, a bad write), NOT_FOUND (no such session),
+        FAILED_PRECONDITION (soft-deleted).
         """
 
     @_abc_1.abstractmethod
@@ -1023,7 +1037,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_service_pb2.PruneCheckpointsResponse, _abc.Awaitable[_session_service_pb2.PruneCheckpointsResponse]]:
         """Deletes a session's checkpoints (and their writes) but the newest of each
-        namespace, or all of them (LangGraph's `prune`).
+        namespace, or all of them (LangGraph's `prune`); writes stored for a
+        checkpoint that never came go too.
 
         Atomic. Status codes: INVALID_ARGUMENT, NOT_FOUND (no such session).
         """

@@ -6,7 +6,8 @@ of calls that remove rows, for their retries.
   UUIDs become their canonical text), and gains `namespace` (part of the primary key),
   `parent_id`, `payload`, `payload_type` and `metadata`. `sessions.fork_checkpoint_id`
   becomes text with it.
-- `checkpoint_writes` (LangGraph's pending writes) and `shared_states` (Google ADK's
+- `checkpoint_writes` (LangGraph's pending writes, which may be stored before their
+  checkpoint, so they refer to the session) and `shared_states` (Google ADK's
   `app:` and `user:` state) are new, keyed by tenant like every table, and distributed
   with the others on Citus.
 - `append_requests.result`: a rewind's answer (its removed messages), which a retry
@@ -159,15 +160,11 @@ def upgrade() -> None:
             "idx",
             name="pk_checkpoint_writes",
         ),
+        # Not to checkpoints: writes may come before their checkpoint.
         sa.ForeignKeyConstraint(
-            ["tenant_id", "session_id", "namespace", "checkpoint_id"],
-            [
-                "checkpoints.tenant_id",
-                "checkpoints.session_id",
-                "checkpoints.namespace",
-                "checkpoints.id",
-            ],
-            name="fk_checkpoint_writes_checkpoints",
+            ["tenant_id", "session_id"],
+            ["sessions.tenant_id", "sessions.id"],
+            name="fk_checkpoint_writes_tenant_id_session_id_sessions",
             ondelete="CASCADE",
         ),
     )
