@@ -169,6 +169,7 @@ def _descriptors() -> descriptor_pb2.FileDescriptorSet:
 
 _RETRIES = {
     "IDEMPOTENCY_UNKNOWN": "not idempotent: clients do not retry it",
+    "REQUEST_ID": "idempotent under its `request_id`: clients retry it with the same one",
     "NO_SIDE_EFFECTS": "no side effects: safe to retry",
     "IDEMPOTENT": "idempotent: safe to retry",
 }
@@ -213,6 +214,12 @@ def _api_reference() -> str:
                 enums.append((file, enum, (4, m_index, 4, e_index), locations))
         for e_index, enum in enumerate(file.enum_type):
             enums.append((file, enum, (5, e_index), locations))
+    # Requests that carry a request_id: a retry under the same one is safe.
+    with_request_id = {
+        f".{file.package}.{message.name}"
+        for file, message, _, _ in messages
+        if any(field.name == "request_id" for field in message.field)
+    }
     for _, service, s_index, locations in services:
         lines += [f"## {service.name}", "", _comment(locations, (6, s_index), False), ""]
         for m_index, method in enumerate(service.method):
@@ -220,6 +227,8 @@ def _api_reference() -> str:
             level = descriptor_pb2.MethodOptions.IdempotencyLevel.Name(
                 method.options.idempotency_level
             )
+            if level == "IDEMPOTENCY_UNKNOWN" and method.input_type in with_request_id:
+                level = "REQUEST_ID"
             lines += [
                 f"### {method.name}",
                 "",

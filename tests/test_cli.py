@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +145,17 @@ def test_import_of_a_bad_file_is_refused(chatstore: Any, tmp_path: Path) -> None
     source.write_text('{"role": "user", "content": "ok"}\n{"role": "narrator", "content": "?"}\n')
 
     chatstore("import", str(source), expect=2)
+
+
+def test_the_server_command_names_the_extra_it_needs_when_it_is_missing() -> None:
+    # A base `pip install chatstore` has the command but not SQLAlchemy and the rest.
+    script = (
+        "import sys; sys.modules['sqlalchemy'] = None\n"
+        "from chatstore_server.entry import main\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+    assert done.returncode == 2
+    assert "pip install 'chatstore[server]'" in done.stderr
+    assert "Traceback" not in done.stderr

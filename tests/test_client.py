@@ -291,3 +291,23 @@ def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
     )
 
     assert status == 0, out + err
+
+
+async def test_both_clients_take_their_target_and_tenant_from_the_environment(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the `chatstore` command does: CHATSTORE_TARGET and CHATSTORE_TENANT.
+    monkeypatch.setenv("CHATSTORE_TARGET", target)
+    monkeypatch.setenv("CHATSTORE_TENANT", "from-env")
+
+    async with AsyncChatStoreClient() as client:
+        made = await client.create_session(title="async")
+
+    def blocking() -> str:
+        with ChatStoreClient() as client:
+            return client.get_session(made.id).title
+
+    assert await asyncio.to_thread(blocking) == "async"
+    async with AsyncChatStoreClient(target, tenant_id=TENANT) as other:
+        with pytest.raises(NotFound):  # it was made in the tenant the environment named
+            await other.get_session(made.id)

@@ -5,6 +5,7 @@ DO NOT EDIT: edit the async module and run `make generate`.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator, Iterable, Mapping
 from types import TracebackType
@@ -44,11 +45,13 @@ class ChatStoreClient:
     `chatstore.AsyncChatStoreClient` has the same methods, async.
 
     Args:
-        target: The server's `host:port`.
-        tenant_id: The tenant every call acts for, unless a call names another.
+        target: The server's `host:port`; None reads `CHATSTORE_TARGET`, else
+            127.0.0.1:50051.
+        tenant_id: The tenant every call acts for, unless a call names another; None
+            reads `CHATSTORE_TENANT` (the same variables as the `chatstore` command).
         timeout: Default deadline of each call, in seconds; None waits forever.
         api_key: A credential, sent as `authorization: Bearer <api_key>` (an API key or
-            a JWT).
+            a JWT); None reads `CHATSTORE_API_KEY`, "" sends none.
         tls: Connect with TLS (implied by any of the certificate arguments).
         root_certificates: PEM CA bundle to verify the server by; None uses the
             system's roots.
@@ -72,7 +75,7 @@ class ChatStoreClient:
 
     def __init__(
         self,
-        target: str = base.DEFAULT_TARGET,
+        target: str | None = None,
         *,
         tenant_id: str | None = None,
         timeout: float | None = base.DEFAULT_TIMEOUT_SECONDS,
@@ -86,6 +89,10 @@ class ChatStoreClient:
         retry: base.RetryPolicy | None = None,
         channel: io.Channel | None = None,
     ) -> None:
+        target = target or os.environ.get("CHATSTORE_TARGET") or base.DEFAULT_TARGET
+        tenant_id = tenant_id or os.environ.get("CHATSTORE_TENANT") or None
+        if api_key is None:
+            api_key = os.environ.get("CHATSTORE_API_KEY") or None
         self._owns_channel = channel is None
         if channel is None:
             options = base.channel_options(keepalive_time_seconds, max_message_bytes)

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from chatstore._async.client import AsyncChatStoreClient
-from chatstore._base import DEFAULT_TARGET
 from chatstore._errors import AlreadyExists
 from chatstore._sync.client import ChatStoreClient
 
@@ -31,7 +30,7 @@ class Clients:
         sync_client: ChatStoreClient | None,
         options: dict[str, Any],
     ) -> None:
-        self._target = target or DEFAULT_TARGET
+        self._target = target  # None: CHATSTORE_TARGET, else the default
         self._tenant_id = tenant_id
         self._options = options
         self._async = client

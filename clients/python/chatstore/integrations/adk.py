@@ -131,8 +131,8 @@ class ChatStoreSessionService(BaseSessionService):
     """A Google ADK session service kept in chatstore.
 
     Args:
-        target: The server, `host:port` (default 127.0.0.1:50051); ignored with
-            `client`.
+        target: The server, `host:port` (default `CHATSTORE_TARGET`, else
+            127.0.0.1:50051); ignored with `client`.
         tenant_id: The tenant; defaults to the client's.
         client: An `AsyncChatStoreClient` to use (left open by `close`).
         **client_options: Passed to the client this makes (`api_key`, `tls`, ...).

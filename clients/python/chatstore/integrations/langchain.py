@@ -101,8 +101,8 @@ class ChatStoreChatMessageHistory(BaseChatMessageHistory):
     Args:
         session_id: The history's id, used as the chatstore session id: 1 to 128
             printable characters, unique in the tenant.
-        target: The server, `host:port` (default 127.0.0.1:50051); ignored for the
-            clients given.
+        target: The server, `host:port` (default `CHATSTORE_TARGET`, else
+            127.0.0.1:50051); ignored for the clients given.
         tenant_id: The tenant; defaults to the clients'.
         client: An `AsyncChatStoreClient` for the async methods (left open).
         sync_client: A `ChatStoreClient` for the blocking ones (left open).

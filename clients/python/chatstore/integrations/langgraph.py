@@ -78,8 +78,8 @@ class ChatStoreSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer kept in chatstore.
 
     Args:
-        target: The server, `host:port` (default 127.0.0.1:50051); ignored for the
-            clients given.
+        target: The server, `host:port` (default `CHATSTORE_TARGET`, else
+            127.0.0.1:50051); ignored for the clients given.
         tenant_id: The tenant; defaults to the clients'.
         client: An `AsyncChatStoreClient` for the async methods (left open).
         sync_client: A `ChatStoreClient` for the blocking ones (left open).

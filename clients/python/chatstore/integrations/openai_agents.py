@@ -129,8 +129,8 @@ class ChatStoreSession(SessionABC):
     Args:
         session_id: The SDK's session id, used as the chatstore session id: 1 to 128
             printable characters, unique in the tenant.
-        target: The server, `host:port` (default 127.0.0.1:50051); ignored with
-            `client`.
+        target: The server, `host:port` (default `CHATSTORE_TARGET`, else
+            127.0.0.1:50051); ignored with `client`.
         tenant_id: The tenant; defaults to the client's.
         client: An `AsyncChatStoreClient` to use (left open by `close`).
         session_settings: The SDK's settings: `limit` is the default of `get_items`.
