@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatstore import AsyncChatStoreClient, Internal, Message, Role, Unauthenticated
 from chatstore_server.__main__ import _parser, main
-from chatstore_server.config import Settings
+from chatstore_server.config import Settings, read_api_keys_file
+from chatstore_server.keys import hash_key
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import SessionRepository
 from tests.conftest import TENANT
@@ -291,6 +292,47 @@ async def test_the_key_line_of_chatstore_new_api_key_is_a_keys_file(
                 await anonymous.create_session()
     finally:
         await server.stop(None)
+
+
+def test_chatstore_new_api_key_adds_to_a_keys_file_and_asks_for_tenants(
+    tmp_path: Path,
+) -> None:
+    keys_file = tmp_path / "keys.json"
+    made = [
+        subprocess.run(
+            [
+                str(BIN / "chatstore-new-api-key"),
+                "--name",
+                name,
+                "--tenants",
+                tenants,
+                "--keys-file",
+                str(keys_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )  # fmt: skip
+        for name, tenants in (("bot", TENANT), ("ops", "*"))
+    ]
+    again = subprocess.run(
+        [str(BIN / "chatstore-new-api-key"), "--name", "bot", "--tenants", TENANT,
+         "--keys-file", str(keys_file)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    untenanted = subprocess.run(
+        [str(BIN / "chatstore-new-api-key"), "--name", "x"], capture_output=True, text=True
+    )
+
+    keys = read_api_keys_file(keys_file)
+    assert [(k.name, k.tenants) for k in keys] == [("bot", [TENANT]), ("ops", ["*"])]
+    assert [m.stdout for m in made] == ["", ""]  # the entries went to the file
+    for made_key, configured in zip(made, keys, strict=True):
+        assert hash_key(made_key.stderr.split(": ", 1)[1].split()[0]) == configured.sha256
+    assert again.returncode == 2
+    assert "already has a key named 'bot'" in again.stderr
+    assert untenanted.returncode == 2
+    assert "--tenants" in untenanted.stderr
 
 
 @pytest.mark.parametrize(

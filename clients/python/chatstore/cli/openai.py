@@ -7,7 +7,10 @@
 `role`, `content` (a string; null for a tool-calling turn without text; a list of
 content parts goes to `structured_content`), `tool_calls`, `tool_call_id` and `name`
 map to Message fields. Any other key is kept in the message's metadata under "openai",
-so an import exported again gives back the same objects.
+so an import exported again gives back the same objects. chatstore has no developer
+role: `"developer"` (OpenAI's name for system instructions to reasoning models) is
+stored as ROLE_SYSTEM with `{"role": "developer"}` kept under "openai", and comes back
+as `"developer"`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def to_message(entry: dict[str, Any]) -> Message:
             ToolCall(id=call["id"], name=function["name"], arguments=function.get("arguments", ""))
         )
     extra = {k: v for k, v in entry.items() if k not in _KNOWN}
+    if entry["role"] not in _NAMES.values():  # an alias ("developer"): keep the name
+        extra["role"] = entry["role"]
     if extra:
         message.metadata.update({_EXTRA: extra})
     return message
