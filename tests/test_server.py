@@ -298,35 +298,21 @@ def test_chatstore_new_api_key_adds_to_a_keys_file_and_asks_for_tenants(
     tmp_path: Path,
 ) -> None:
     keys_file = tmp_path / "keys.json"
+
+    def new_key(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(BIN / "chatstore-new-api-key"), *args]
+        return subprocess.run(command, capture_output=True, text=True)
+
     made = [
-        subprocess.run(
-            [
-                str(BIN / "chatstore-new-api-key"),
-                "--name",
-                name,
-                "--tenants",
-                tenants,
-                "--keys-file",
-                str(keys_file),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )  # fmt: skip
+        new_key("--name", name, "--tenants", tenants, "--keys-file", str(keys_file))
         for name, tenants in (("bot", TENANT), ("ops", "*"))
     ]
-    again = subprocess.run(
-        [str(BIN / "chatstore-new-api-key"), "--name", "bot", "--tenants", TENANT,
-         "--keys-file", str(keys_file)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    untenanted = subprocess.run(
-        [str(BIN / "chatstore-new-api-key"), "--name", "x"], capture_output=True, text=True
-    )
+    again = new_key("--name", "bot", "--tenants", TENANT, "--keys-file", str(keys_file))
+    untenanted = new_key("--name", "x")
 
     keys = read_api_keys_file(keys_file)
     assert [(k.name, k.tenants) for k in keys] == [("bot", [TENANT]), ("ops", ["*"])]
-    assert [m.stdout for m in made] == ["", ""]  # the entries went to the file
+    assert [(m.returncode, m.stdout) for m in made] == [(0, ""), (0, "")]  # into the file
     for made_key, configured in zip(made, keys, strict=True):
         assert hash_key(made_key.stderr.split(": ", 1)[1].split()[0]) == configured.sha256
     assert again.returncode == 2
