@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
@@ -106,3 +107,33 @@ async def test_reflection_lists_the_services(target: str) -> None:
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
     }
+
+
+@pytest.mark.parametrize(
+    ("symbol", "file"),
+    [
+        ("chatstore.v1.SessionService", "chatstore/v1/session_service.proto"),
+        ("chatstore.v1.SessionService.GetSession", "chatstore/v1/session_service.proto"),
+        ("chatstore.v1.Session.title", "chatstore/v1/session.proto"),
+        ("google.rpc.ErrorInfo", "google/rpc/error_details.proto"),
+        ("google.rpc.BadRequest.FieldViolation", "google/rpc/error_details.proto"),
+        ("chatstore.v1.SessionService.NoSuchMethod", None),
+        ("chatstore.v1.Session.no_such_field", None),
+        ("nothing", None),
+    ],
+)
+async def test_reflection_finds_types_methods_fields_and_error_details(
+    target: str, symbol: str, file: str | None
+) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+        [answer] = [answer async for answer in stub.ServerReflectionInfo(iter([request]))]
+
+    if file is None:
+        assert answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+    else:
+        first = descriptor_pb2.FileDescriptorProto.FromString(
+            answer.file_descriptor_response.file_descriptor_proto[0]
+        )
+        assert first.name == file

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pydantic import ValidationError
 
 from chatstore import AsyncChatStoreClient, PermissionDenied, Unauthenticated, Unavailable
@@ -173,6 +174,16 @@ async def test_health_needs_no_credentials(secured: ChatStoreServer) -> None:
         response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
 
     assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_needs_no_credentials(secured: ChatStoreServer) -> None:
+    # It serves the public schema only (see chatstore_server.api.reflection).
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{secured.port}") as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        [answer] = [answer async for answer in stub.ServerReflectionInfo(iter([request]))]
+
+    assert "chatstore.v1.SessionService" in {s.name for s in answer.list_services_response.service}
 
 
 def token(claims: dict[str, Any], key: Any = JWT_SECRET, algorithm: str = "HS256") -> str:

@@ -24,6 +24,7 @@ from chatstore_server.keys import hash_key
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import SessionRepository
 from tests.conftest import TENANT
+from tests.processes import ServerProcess
 
 BIN = Path(sys.executable).parent
 
@@ -151,6 +152,31 @@ async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     assert await process.wait() == 0
     assert "shutting down" in rest
     assert created.id
+
+
+async def test_text_logs_keep_the_call_fields_and_start_up_says_what_is_on(
+    tmp_path: Path,
+) -> None:
+    server = await ServerProcess.start(
+        "--listen", "127.0.0.1:0", "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'db'}",
+        "--log-format", "text", "--metrics-port", "0",
+    )  # fmt: skip
+    try:
+        async with AsyncChatStoreClient(server.target, tenant_id=TENANT) as client:
+            await client.create_session(metadata=[("x-request-id", "req-in-text")])
+        await server.wait_for_log("req-in-text", count=1)
+    finally:
+        assert await server.stop() == 0
+
+    [start_up] = [line for line in server.log if "serving on" in line]
+    [call] = [line for line in server.log if "req-in-text" in line]
+    assert "tls off" in start_up
+    assert "auth off" in start_up
+    assert re.search(r"metrics 127\.0\.0\.1:\d+", start_up)
+    assert "method=/chatstore.v1.SessionService/CreateSession" in call
+    assert "code=OK" in call
+    assert re.search(r"duration_ms=\d", call)
+    assert "request_id=req-in-text" in call
 
 
 def test_bad_setting_is_reported_clearly(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _ENCODER = json.JSONEncoder(default=str)
 # `_ENCODER.encode` builds a C encoder for every object it encodes, which cost more than
 # the encoding of a log line: the access line's is built once (no check for circular
@@ -198,15 +198,39 @@ def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None
     return handler
 
 
+class TextFormatter(logging.Formatter):
+    """A line for people: `time level process logger: message key=value ...`.
+
+    The extras the JSON format gives as keys (request_id, method, code, duration_ms,
+    ...) follow the message as `key=value`, values with spaces quoted, in the order
+    they were passed; then the traceback, if any.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = [
+            f"{key}={_text_value(value)}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD
+        ]
+        if not extras:
+            return text
+        head, newline, rest = text.partition("\n")  # the traceback stays below
+        return f"{head} {' '.join(extras)}{newline}{rest}"
+
+
+def _text_value(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c.isspace() or c == '"' for c in text) else text
+
+
 def configure(level: str, fmt: str) -> None:
     """Send the root logger's records to stderr in `fmt` ("json" or "text")."""
     handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
-        )
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -25,6 +25,7 @@ from chatstore_server.api.auth import Authenticator, JwtPolicy, KeyGrant
 from chatstore_server.api.decoding import decoder
 from chatstore_server.api.interceptors import CallInterceptor
 from chatstore_server.api.observability import Metrics
+from chatstore_server.api.reflection import servicer as reflection_servicer
 from chatstore_server.api.registration import add_service
 from chatstore_server.api.servicer import SessionServicer
 from chatstore_server.config import Settings
@@ -190,6 +191,24 @@ def database_from(settings: Settings) -> Database:
     )
 
 
+def _switches(settings: Settings, metrics_port: int | None) -> dict[str, str]:
+    """What the start-up line says is on: TLS, authentication, metrics."""
+    tls = "off"
+    if settings.tls_cert_file is not None:
+        tls = "on, client certificates required" if settings.tls_client_ca_file else "on"
+    ways = [
+        name
+        for name, configured in (
+            ("api keys", settings.api_keys or settings.api_keys_file),
+            ("jwt", settings.jwt_key or settings.jwt_key_file),
+        )
+        if configured
+    ]
+    auth = " and ".join(ways) if ways else "off (every caller may act for any tenant)"
+    metrics = "off" if metrics_port is None else f"{settings.metrics_address}:{metrics_port}"
+    return {"tls": tls, "auth": auth, "metrics": metrics}
+
+
 class ChatStoreServer:
     """A running chatstore server. Create with `await ChatStoreServer.start(settings)`."""
 
@@ -261,9 +280,7 @@ class ChatStoreServer:
             add_service(
                 server,
                 _REFLECTION,
-                reflection.aio.ReflectionServicer(
-                    [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]
-                ),
+                reflection_servicer([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME]),
             )
             await server.start()
             metrics_http = None
@@ -296,11 +313,13 @@ class ChatStoreServer:
             )
             running._listener = listener
             running._spawn(listener.run())
+        switches = _switches(settings, running.metrics_port)  # said in words, for people
         logger.info(
-            "serving on %s (port %d), database %s",
+            "serving on %s (port %d), database %s, tls %s, auth %s, metrics %s",
             settings.listen,
             port,
             database.url.render_as_string(hide_password=True),
+            *switches.values(),
         )
         return running
 
