@@ -38,13 +38,15 @@ run: $(STAMP) ## Serve on 127.0.0.1:50051 with SQLite in ./chatstore.db (migrate
 test: $(STAMP) $(NODE_STAMP) citus ## Run the whole test suite (real servers: SQLite, PostgreSQL, a Citus cluster; Node client)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, mypy --strict, buf lint and buf format
+lint: $(STAMP) ## ruff, mypy --strict, buf lint and format, hadolint, kubernetes-validate
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy -p chatstore -p chatstore_server
 	$(BIN)/mypy tests scripts bench
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code protos
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes.yaml
 
 fmt: $(STAMP) ## Format Python and protos in place
 	$(BIN)/ruff check --fix $(PY_SOURCES)
