@@ -59,7 +59,7 @@ generate: $(STAMP) ## Regenerate clients/python/chatstore/v1 from protos/
 check-generated: $(STAMP) ## Fail if regenerating would change the committed code
 	$(BIN)/python scripts/generate.py --check
 
-bench: $(STAMP) ## Full benchmark, SQLite and PostgreSQL, beside an echo ceiling (< 10 min)
+bench: $(STAMP) ## Full benchmark, SQLite, PostgreSQL and Citus, beside an echo ceiling (~15 min)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-quick: $(STAMP) ## Short benchmark on SQLite (< 1 min)

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench import machine
+from bench import machine, page
 from bench.seed import Seeded, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -465,20 +465,10 @@ def main() -> int:
     print("\n" + rendered)
     print(f"\n{results['seconds']} s; results in {args.from_results or args.output}")
     if args.write_doc:
+        machine_text = rendered.split("\n\n")[-1] if "machine_at_start" in results else ""
+        full_table = rendered.removesuffix(machine_text).rstrip()
         (ROOT / "docs" / "performance.md").write_text(
-            "# Performance\n\n"
-            f"Measured with `{results['command']}` on {results['date']}, on {results['machine']}.\n"
-            "Every chatstore figure is a ratio to a bare `grpc.aio` echo server (same harness,\n"
-            "100-byte payload, 16 concurrent calls unless the row says otherwise) run just\n"
-            "before it, because absolute numbers drift on this shared machine, even within one\n"
-            "run (compare the two reference echo rows). A full run measures each scenario in\n"
-            "three rounds of 2 seconds, each after its own echo run, and shows the round of\n"
-            "median ratio, with the rounds' range. The load generator runs in its own\n"
-            "process; the CPU columns are the server's and the load generator's CPU time per\n"
-            "call, which tell which side bounds a rate.\n\n"
-            + rendered
-            + "\n\n"
-            + (ROOT / "bench" / "analysis.md").read_text()
+            page.render(results, full_table, machine_text)
         )
     return 0
 
@@ -493,6 +483,7 @@ def _run(quick: bool, backends_wanted: str | None) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
         f" {platform.python_version()}, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine_cpus": os.cpu_count(),
         "machine_at_start": machine.probe(),
         "backends": {},
     }  # fmt: skip
