@@ -19,13 +19,13 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[server,cli,integrations,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[server,cli,tracing,integrations,dev]'
 	touch $(STAMP)
 
 $(NODE_STAMP): clients/node/package-lock.json
 	npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
 
-install: $(STAMP) $(NODE_STAMP) ## Install everything: .venv (chatstore, server, cli, integrations, dev) and the Node client
+install: $(STAMP) $(NODE_STAMP) ## Install everything: .venv (chatstore, server, cli, tracing, integrations, dev) and the Node client
 
 citus: ## Install Citus into the machine's PostgreSQL for the Citus tests, if missing (root; ~5 min once)
 	@bash $(CITUS_ENGINE)/build.sh || { \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -41,14 +42,20 @@ class ServerProcess:
         self._ready.set()
 
     @classmethod
-    async def start(cls, *args: str, timeout: float = 30) -> ServerProcess:
-        """Start `chatstore-server ARGS` and wait until it serves.
+    async def start(
+        cls, *args: str, timeout: float = 30, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        """Start `chatstore-server ARGS` (with `env` added to this process's environment)
+        and wait until it serves.
 
         Raises:
             RuntimeError: It exited before serving (its log is in the message).
         """
         process = await asyncio.create_subprocess_exec(
-            str(BIN / "chatstore-server"), *args, stderr=asyncio.subprocess.PIPE
+            str(BIN / "chatstore-server"),
+            *args,
+            stderr=asyncio.subprocess.PIPE,
+            env=None if env is None else os.environ | env,
         )
         server = cls(process)
         await asyncio.wait_for(server._ready.wait(), timeout)

@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from chatstore.v1 import session_service_pb2
+from chatstore_server import tracing
 from chatstore_server.api.auth import Authenticator, JwtPolicy, KeyGrant
 from chatstore_server.api.decoding import decoder
 from chatstore_server.api.interceptors import CallInterceptor
@@ -75,6 +76,34 @@ STOP_TASKS_SECONDS = 2.0
 """How long stopping waits for the background tasks (sweeper, health monitor, change
 listener) to end once cancelled: with `Database.dispose`'s bound, a shutdown takes at
 most the grace period plus a few seconds, whatever the database does."""
+
+
+TRACE_FLUSH_SECONDS = 5.0
+"""How long a stopping server waits for its buffered spans to be exported."""
+
+
+def _tracing() -> tracing.Tracing | None:
+    """This process's tracing, when the OTEL_* variables ask for it (`tracing`).
+
+    Raises:
+        StartupError: They do, and the tracing extra is not installed.
+    """
+    if not tracing.wanted():
+        return None
+    try:
+        return tracing.Tracing.start()
+    except ModuleNotFoundError as error:
+        raise StartupError(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            f"tracing is asked for but {error.name!r} is missing: {tracing.EXTRA_HINT}",
+        ) from None
+
+
+async def _flush_traces(traced: tracing.Tracing) -> None:
+    try:
+        await asyncio.wait_for(asyncio.to_thread(traced.shutdown), TRACE_FLUSH_SECONDS)
+    except TimeoutError:
+        logger.warning("spans not exported within %ss were dropped", TRACE_FLUSH_SECONDS)
 
 
 class StartupError(RuntimeError):
@@ -192,7 +221,7 @@ def database_from(settings: Settings) -> Database:
 
 
 def _switches(settings: Settings, metrics_port: int | None) -> dict[str, str]:
-    """What the start-up line says is on: TLS, authentication, metrics."""
+    """What the start-up line says is on: TLS, authentication, metrics, tracing."""
     tls = "off"
     if settings.tls_cert_file is not None:
         tls = "on, client certificates required" if settings.tls_client_ca_file else "on"
@@ -206,7 +235,12 @@ def _switches(settings: Settings, metrics_port: int | None) -> dict[str, str]:
     ]
     auth = " and ".join(ways) if ways else "off (every caller may act for any tenant)"
     metrics = "off" if metrics_port is None else f"{settings.metrics_address}:{metrics_port}"
-    return {"tls": tls, "auth": auth, "metrics": metrics}
+    return {
+        "tls": tls,
+        "auth": auth,
+        "metrics": metrics,
+        "tracing": "on (OpenTelemetry)" if tracing.wanted() else "off",
+    }
 
 
 class ChatStoreServer:
@@ -228,6 +262,7 @@ class ChatStoreServer:
         self._feed = feed
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: ChangeListener | None = None
+        self._tracing: tracing.Tracing | None = None
         self.metrics = metrics
         """The server's metrics (also served over HTTP when `metrics_port` is set)."""
         self._metrics_http = metrics_http
@@ -254,18 +289,25 @@ class ChatStoreServer:
             StartupError: The listen address cannot be bound, or the database cannot
                 be reached or opened.
         """
+        traced = _tracing()
         database = database_from(settings)
         try:
-            server = grpc.aio.server(options=settings.grpc_options())
+            interceptors = traced.server_interceptors() if traced else None
+            server = grpc.aio.server(options=settings.grpc_options(), interceptors=interceptors)
             port = _bind(server, settings)
             if migrate:
                 await _migrate(database)
+            if traced is not None:
+                traced.instrument(database)
             policy = settings.policy()
             feed = ChangeFeed(settings.watch_buffer_changes)
             metrics = Metrics()
             metrics.watch_pool(database.pool_stats)
             interceptor = CallInterceptor(
-                authenticator_from(settings), metrics, log_requests=settings.log_requests
+                authenticator_from(settings),
+                metrics,
+                log_requests=settings.log_requests,
+                annotate=tracing.annotate if traced else None,
             )
             servicer = SessionServicer(database, policy, settings.limits(), feed)
             # Generic handlers only: see `registration` for what registered methods cost.
@@ -296,6 +338,7 @@ class ChatStoreServer:
         for service in ("", SERVICE_NAME):
             await health_servicer.set(service, _SERVING)
         running = cls(server, health_servicer, database, feed, port, metrics, metrics_http)
+        running._tracing = traced
         running._spawn(_sweep_forever(database, policy, settings.sweep_interval_seconds, feed))
         running._spawn(
             _monitor_health(
@@ -315,7 +358,7 @@ class ChatStoreServer:
             running._spawn(listener.run())
         switches = _switches(settings, running.metrics_port)  # said in words, for people
         logger.info(
-            "serving on %s (port %d), database %s, tls %s, auth %s, metrics %s",
+            "serving on %s (port %d), database %s, tls %s, auth %s, metrics %s, tracing %s",
             settings.listen,
             port,
             database.url.render_as_string(hide_password=True),
@@ -350,6 +393,8 @@ class ChatStoreServer:
             if left:
                 logger.warning("%d background tasks did not stop in time; left behind", len(left))
         await self._database.dispose()
+        if self._tracing is not None:
+            await _flush_traces(self._tracing)
 
     async def wait_for_termination(self) -> None:
         """Return when the server has stopped."""

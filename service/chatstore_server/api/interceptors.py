@@ -108,6 +108,8 @@ class _Call:
     def finish(self) -> None:
         seconds = time.perf_counter() - self.started
         self.owner.metrics.observe(self.method, self.code, seconds)
+        if self.owner.annotate is not None:
+            self.owner.annotate(self.request_id)
         if self.owner.log_requests:
             logs.info_line(
                 access_logger,
@@ -130,11 +132,18 @@ class CallInterceptor:
     """
 
     def __init__(
-        self, authenticator: Authenticator, metrics: Metrics, *, log_requests: bool = True
+        self,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        *,
+        log_requests: bool = True,
+        annotate: Callable[[str], None] | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.metrics = metrics
         self.log_requests = log_requests
+        # Called with each call's request id inside the call (tracing puts it on the span).
+        self.annotate = annotate
 
     def wrap(self, servicer: S, service: ServiceDescriptor) -> S:
         """An object with `servicer`'s handler for each method of `service`, wrapped

@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from sqlalchemy import Connection, Dialect, Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from chatstore_server.store import spans
 from chatstore_server.store.prepared import Plan, Prepared, driver_error
 
 P = ParamSpec("P")
@@ -135,6 +136,12 @@ class InlineConnection(StoreConnection):
         return plan.made(self._fetch_raw(plan, parameters), make)
 
     def _fetch_raw(self, plan: Plan, parameters: Mapping[str, Any]) -> list[Any]:
+        if spans.tracer is not None:
+            with spans.statement(plan.sql, "sqlite"):
+                return self._fetch_untraced(plan, parameters)
+        return self._fetch_untraced(plan, parameters)
+
+    def _fetch_untraced(self, plan: Plan, parameters: Mapping[str, Any]) -> list[Any]:
         driver: Any = self._connection.connection.dbapi_connection
         try:
             cursor = driver.execute(plan.sql, plan.values(parameters))
@@ -149,6 +156,12 @@ class InlineConnection(StoreConnection):
         plan = query.plan(self.dialect)
         if plan is None:
             return await super().execute_many(query, rows)
+        if spans.tracer is not None:
+            with spans.statement(plan.sql, "sqlite"):
+                return self._execute_many_untraced(plan, rows)
+        return self._execute_many_untraced(plan, rows)
+
+    def _execute_many_untraced(self, plan: Plan, rows: Sequence[Mapping[str, Any]]) -> int:
         driver: Any = self._connection.connection.dbapi_connection
         try:
             cursor = driver.executemany(plan.sql, [plan.values(row) for row in rows])

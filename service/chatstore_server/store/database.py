@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatstore_server.store.connection import StoreConnection
@@ -199,6 +199,14 @@ class Database:
     def pool_stats(self) -> dict[str, int]:
         """Connections of the pool by state: in_use, idle, overflow, size."""
         return self._backend.pool_stats()
+
+    def engines(self) -> list[Engine]:
+        """The SQLAlchemy engines statements run through (for instrumentation). On
+        PostgreSQL, statements outside transactions run on asyncpg's own pool instead."""
+        backend = self._backend
+        if isinstance(backend, PostgresBackend):
+            return [backend.engine.sync_engine]
+        return [backend.engine]
 
     async def dispose(self, timeout_seconds: float = DISPOSE_TIMEOUT_SECONDS) -> None:
         """Finish pending commits and close every connection, within `timeout_seconds`

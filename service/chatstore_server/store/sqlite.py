@@ -229,6 +229,11 @@ class SQLiteEngine:
         self._group: _Group | None = None
         self._commits: set[asyncio.Task[None]] = set()
 
+    @property
+    def engine(self) -> Engine:
+        """The engine every connection comes from."""
+        return self._engine
+
     def _on_connect(self, dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver: BEGIN only where this module says.
         dbapi_connection.isolation_level = None
