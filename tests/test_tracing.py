@@ -35,7 +35,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 def _attributes(span: trace_pb2.Span) -> dict[str, Any]:
-    return {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes}
+    return {a.key: getattr(a.value, a.value.WhichOneof("value") or "") for a in span.attributes}
 
 
 async def test_spans_per_call_and_statement_continue_the_callers_trace(
@@ -43,7 +43,7 @@ async def test_spans_per_call_and_statement_continue_the_callers_trace(
 ) -> None:
     receiver = Receiver()
     collector = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, collector)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, collector)  # type: ignore[no-untyped-call]
     collector_port = collector.add_insecure_port("127.0.0.1:0")
     await collector.start()
     env = {
