@@ -33,4 +33,4 @@ async def test_the_node_client_speaks_the_contract(target: str) -> None:
     output, _ = await asyncio.wait_for(process.communicate(), 120)
 
     assert process.returncode == 0, output.decode()
-    assert "# pass 1" in output.decode()
+    assert "# pass 2" in output.decode()

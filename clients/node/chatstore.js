@@ -40,13 +40,36 @@ const Status = rpc.lookupType("google.rpc.Status");
 const ErrorInfo = rpc.lookupType("google.rpc.ErrorInfo");
 const BadRequest = rpc.lookupType("google.rpc.BadRequest");
 
-/** A SessionService client on `target` (host:port), plaintext unless `credentials`. */
-function connect(target, credentials = grpc.credentials.createInsecure()) {
+/**
+ * The connection defaults, from the variables the Python client and the `chatstore`
+ * command read too: CHATSTORE_TARGET (default 127.0.0.1:50051), CHATSTORE_TENANT and
+ * CHATSTORE_API_KEY (both default "": none).
+ */
+function defaults(env = process.env) {
+  return {
+    target: env.CHATSTORE_TARGET || "127.0.0.1:50051",
+    tenantId: env.CHATSTORE_TENANT || "",
+    apiKey: env.CHATSTORE_API_KEY || "",
+  };
+}
+
+/**
+ * A SessionService client on `target` (host:port; CHATSTORE_TARGET when not given),
+ * plaintext unless `credentials`.
+ */
+function connect(target = defaults().target, credentials = grpc.credentials.createInsecure()) {
   return new loaded.chatstore.v1.SessionService(target, credentials);
 }
 
-/** Call a unary method as a promise. */
-function call(client, method, request, metadata = new grpc.Metadata()) {
+/** Call metadata carrying `authorization: Bearer <apiKey>` (CHATSTORE_API_KEY when not given; none when empty). */
+function authMetadata(apiKey = defaults().apiKey) {
+  const metadata = new grpc.Metadata();
+  if (apiKey) metadata.set("authorization", `Bearer ${apiKey}`);
+  return metadata;
+}
+
+/** Call a unary method as a promise (with CHATSTORE_API_KEY's credential unless `metadata`). */
+function call(client, method, request, metadata = authMetadata()) {
   return new Promise((resolve, reject) => {
     client[method](request, metadata, (error, response) => (error ? reject(error) : resolve(response)));
   });
@@ -75,4 +98,4 @@ function errorDetails(error) {
   return result;
 }
 
-module.exports = { connect, call, errorDetails, grpc };
+module.exports = { defaults, connect, authMetadata, call, errorDetails, grpc };

@@ -4,13 +4,21 @@
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { connect, call, errorDetails, grpc } = require("../chatstore.js");
+const { defaults, connect, authMetadata, call, errorDetails, grpc } = require("../chatstore.js");
 
 const target = process.env.CHATSTORE_TARGET;
 const tenant = "node-" + process.pid;
 
+test("connection defaults come from the environment", () => {
+  assert.deepEqual(defaults({}), { target: "127.0.0.1:50051", tenantId: "", apiKey: "" });
+  const env = { CHATSTORE_TARGET: "h:1", CHATSTORE_TENANT: "acme", CHATSTORE_API_KEY: "k" };
+  assert.deepEqual(defaults(env), { target: "h:1", tenantId: "acme", apiKey: "k" });
+  assert.deepEqual(authMetadata("k").get("authorization"), ["Bearer k"]);
+  assert.deepEqual(authMetadata("").get("authorization"), []);
+});
+
 test("the Node client speaks the contract", { skip: !target && "set CHATSTORE_TARGET" }, async (t) => {
-  const client = connect(target);
+  const client = connect(); // CHATSTORE_TARGET
   t.after(() => client.close());
 
   const session = await call(client, "CreateSession", { tenant_id: tenant, session: { title: "from node" } });
