@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := clients/node/node_modules/.package-lock.json
+TS_STAMP := clients/typescript/node_modules/.package-lock.json
 CITUS_ENGINE ?= ../shared/engines/citus
 PY_SOURCES := clients/python/chatstore service/chatstore_server tests scripts bench
 
@@ -25,7 +26,10 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): clients/node/package-lock.json
 	npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
 
-install: $(STAMP) $(NODE_STAMP) ## Install everything: .venv (chatstore, server, cli, tracing, integrations, dev) and the Node client
+$(TS_STAMP): clients/typescript/package-lock.json
+	npm ci --prefix clients/typescript --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) $(NODE_STAMP) $(TS_STAMP) ## Install everything: .venv (chatstore, server, cli, tracing, integrations, dev), the Node and TypeScript client packages
 
 citus: ## Install Citus into the machine's PostgreSQL for the Citus tests, if missing (root; ~5 min once)
 	@bash $(CITUS_ENGINE)/build.sh || { \
@@ -35,16 +39,17 @@ citus: ## Install Citus into the machine's PostgreSQL for the Citus tests, if mi
 run: $(STAMP) ## Serve on 127.0.0.1:50051 with SQLite in ./chatstore.db (migrates first)
 	$(BIN)/chatstore-server
 
-test: $(STAMP) $(NODE_STAMP) citus ## Run the whole test suite (real servers: SQLite, PostgreSQL, a Citus cluster; Node client)
+test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) citus ## Run the whole test suite (real servers: SQLite, PostgreSQL, a Citus cluster; Node and TypeScript clients)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, mypy --strict, buf lint and format, hadolint, kubernetes-validate
+lint: $(STAMP) $(TS_STAMP) ## ruff, mypy --strict, buf lint and format, tsc --strict, hadolint, kubernetes-validate
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/mypy -p chatstore -p chatstore_server
 	$(BIN)/mypy tests scripts bench
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code protos
+	npm run --prefix clients/typescript --silent lint
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes.yaml
 
@@ -53,10 +58,10 @@ fmt: $(STAMP) ## Format Python and protos in place
 	$(BIN)/ruff format $(PY_SOURCES)
 	$(BIN)/buf format --write protos
 
-generate: $(STAMP) ## Regenerate clients/python/chatstore/v1 from protos/
+generate: $(STAMP) $(TS_STAMP) ## Regenerate the Python and TypeScript client code and docs/api.md from protos/
 	$(BIN)/python scripts/generate.py
 
-check-generated: $(STAMP) ## Fail if regenerating would change the committed code
+check-generated: $(STAMP) $(TS_STAMP) ## Fail if regenerating would change the committed code
 	$(BIN)/python scripts/generate.py --check
 
 bench: $(STAMP) ## Full benchmark, SQLite, PostgreSQL and Citus, beside an echo ceiling (~15 min)
@@ -73,4 +78,4 @@ breaking: $(STAMP) ## Fail if the protos break compatibility with the previous c
 	fi
 
 clean: ## Remove the virtual environment, node_modules and caches (keeps chatstore.db)
-	rm -rf $(VENV) clients/node/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) clients/node/node_modules clients/typescript/node_modules clients/typescript/dist .mypy_cache .ruff_cache .pytest_cache

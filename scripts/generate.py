@@ -9,6 +9,9 @@ edited by hand:
 - `clients/python/chatstore/_sync/{client,pagers}.py`: the blocking client, made from
   the async one (`_async/`) by unasync, then formatted with ruff.
 - `docs/api.md`: the API reference, from the proto comments.
+- `clients/typescript/gen/`: the TypeScript messages and service descriptors, by buf with
+  protobuf-es (`buf.gen.typescript.yaml`; the plugin is the package's own, from
+  `npm ci --prefix clients/typescript`, which `make install` runs).
 
 Usage:
     python scripts/generate.py           # regenerate in place
@@ -264,6 +267,31 @@ def _api_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+TYPESCRIPT_TEMPLATE = ROOT / "buf.gen.typescript.yaml"
+TYPESCRIPT_GEN = Path("clients") / "typescript" / "gen"
+
+
+def _typescript(out_root: Path) -> None:
+    """buf generate with the TypeScript template, into `out_root` / TYPESCRIPT_GEN."""
+    bin_dir = Path(sysconfig.get_path("scripts"))
+    command = [str(bin_dir / "buf"), "generate", "--template", str(TYPESCRIPT_TEMPLATE)]
+    if out_root != ROOT:
+        command += ["-o", str(out_root)]
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def _diff_tree(expected: Path, actual: Path, prefix: str = "") -> list[str]:
+    """`_diff` for a tree: every file below, by its path from the top."""
+    comparison = filecmp.dircmp(expected, actual)
+    problems = [f"missing: {prefix}{name}" for name in comparison.left_only]
+    problems += [f"not generated (stale): {prefix}{name}" for name in comparison.right_only]
+    _, mismatch, errors = filecmp.cmpfiles(expected, actual, comparison.common_files, shallow=False)
+    problems += [f"differs: {prefix}{name}" for name in mismatch + errors]
+    for name in comparison.common_dirs:
+        problems += _diff_tree(expected / name, actual / name, f"{prefix}{name}/")
+    return problems
+
+
 def _diff(expected: Path, actual: Path) -> list[str]:
     comparison = filecmp.dircmp(expected, actual, ignore=["__pycache__"])
     problems = [f"missing: {name}" for name in comparison.left_only]
@@ -286,6 +314,8 @@ def main() -> int:
         _protoc(OUT_ROOT)
         _unasync(CLIENT)
         API_REFERENCE.write_text(_api_reference())
+        shutil.rmtree(ROOT / TYPESCRIPT_GEN, ignore_errors=True)
+        _typescript(ROOT)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / PACKAGE_DIR).mkdir(parents=True)
@@ -300,6 +330,10 @@ def main() -> int:
                 problems.append(f"differs: _sync/{name}")
         if not API_REFERENCE.is_file() or API_REFERENCE.read_text() != _api_reference():
             problems.append("differs: docs/api.md")
+        _typescript(Path(tmp))
+        problems += _diff_tree(
+            Path(tmp) / TYPESCRIPT_GEN, ROOT / TYPESCRIPT_GEN, f"{TYPESCRIPT_GEN}/"
+        )
     for problem in problems:
         print(f"check-generated: {problem} (run `make generate`)", file=sys.stderr)
     return 1 if problems else 0
