@@ -75,6 +75,7 @@ export interface ChatStoreOptions {
 
 const DEFAULT_TARGET = "127.0.0.1:50051";
 const DEFAULT_TIMEOUT_MS = 10_000;
+const WATCH_ATTEMPTS = 12;
 const SAFE = new Set([
   MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS,
   MethodOptions_IdempotencyLevel.IDEMPOTENT,
@@ -225,13 +226,16 @@ export class ChatStoreClient {
    * or restarted) or RESOURCE_EXHAUSTED (the watcher fell behind), it is opened again
    * from the last message seq received, with the retry policy's backoff, so no
    * message is missed or repeated. Ends when `signal` aborts (or the server ends it).
+   * `maxAttempts` (default 12) bounds the openings in a row that fail: with the retry
+   * policy's backoff (at most 5 s each), a server may be away for about half a minute.
    */
   async *watch(
     sessionId: string,
-    options: { fromSeq?: bigint; tenantId?: string; signal?: AbortSignal } = {},
+    options: { fromSeq?: bigint; tenantId?: string; signal?: AbortSignal; maxAttempts?: number } = {},
   ): AsyncIterable<WatchSessionResponse> {
     let fromSeq = options.fromSeq ?? 0n;
     let failures = 0;
+    const attempts = options.maxAttempts ?? WATCH_ATTEMPTS;
     for (;;) {
       try {
         const changes = this.rpc.watchSession(
@@ -247,7 +251,7 @@ export class ChatStoreClient {
       } catch (error) {
         if (options.signal?.aborted) return;
         const resumable = error instanceof Unavailable || error instanceof ResourceExhausted;
-        if (!resumable || failures + 1 >= this.retry.maxAttempts) throw error;
+        if (!resumable || failures + 1 >= attempts) throw error;
         const bound = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** failures);
         failures += 1;
         await sleep(Math.random() * bound);
