@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 
-import { ChatStoreClient } from "../src/index.js";
+import { Aborted, ChatStoreClient } from "../src/index.js";
 import { type ChatMessage, ChatSessionStore } from "../examples/seed000-chat-types.js";
 import { KalitoSessions } from "../examples/seed001-kalito.js";
+import { type SessionEvent, SessionLog } from "../examples/seed003-session-server.js";
 import { PaperclipChats } from "../examples/seed004-paperclip.js";
 import { TestServer } from "./server.js";
 
@@ -96,4 +97,33 @@ test("seed 004: Paperclip conversations, pins, archive, soft delete, previews an
   assert.ok(deleted.deletedAt);
   assert.deepEqual(await chats.get(companyId, second.id), deleted); // kept, marked deleted
   assert.deepEqual((await chats.list(companyId, { limit: 10 })).items, []);
+});
+
+test("seed 003: session metadata, the event log and checkpoint annotations round-trip", async () => {
+  const sessions = new SessionLog(new ChatStoreClient({ target: server.target, tenantId: `server-${randomUUID()}` }));
+  const opened = await sessions.open("repl-1");
+  assert.deepEqual([opened.id, opened.name, opened.eventCount, opened.checkpointCount], ["repl-1", "repl-1", 0, 0]);
+  const events: Exclude<SessionEvent, { type: "session" }>[] = [
+    { type: "input", seq: 1, code: "1 + 1", timestamp: "2026-03-01T10:00:00.000Z" },
+    { type: "llm_req", seq: 2, prompt: "explain 1 + 1", receiptKey: "r-1" },
+    { type: "llm_resp", seq: 3, response: "two", receiptKey: "r-1" },
+    { type: "output", seq: 4, value: "2", timestamp: "2026-03-01T10:00:01.500Z" },
+    { type: "checkpoint", seq: 5, reason: "after-eval", stateId: "state-5" },
+    { type: "error", seq: 6, message: "boom", timestamp: "2026-03-01T10:00:02.000Z" },
+  ];
+  await sessions.append("repl-1", events.slice(0, 4), 0);
+  await sessions.append("repl-1", events.slice(4), 4);
+  await assert.rejects(sessions.append("repl-1", events.slice(0, 1), 4), Aborted); // a stale writer
+
+  const log = await sessions.read("repl-1");
+  const [header, ...logged] = log;
+  assert.deepEqual(header, { type: "session", version: 1, id: "repl-1", created: opened.created.toISOString() });
+  assert.deepEqual(logged, events);
+  const note = await sessions.annotate("repl-1", 5, { label: "evaluated", description: "1 + 1 done", tags: ["math", "ok"] });
+  assert.deepEqual(await sessions.annotations("repl-1"), [note]);
+  assert.deepEqual([note.checkpointSeq, note.tags], [5, ["math", "ok"]]);
+  const meta = await sessions.metadata("repl-1");
+  assert.deepEqual([meta?.eventCount, meta?.checkpointCount], [6, 1]);
+  assert.equal(meta?.size, 0); // chatstore sizes message text; this log has events only
+  assert.equal(await sessions.metadata("no-such-session"), null);
 });
