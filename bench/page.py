@@ -44,17 +44,23 @@ def _workers_text(results: dict[str, Any]) -> str:
         if not (two and one and "2 server processes" in use):
             continue
         busy = use["2 server processes"]
-        return (
+        cores = results.get("machine_cpus", os.cpu_count())
+        ratio = two["calls_per_second"] / one["calls_per_second"]
+        measured = (
             f"Measured here ({backend}, AppendMessages over 64 sessions from 32 callers), 2"
             f" server processes served {two['calls_per_second']:,.0f} calls/s and 1 served"
-            f" {one['calls_per_second']:,.0f}: with two processes the machine was"
-            f" {busy['machine']:.2f} of its {results.get('machine_cpus', os.cpu_count())} cores"
-            f" busy, chatstore"
-            f" taking {busy['chatstore']:.2f}, PostgreSQL {busy['postgresql']:.2f} and the"
-            f" load generator and the rest {busy['other']:.2f}. There was no idle core for"
-            " a second worker to use, so it only added contention. A worker helps when it"
-            " gets a core of its own."
+            f" {one['calls_per_second']:,.0f} ({ratio:.2f}x). With two processes the machine"
+            f" was {busy['machine']:.2f} of its {cores} cores busy: chatstore"
+            f" {busy['chatstore']:.2f}, PostgreSQL {busy['postgresql']:.2f}, the load generator"
+            f" and the rest {busy['other']:.2f}."
         )
+        if ratio > 1.05:
+            return measured + " The second process added what the cores left idle by the first."
+        if ratio < 0.95:
+            return measured + (
+                " There was no idle core for the second process, so it only added contention."
+            )
+        return measured + " A second process without a core of its own adds nothing."
     return "No multi-process run in these results (`make bench` on PostgreSQL measures one)."
 
 
