@@ -12,7 +12,7 @@ CITUS_ENGINE ?= ../shared/engines/citus
 PY_SOURCES := clients/python/chatstore service/chatstore_server tests scripts bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install citus run test lint fmt generate check-generated breaking bench bench-quick clean
+.PHONY: help install citus go run test lint fmt generate check-generated breaking bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,10 +36,15 @@ citus: ## Install Citus into the machine's PostgreSQL for the Citus tests, if mi
 		echo "citus: not installed ($(CITUS_ENGINE)/build.sh failed): its tests will be skipped"; \
 		[ "$$CI" != true ]; }
 
+go: ## Install Debian's Go toolchain and packages for the Go client test, if missing (root)
+	@bash scripts/install-go.sh || { \
+		echo "go: not installed (scripts/install-go.sh failed): the Go client test will be skipped"; \
+		[ "$$CI" != true ]; }
+
 run: $(STAMP) ## Serve on 127.0.0.1:50051 with SQLite in ./chatstore.db (migrates first)
 	$(BIN)/chatstore-server
 
-test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) citus ## Run the whole test suite (real servers: SQLite, PostgreSQL, a Citus cluster; Node and TypeScript clients)
+test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) citus go ## Run the whole test suite (real servers: SQLite, PostgreSQL, a Citus cluster; Node, TypeScript and Go clients)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) $(TS_STAMP) ## ruff, mypy --strict, buf lint and format, tsc --strict, hadolint, kubernetes-validate
