@@ -70,9 +70,11 @@ def render(results: dict[str, Any], full_table: str, machine_text: str) -> str:
     return f"""# Performance and sizing
 
 Figures from `{results["command"]}` on {results["date"]}, on {results["machine"]}; the
-load generator, the databases and chatstore all ran on that one machine. Reproduce them
-with `make bench` (below). They are a guide for sizing, not a promise: measure on your
-own hardware and data.
+load generator, the databases and chatstore all ran on that one machine, a shared one
+whose speed varies by the hour: its probe at the run's start and end is at the bottom
+of this page; run `python -m bench.machine` on yours to compare before scaling these
+rates. They are a guide for sizing, not a promise: measure on your own hardware and
+data with `make bench` (below).
 
 ## What one core serves
 
