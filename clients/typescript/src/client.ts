@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { type CallOptions, type Client, type Interceptor, createClient } from "@connectrpc/connect";
+import { type CallOptions, type Client, Code, ConnectError, type Interceptor, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import type { Checkpoint } from "../gen/chatstore/v1/checkpoint_pb.js";
@@ -22,7 +22,7 @@ import {
   SessionService,
   type WatchSessionResponse,
 } from "../gen/chatstore/v1/session_service_pb.js";
-import { Unavailable, ResourceExhausted, toChatStoreError } from "./errors.js";
+import { type ChatStoreError, ResourceExhausted, Unavailable, toChatStoreError } from "./errors.js";
 
 /** The generated client of every SessionService RPC (request fields in camelCase). */
 export type SessionServiceClient = Client<typeof SessionService>;
@@ -86,6 +86,20 @@ type Method = (typeof SessionService.methods)[number];
 /** Whether the contract lets a call of `method` be repeated: marked idempotent, or it carries a request id. */
 function retryable(method: Method): boolean {
   return SAFE.has(method.idempotency) || "requestId" in method.input.field;
+}
+
+/**
+ * `raw` as a ChatStoreError. A CANCELLED the caller did not ask for (its `signal` did
+ * not abort) is the connection going away under the call: Node's HTTP/2 reports a cut
+ * connection as a stream reset with CANCEL, which Connect maps to CANCELLED; gRPC's
+ * own clients say UNAVAILABLE, and so does this one, so it is retried where allowed.
+ */
+function classify(raw: unknown, signal: AbortSignal | undefined): ChatStoreError {
+  const error = toChatStoreError(raw);
+  if (error.code === Code.Canceled && !signal?.aborted) {
+    return new Unavailable(new ConnectError(error.message, Code.Unavailable, undefined, undefined, error));
+  }
+  return error;
 }
 
 function pem(value: string | Uint8Array | undefined): string | Buffer | undefined {
@@ -176,7 +190,7 @@ export class ChatStoreClient {
         const left = deadline === Infinity ? undefined : Math.max(deadline - Date.now(), 1);
         return await call(filled, { ...options, timeoutMs: left });
       } catch (raw) {
-        const error = toChatStoreError(raw);
+        const error = classify(raw, options.signal);
         if (!(error instanceof Unavailable) || attempt + 1 >= attempts) throw error;
         const bound = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** attempt);
         const pause = Math.random() * bound;
@@ -196,7 +210,7 @@ export class ChatStoreClient {
       // Streams have no default deadline: a watch lasts as long as its caller wants.
       yield* call(this.prepare(method, request), callOptions) as AsyncIterable<unknown>;
     } catch (raw) {
-      throw toChatStoreError(raw);
+      throw classify(raw, callOptions?.signal);
     }
   }
 

@@ -18,6 +18,7 @@ import {
   SessionView,
   Unavailable,
 } from "../src/index.js";
+import { AnswerLosingProxy } from "./flaky.js";
 import { TestServer } from "./server.js";
 
 let server: TestServer;
@@ -137,6 +138,32 @@ test("an append retried with its request id is stored once", async () => {
   const again = await rpc.appendMessages({ sessionId: session.id, requestId: "r-1", messages: [user("once")] });
   assert.deepEqual(again.messages.map((m) => m.id), first.messages.map((m) => m.id));
   assert.equal((await rpc.getSession({ sessionId: session.id })).messageCount, 1n);
+});
+
+test("an append whose answer is lost is retried with the same request id and stored once", async () => {
+  const tenantId = `flaky-${process.pid}`;
+  const direct = new ChatStoreClient({ target: server.target, tenantId });
+  const session = await direct.rpc.createSession({});
+  const proxy = await AnswerLosingProxy.start(server.port, "lost-answer-marker");
+  try {
+    const flaky = new ChatStoreClient({ target: proxy.target, tenantId, retry: { initialBackoffMs: 10 } });
+    const appended = await flaky.rpc.appendMessages({ sessionId: session.id, messages: [user("lost-answer-marker")] });
+    assert.equal(proxy.lost, 1); // the first answer never arrived: the call was retried
+    assert.deepEqual(appended.messages.map((m) => m.seq), [1n]);
+    const stored = await direct.rpc.listMessages({ sessionId: session.id });
+    assert.deepEqual(stored.messages.map((m) => [m.id, m.content]), [[appended.messages[0]?.id, "lost-answer-marker"]]);
+    // A call the contract does not let the client repeat is not retried: its error shows.
+    const cut = await AnswerLosingProxy.start(server.port, "not-retried-marker");
+    try {
+      const once = new ChatStoreClient({ target: cut.target, tenantId, retry: { initialBackoffMs: 10 } });
+      await assert.rejects(once.rpc.createSession({ session: { title: "not-retried-marker" } }), Unavailable);
+      assert.equal(cut.lost, 1);
+    } finally {
+      await cut.stop();
+    }
+  } finally {
+    await proxy.stop();
+  }
 });
 
 test("UNAVAILABLE is retried within the deadline, then thrown", async () => {
