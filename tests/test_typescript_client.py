@@ -29,6 +29,7 @@ def _npm() -> str:
 
 
 async def _run(*args: str) -> tuple[int, str]:
+    """`args` run in the package's directory: the exit code and the output."""
     process = await asyncio.create_subprocess_exec(
         *args,
         cwd=PACKAGE,
@@ -64,3 +65,32 @@ async def test_npm_pack_makes_a_package_of_the_built_client() -> None:
     assert {"dist/src/index.js", "dist/src/index.d.ts", "package.json"} <= files
     assert "dist/gen/chatstore/v1/session_service_pb.js" in files
     assert not any(path.startswith(("dist/test/", "src/", "node_modules/")) for path in files)
+
+
+async def test_the_packed_package_installs_and_imports(tmp_path: Path) -> None:
+    npm = _npm()
+    code, output = await _run(npm, "pack", "--silent", "--pack-destination", str(tmp_path))
+    assert code == 0, output
+    [tarball] = tmp_path.glob("chatstore-client-*.tgz")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "user", "private": true, "type": "module"}')
+    installed = await asyncio.create_subprocess_exec(
+        npm, "install", "--no-audit", "--no-fund", "--loglevel=error", str(tarball),
+        cwd=project, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    log, _ = await asyncio.wait_for(installed.communicate(), 300)
+    assert installed.returncode == 0, log.decode()
+    script = (
+        'import { ChatStoreClient, NotFound, Role } from "@chatstore/client";'
+        'const c = new ChatStoreClient({ target: "127.0.0.1:1", tenantId: "t" });'
+        "console.log(typeof c.rpc.getSession, Role.USER, NotFound.name);"
+    )
+    node = shutil.which("node")
+    assert node is not None
+    imported = await asyncio.create_subprocess_exec(
+        node, "--input-type=module", "-e", script, cwd=project,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(imported.communicate(), 60)
+    assert out.decode().split() == ["function", "1", "NotFound"], out.decode()
