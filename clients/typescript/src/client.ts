@@ -163,6 +163,12 @@ export class ChatStoreClient {
     this.rpc = wrapped as SessionServiceClient;
   }
 
+  /** A pause (ms) after `attempt` failures in a row: full jitter under an exponential bound. */
+  private backoff(attempt: number): number {
+    const bound = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** attempt);
+    return Math.random() * bound;
+  }
+
   private prepare(method: Method, request: Record<string, unknown>): Record<string, unknown> {
     const filled = { ...request };
     if (!filled.tenantId && this.tenantId && "tenantId" in method.input.field) filled.tenantId = this.tenantId;
@@ -192,8 +198,7 @@ export class ChatStoreClient {
       } catch (raw) {
         const error = classify(raw, options.signal);
         if (!(error instanceof Unavailable) || attempt + 1 >= attempts) throw error;
-        const bound = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** attempt);
-        const pause = Math.random() * bound;
+        const pause = this.backoff(attempt);
         if (Date.now() + pause >= deadline) throw error;
         await sleep(pause);
       }
@@ -266,9 +271,8 @@ export class ChatStoreClient {
         if (options.signal?.aborted) return;
         const resumable = error instanceof Unavailable || error instanceof ResourceExhausted;
         if (!resumable || failures + 1 >= attempts) throw error;
-        const bound = Math.min(this.retry.maxBackoffMs, this.retry.initialBackoffMs * this.retry.multiplier ** failures);
+        await sleep(this.backoff(failures));
         failures += 1;
-        await sleep(Math.random() * bound);
       }
     }
   }
