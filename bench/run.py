@@ -458,18 +458,14 @@ def main() -> int:
         results = _run(args.quick, args.backends)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=2))
-    rendered = table(results)
+    tables = table(results)
+    probed = ""
     if "machine_at_start" in results:  # runs from before the probe have none
         probed = machine.describe(results["machine_at_start"], results["machine_at_end"])
-        rendered += "\n\n" + probed
-    print("\n" + rendered)
+    print("\n" + tables + ("\n\n" + probed if probed else ""))
     print(f"\n{results['seconds']} s; results in {args.from_results or args.output}")
     if args.write_doc:
-        machine_text = rendered.split("\n\n")[-1] if "machine_at_start" in results else ""
-        full_table = rendered.removesuffix(machine_text).rstrip()
-        (ROOT / "docs" / "performance.md").write_text(
-            page.render(results, full_table, machine_text)
-        )
+        (ROOT / "docs" / "performance.md").write_text(page.render(results, tables, probed))
     return 0
 
 

@@ -34,8 +34,9 @@ def _add_to(path: Path, entry: dict[str, Any]) -> None:
         ValueError: The file holds something else, or a key of the same name.
     """
     entries: list[Any] = []
-    if path.exists() and path.read_text().strip():
-        held = json.loads(path.read_text())
+    text = path.read_text() if path.exists() else ""
+    if text.strip():
+        held = json.loads(text)
         entries = [held] if isinstance(held, dict) else held
         if not isinstance(entries, list):
             raise ValueError(f"{path} holds neither a JSON list of keys nor one key object")

@@ -220,7 +220,7 @@ def database_from(settings: Settings) -> Database:
     )
 
 
-def _switches(settings: Settings, metrics_port: int | None) -> dict[str, str]:
+def _switches(settings: Settings, metrics_port: int | None, traced: bool) -> dict[str, str]:
     """What the start-up line says is on: TLS, authentication, metrics, tracing."""
     tls = "off"
     if settings.tls_cert_file is not None:
@@ -239,7 +239,7 @@ def _switches(settings: Settings, metrics_port: int | None) -> dict[str, str]:
         "tls": tls,
         "auth": auth,
         "metrics": metrics,
-        "tracing": "on (OpenTelemetry)" if tracing.wanted() else "off",
+        "tracing": "on (OpenTelemetry)" if traced else "off",
     }
 
 
@@ -356,7 +356,9 @@ class ChatStoreServer:
             )
             running._listener = listener
             running._spawn(listener.run())
-        switches = _switches(settings, running.metrics_port)  # said in words, for people
+        switches = _switches(
+            settings, running.metrics_port, traced is not None
+        )  # said in words, for people
         logger.info(
             "serving on %s (port %d), database %s, tls %s, auth %s, metrics %s, tracing %s",
             settings.listen,

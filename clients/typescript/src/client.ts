@@ -5,7 +5,7 @@
 // pagers as AsyncIterables, and a watch that resumes where it left off.
 import { randomUUID } from "node:crypto";
 
-import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { type CallOptions, type Client, Code, ConnectError, type Interceptor, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -158,7 +158,7 @@ export class ChatStoreClient {
           ? (request: Record<string, unknown>, callOptions?: CallOptions) =>
               this.unary(method, call, request, callOptions)
           : (request: Record<string, unknown>, callOptions?: CallOptions) =>
-              this.stream(call, request, callOptions);
+              this.stream(method, call, request, callOptions);
     }
     this.rpc = wrapped as SessionServiceClient;
   }
@@ -206,11 +206,11 @@ export class ChatStoreClient {
   }
 
   private async *stream(
+    method: Method,
     call: (request: Record<string, unknown>, options?: CallOptions) => unknown,
     request: Record<string, unknown>,
     callOptions: CallOptions | undefined,
   ): AsyncIterable<unknown> {
-    const method = SessionService.method.watchSession;
     try {
       // Streams have no default deadline: a watch lasts as long as its caller wants.
       yield* call(this.prepare(method, request), callOptions) as AsyncIterable<unknown>;
@@ -291,4 +291,3 @@ async function* pages<Request extends { pageToken?: string }, Response extends {
   } while (pageToken);
 }
 
-export type { MessageShape };

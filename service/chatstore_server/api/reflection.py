@@ -4,9 +4,9 @@ grpcio-reflection answers `file_containing_symbol` from the descriptor pool, who
 `FindFileContainingSymbol` knows messages, enums, services and extensions but not a
 service's methods or a message's fields, so `grpcurl describe
 chatstore.v1.SessionService.GetSession` got "Symbol not found". `MemberAwarePool` looks
-those up through their parent. Every type the server can send is in the pool,
-`google.rpc.ErrorInfo` and `BadRequest` among them (so `buf curl` and grpcurl decode
-error details); the service list names SessionService, health and reflection.
+those up through their parent. Every type the server can send is in the pool
+(`api.errors` imports `google.rpc.ErrorInfo` and `BadRequest`, so `buf curl` and grpcurl
+decode error details); the service list names SessionService, health and reflection.
 
 Reflection, like health, needs no credential: it serves the public API schema (the
 protos in this repository), never data.
@@ -17,11 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import descriptor, descriptor_pool
-from google.rpc import error_details_pb2, status_pb2
 from grpc_reflection.v1alpha import reflection
-
-# The error details the server attaches, in the pool whatever else has been imported.
-ERROR_DETAIL_FILES = (error_details_pb2.DESCRIPTOR, status_pb2.DESCRIPTOR)
 
 
 class MemberAwarePool:

@@ -106,7 +106,7 @@ def connect(
     api_key: Annotated[
         str | None, typer.Option(envvar="CHATSTORE_API_KEY", help="credential")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+    as_json: JsonFlag = False,
     tls: Annotated[
         bool, typer.Option(envvar="CHATSTORE_TLS", help="connect with TLS (system roots)")
     ] = False,
@@ -239,12 +239,13 @@ def list_sessions(
 @sessions_app.command("show")
 def show_session(session_id: str, as_json: JsonFlag = False) -> None:
     """Show one session, as JSON (indented unless --json)."""
+    _json_if(as_json)
     try:
         with State.client() as client:
             session = client.get_session(session_id)
     except ChatStoreError as error:
         raise _fail(error) from error
-    if State.as_json or as_json:
+    if State.as_json:
         print(json.dumps(_json(session)))
     else:
         print(json.dumps(_json(session), indent=2, ensure_ascii=False))
