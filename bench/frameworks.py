@@ -4,7 +4,8 @@
     python -m bench.frameworks --items 200 --only openai-agents adk
 
 For each framework, on the same machine in the same minute: append N items one call at
-a time (as an agent does, turn by turn), then load them all back (best of three). The
+a time (as an agent does, turn by turn), then load them all back (best of ten: a load takes a few milliseconds, and one of three was often
+slowed by the machine). The
 framework's own stores run in this process on a SQLite file; chatstore is a server
 process on a SQLite file (default settings: durable commits, the access log on),
 reached over gRPC on loopback. Printed: per store, microseconds per append and
@@ -36,13 +37,13 @@ from typing import Any
 from bench.run import chatstore
 
 TEXT = "Plan a three-day trip to Rome with trains, museums and a budget. " * 2
-_LOADS = 3
+_LOADS = 10
 
 
 async def _timed(
     append: Callable[[int], Awaitable[Any]], load: Callable[[], Awaitable[int]], items: int
 ) -> dict[str, float]:
-    """Microseconds per append (sequential) and the best of three loads, in ms."""
+    """Microseconds per append (sequential) and the best of `_LOADS` loads, in ms."""
     started = time.perf_counter()
     for n in range(items):
         await append(n)

@@ -100,6 +100,8 @@ async def measure(rpc: str, url: str, calls: int, concurrency: int, log_requests
             if rpc == "AppendMessages":  # as the client sends appends: a fresh request id
                 parsed.request_id = str(next(request_ids))
             response = await method(parsed, _Context())
+            if isinstance(response, bytes):  # already encoded (api.wire)
+                return response
             serialized: bytes = response.SerializeToString()
             return serialized
 

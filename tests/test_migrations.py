@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +38,14 @@ from chatstore import (
     SessionStatus,
     TokenUsage,
 )
+from chatstore.v1 import message_pb2
 from chatstore_server.api.messages import fingerprint
 from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import (
     Database,
+    MessageRecord,
+    MessageRepository,
     NewMessage,
     NewSession,
     SessionRepository,
@@ -607,3 +610,67 @@ async def test_a_0006_database_keeps_its_checkpoints_through_0007_and_back(
                 await conn.run_sync(_downgrade, "0006")
     finally:
         await database.dispose()
+
+
+async def test_0008_gives_every_body_its_json_texts(empty_database_url: str) -> None:
+    database = Database.from_url(empty_database_url)
+    try:
+        await upgrade(database, "0007")
+        session = await SessionRepository(database).create(TENANT, NewSession(title="old"))
+        await MessageRepository(database).append(
+            TENANT,
+            session.id,
+            [
+                NewMessage(
+                    role=StoreRole.USER,
+                    content="a",
+                    structured_content={"n": 1, "b": [True, None]},
+                    metadata={"z": 1, "a": "x"},
+                ),
+                NewMessage(role=StoreRole.USER, content="b"),
+                NewMessage(role=StoreRole.USER, content="c", structured_content=None),
+            ],
+        )
+        # As the code before 0007 wrote them: the values without their JSON texts.
+        async with database.write() as conn:
+            stored: Sequence[Any] = (
+                await conn.execute(text("SELECT seq, body FROM messages"))
+            ).all()
+            for seq, body in stored:
+                legacy = message_pb2.Message.FromString(body)
+                legacy.ClearField("structured_content_json")
+                legacy.ClearField("metadata_json")
+                await conn.execute(
+                    text("UPDATE messages SET body = :body WHERE tenant_id = :t AND seq = :seq"),
+                    {"body": legacy.SerializeToString(), "t": TENANT, "seq": seq},
+                )
+        await upgrade(database)
+        async with database.read() as conn:
+            rows: Sequence[Any] = (await conn.execute(text("SELECT seq, body FROM messages"))).all()
+            after: dict[int, bytes] = dict(rows)
+    finally:
+        await database.dispose()
+
+    def texts(body: bytes) -> tuple[str, str]:
+        parsed = message_pb2.Message.FromString(body)
+        return parsed.structured_content_json, parsed.metadata_json
+
+    # What reads computed from the values (Struct numbers are doubles), keys sorted.
+    expected = {1: ('{"b":[true,null],"n":1.0}', '{"a":"x","z":1.0}'), 2: ("", ""), 3: ("null", "")}
+    assert {seq: texts(body) for seq, body in after.items()} == expected
+    async with _served(empty_database_url) as client:
+        listed = [m async for m in client.list_messages(str(session.id))]
+    assert [(m.structured_content_json, m.metadata_json) for m in listed] == list(expected.values())
+
+
+def test_a_rewind_kept_before_0008_replays_its_messages_with_their_texts() -> None:
+    legacy = message_pb2.Message(role=message_pb2.ROLE_USER)
+    legacy.structured_content.struct_value.update({"k": "v"})
+    record = MessageRecord(
+        "0190aabb-ccdd-7eef-8001-0203040506ff", "s", 1, StoreRole.USER, "",
+        legacy.SerializeToString(), 1, 0, False,
+    )  # fmt: skip
+
+    (unpacked,) = bodies.unpack(bodies.pack([record]))
+
+    assert message_pb2.Message.FromString(unpacked.body).structured_content_json == '{"k":"v"}'

@@ -10,7 +10,7 @@ from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from chatstore.v1 import session_service_pb2, session_service_pb2_grpc
+from chatstore.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc
 from chatstore_server.api.registration import method_handlers
 
 
@@ -74,6 +74,19 @@ def test_method_handlers_match_the_generated_ones(service: Any, add_generated: A
             for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
         ]
         assert servicer.behaviors[name] in behaviors, name
+
+
+def test_methods_named_encoded_pass_their_answers_bytes_on() -> None:
+    service = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"]
+    handlers = method_handlers(service, _Servicer(), encoded={"ListMessages"})
+    serialize = handlers["ListMessages"].response_serializer
+    assert serialize is not None
+    response = session_service_pb2.ListMessagesResponse(next_page_token="t")
+
+    assert serialize(response) == response.SerializeToString()
+    assert serialize(b"already encoded") == b"already encoded"
+    # The others keep the generated serializer, with no call in between.
+    assert handlers["GetSession"].response_serializer == session_pb2.Session.SerializeToString
 
 
 def test_method_handlers_need_every_method() -> None:

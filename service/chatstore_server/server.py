@@ -316,6 +316,7 @@ class ChatStoreServer:
                 SERVICE_DESCRIPTOR,
                 interceptor.wrap(servicer, SERVICE_DESCRIPTOR),
                 decoder=decoder,
+                encoded=SessionServicer.ENCODED_ANSWERS,
             )
             health_servicer = health.aio.HealthServicer()
             add_service(server, _HEALTH, health_servicer)

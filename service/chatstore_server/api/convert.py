@@ -200,7 +200,7 @@ class StoredParts(Protocol):
     @property
     def body(self) -> bytes: ...
     @property
-    def compacted(self) -> bool: ...
+    def compacted(self) -> int: ...
 
 
 def _message(
@@ -212,11 +212,6 @@ def _message(
     message.MergeFromString(record.body)
     if record.compacted:  # set only when true: a keyword argument costs every message
         message.compacted = True
-    # Bodies written before the JSON texts were kept hold the values alone.
-    if message.HasField("structured_content") and not message.structured_content_json:
-        message.structured_content_json = compact_json(value_to_json(message.structured_content))
-    if message.metadata.fields and not message.metadata_json:
-        message.metadata_json = compact_json(struct_to_dict(message.metadata))
     return message
 
 

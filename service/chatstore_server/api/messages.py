@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from chatstore.v1 import message_pb2, session_service_pb2
-from chatstore_server.api import convert, pagination, session_fields
+from chatstore_server.api import convert, pagination, session_fields, wire
 from chatstore_server.api.limits import Limits
 from chatstore_server.api.session_cache import RenderedSessions
 from chatstore_server.api.validation import (
@@ -149,6 +149,9 @@ def check_batch_size(check: Checker, field: str, count: int, size: int, limits: 
 class MessageMethods:
     """AppendMessages, RewindSession, ListMessages, GetMessage."""
 
+    ENCODED_ANSWERS = frozenset({"ListMessages"})
+    """Methods that answer with their response already encoded (`bytes`, `api.wire`)."""
+
     _messages: MessageRepository
     _limits: Limits
     _rendered: RenderedSessions
@@ -253,7 +256,8 @@ class MessageMethods:
 
     async def ListMessages(  # noqa: N802
         self, request: session_service_pb2.ListMessagesRequest, context: Context
-    ) -> session_service_pb2.ListMessagesResponse:
+    ) -> bytes:
+        """A page of messages, as an encoded ListMessagesResponse (`api.wire`)."""
         check = Checker()
         tenant_id = check.tenant_id(request.tenant_id)
         session_id = check.session_id(request.session_id)
@@ -295,19 +299,17 @@ class MessageMethods:
             where.exclude_compacted,
         ]
         after = pagination.decode_seq(request.page_token, binding)
-        page = await self._messages.list(
+        page = await self._messages.list_encoded(
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
-        response = session_service_pb2.ListMessagesResponse()
-        convert.add_messages(response.messages, page.items, session_id)
-        response.next_page_token = pagination.seq_page(
-            response.messages,
-            page.next_cursor,
-            binding,
-            self._limits.max_response_bytes,
-            whole=response,
-        )
-        return response
+        # The messages come encoded (`store.encoded`): the answer is written around them.
+        encoded, next_seq = page.messages, page.next_cursor
+        kept = pagination.fitting_encoded(encoded, self._limits.max_response_bytes)
+        if kept < len(encoded):
+            next_seq = page.seqs[kept - 1]
+            del encoded[kept:]
+        token = pagination.encode(binding, [next_seq]) if next_seq is not None else ""
+        return wire.list_messages_response(encoded, token)
 
     async def GetMessage(  # noqa: N802
         self, request: session_service_pb2.GetMessageRequest, context: Context

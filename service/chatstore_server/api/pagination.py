@@ -102,6 +102,20 @@ def fitting(items: Sequence[Any], max_response_bytes: int, whole: Any = None) ->
     return len(items)
 
 
+def fitting_encoded(encoded: Sequence[bytes], max_response_bytes: int) -> int:
+    """`fitting` for items already encoded (`api.wire`): how many of them fit in one
+    response of at most `max_response_bytes`; always at least one."""
+    budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
+    if sum(map(len, encoded)) + 8 * len(encoded) <= budget:
+        return len(encoded)
+    used = 0
+    for count, item in enumerate(encoded):
+        used += len(item) + 8  # field tag and length prefix
+        if used > budget and count > 0:
+            return count
+    return len(encoded)
+
+
 def fits(whole: Any, max_response_bytes: int) -> bool:
     """Whether the response `whole` (a protobuf message) fits in `max_response_bytes`:
     one size computation, where `fitting` would size its items one by one."""

@@ -15,7 +15,7 @@ pending request, as in the echo server that the benchmark measures against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import grpc
@@ -37,12 +37,16 @@ Decoder = Callable[[type[Message]], Callable[[bytes], Any]]
 
 
 def method_handlers(
-    service: ServiceDescriptor, servicer: Any, decoder: Decoder | None = None
+    service: ServiceDescriptor,
+    servicer: Any,
+    decoder: Decoder | None = None,
+    encoded: Collection[str] = (),
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """A handler per method of `service`, by method name, calling `servicer`'s
     attribute of that name, with the request and response types the descriptor names
     (what the generated `add_<Service>Servicer_to_server` builds); requests are parsed
-    by `decoder(request class)` when given.
+    by `decoder(request class)` when given. The methods named in `encoded` may answer
+    with their response's encoding (`bytes`) instead of the message.
 
     Raises:
         AttributeError: `servicer` lacks one of the service's methods.
@@ -55,9 +59,25 @@ def method_handlers(
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=decoder(request) if decoder else request.FromString,
-            response_serializer=response.SerializeToString,
+            response_serializer=_serializer(response)
+            if method.name in encoded
+            else response.SerializeToString,
         )
     return handlers
+
+
+def _serializer(response: type[Message]) -> Callable[[Any], bytes]:
+    """Serializes a `response` message, or passes on its encoding when the handler
+    answered with `bytes` (as ListMessages does: `api.wire`)."""
+    serialize = response.SerializeToString
+
+    def serialized(message: Any) -> bytes:
+        if type(message) is bytes:
+            return message
+        data: bytes = serialize(message)
+        return data
+
+    return serialized
 
 
 def add_service(
@@ -65,14 +85,15 @@ def add_service(
     service: ServiceDescriptor,
     servicer: Any,
     decoder: Decoder | None = None,
+    encoded: Collection[str] = (),
 ) -> None:
     """Serve `service` from `servicer` on `server` (before it starts), as a generic
-    handler only; requests parsed as in `method_handlers`.
+    handler only; requests parsed and answers serialized as in `method_handlers`.
 
     Raises:
         AttributeError: `servicer` lacks one of the service's methods.
     """
     handler = grpc.method_handlers_generic_handler(
-        service.full_name, method_handlers(service, servicer, decoder)
+        service.full_name, method_handlers(service, servicer, decoder, encoded)
     )
     server.add_generic_rpc_handlers((handler,))

@@ -99,6 +99,39 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def with_json_texts(body: bytes) -> bytes | None:
+    """A body written before messages kept their JSON texts (`structured_content_json`,
+    `metadata_json`), with the texts added as reads made them (compact, keys sorted);
+    None when `body` needs nothing. For migration 0008: since it ran, every body holds
+    the text of every value it holds, and reads copy bodies as they are.
+
+    Raises:
+        google.protobuf.message.DecodeError: `body` is not a Message.
+    """
+    parsed = message_pb2.Message.FromString(body)
+    missing_structured = (
+        parsed.HasField("structured_content") and not parsed.structured_content_json
+    )
+    missing_metadata = bool(parsed.metadata.fields) and not parsed.metadata_json
+    if not (missing_structured or missing_metadata):
+        return None
+    if missing_structured:
+        value = json_format.MessageToDict(parsed.structured_content)
+        parsed.structured_content_json = _sorted(value)
+    if missing_metadata:
+        parsed.metadata_json = _sorted(json_format.MessageToDict(parsed.metadata))
+    return parsed.SerializeToString(deterministic=True)
+
+
+def _with_texts(body: bytes) -> bytes:
+    return with_json_texts(body) or body
+
+
+def _sorted(value: Any) -> str:
+    # What `api.convert.compact_json` writes: the text reads gave these bodies.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
 def decode(body: bytes) -> MessageBody:
     """The values in a body (the inverse of `encode`).
 
@@ -145,7 +178,8 @@ def pack(records: Sequence[MessageRecord]) -> bytes:
 
 
 def unpack(packed: bytes) -> list[MessageRecord]:
-    """The messages `pack` packed."""
+    """The messages `pack` packed, their bodies with their JSON texts (a pack made
+    before migration 0008 may hold bodies without: `with_json_texts`)."""
     return [
         MessageRecord(
             id,
@@ -153,7 +187,7 @@ def unpack(packed: bytes) -> list[MessageRecord]:
             seq,
             Role(role),
             content,
-            base64.b64decode(body),
+            _with_texts(base64.b64decode(body)),
             estimate,
             size,
             compacted,

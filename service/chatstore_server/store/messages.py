@@ -4,17 +4,19 @@ request id), keyset paging in either direction, and lookups."""
 from __future__ import annotations
 
 import base64
+import builtins
 import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 
 from chatstore_server.ids import uuid7
-from chatstore_server.store import bodies, pg_append
+from chatstore_server.store import bodies, encoded, pg_append
 from chatstore_server.store.appends import (
     Precondition,
     Replay,
@@ -34,6 +36,8 @@ from chatstore_server.store.notify import announce
 from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import (
     ABSENT,
+    EncodedPage,
+    EncodedRow,
     MessageRecord,
     NewMessage,
     Page,
@@ -46,6 +50,7 @@ from chatstore_server.store.records import (
 )
 from chatstore_server.store.rows import (
     MESSAGE_COLUMNS,
+    encoded_page_columns,
     message_record,
     page_columns,
     session_record,
@@ -61,6 +66,8 @@ from chatstore_server.store.session_change import apply_change
 from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 from chatstore_server.store.shared_states import SharedStateRepository
+
+RowT = TypeVar("RowT", StoredMessage, EncodedRow)
 
 _WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
 REWIND_RETURNS_AT_MOST = 100
@@ -109,6 +116,9 @@ _IN_SESSION = and_(
 )
 _JOINED = select(*_WITH_COMPACTION).join(sessions, _IN_SESSION)
 _PAGE = select(*page_columns(sessions.c.compacted_through_seq)).join(sessions, _IN_SESSION)
+_ENCODED_PAGE = select(*encoded_page_columns(sessions.c.compacted_through_seq)).join(
+    sessions, _IN_SESSION
+)
 _MESSAGE_BY_ID = Prepared(_JOINED.where(*_SCOPED, messages.c.id == bindparam("id")))
 _MESSAGE_BY_SEQ = Prepared(_JOINED.where(*_SCOPED, messages.c.seq == bindparam("seq")))
 
@@ -123,8 +133,10 @@ def _list_statement(
     start: bool,
     end: bool,
     exclude_compacted: bool,
+    encoded: bool = False,
 ) -> Prepared:
-    """The page query for one combination of filters; parameters as in `list`."""
+    """The page query for one combination of filters; parameters as in `list`.
+    `encoded`: the columns of an `EncodedRow`, else of a `StoredMessage`."""
     seq = messages.c.seq
     conditions = [*_SCOPED, seq > bindparam("after_seq")]
     if before:
@@ -140,7 +152,8 @@ def _list_statement(
     if exclude_compacted:
         conditions.append(seq > sessions.c.compacted_through_seq)
     return Prepared(
-        _PAGE.where(*conditions)
+        (_ENCODED_PAGE if encoded else _PAGE)
+        .where(*conditions)
         .order_by(seq.desc() if descending else seq)
         .limit(bindparam("limit"))
     )
@@ -528,6 +541,53 @@ class MessageRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
+        items = await self._page(
+            StoredMessage, tenant_id, session_id, limit, where, descending, after
+        )
+        if len(items) > limit:
+            del items[limit:]
+            return Page(items, items[-1].seq)
+        return Page(items, None)
+
+    async def list_encoded(
+        self,
+        tenant_id: str,
+        session_id: str,
+        *,
+        limit: int,
+        where: MessageFilter | None = None,
+        descending: bool = False,
+        after: int | None = None,
+    ) -> EncodedPage:
+        """`list`, each message encoded as a chatstore.v1.Message (`store.encoded`):
+        for answers that pass a page on as it is, without a Message object per row.
+
+        Raises:
+            NotFoundError: No such session in the tenant.
+            UnavailableError: The database cannot be reached.
+        """
+        rows = await self._page(EncodedRow, tenant_id, session_id, limit, where, descending, after)
+        next_cursor = None
+        if len(rows) > limit:
+            del rows[limit:]
+            next_cursor = rows[-1].seq
+        hex_ids = self._db.dialect_name == "sqlite"
+        return EncodedPage(
+            encoded.messages(rows, session_id, hex_ids), [row.seq for row in rows], next_cursor
+        )
+
+    async def _page(
+        self,
+        make: type[RowT],
+        tenant_id: str,
+        session_id: str,
+        limit: int,
+        where: MessageFilter | None,
+        descending: bool,
+        after: int | None,
+    ) -> builtins.list[RowT]:
+        """Up to `limit` + 1 rows of a page (the one more says whether more follow), as
+        `make` (`StoredMessage` or `EncodedRow`)."""
         where = where or MessageFilter()
         query = _list_statement(
             descending=descending,
@@ -537,6 +597,7 @@ class MessageRepository:
             start=where.create_time.start is not None,
             end=where.create_time.end is not None,
             exclude_compacted=where.exclude_compacted,
+            encoded=make is EncodedRow,
         )
         params = {
             "session_id": session_id,
@@ -550,13 +611,10 @@ class MessageRepository:
             "limit": limit + 1,
         }
         async with self._db.read() as conn:
-            items = await conn.fetch_into(query, params, StoredMessage)
-            if not items:
+            rows = await conn.fetch_into(query, params, make)
+            if not rows:
                 await require_session(conn, tenant_id, session_id)
-        if len(items) > limit:
-            del items[limit:]
-            return Page(items, items[-1].seq)
-        return Page(items, None)
+        return rows
 
     async def get(
         self,

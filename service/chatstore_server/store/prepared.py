@@ -16,6 +16,7 @@ through asyncpg, whose statement cache prepares each statement once per connecti
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -155,6 +156,8 @@ def _row_maker(
     elif isinstance(make, type) and issubclass(make, tuple) and hasattr(make, "_fields"):
         if len(make._fields) != len(values):
             raise ValueError(f"{make.__name__} has {len(make._fields)} fields, not {len(values)}")
+        if not any(processors):  # the row as it is: no Python call per row
+            return cast(Callable[[Sequence[Any]], Any], functools.partial(tuple.__new__, make))
         body = f"new(make, ({', '.join(values)},))"
     else:
         body = f"make({', '.join(values)})"

@@ -246,8 +246,32 @@ class StoredMessage(NamedTuple):
     content: str
     body: bytes
     """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
-    compacted: bool
-    """Whether the session's compaction covers this message."""
+    compacted: int
+    """Whether the session's compaction covers this message: true or nonzero (SQLite
+    gives 0 or 1, PostgreSQL a bool)."""
+
+
+class EncodedRow(NamedTuple):
+    """A stored message as the database gives it, for `store.encoded` to write as an
+    encoded Message (`rows.encoded_page_columns`)."""
+
+    id: str
+    """The message's UUID as the database's text (SQLite's has no dashes)."""
+    seq: int
+    content: bytes
+    """UTF-8."""
+    body: bytes
+    compacted: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPage:
+    """A page of a session's messages, each an encoded chatstore.v1.Message
+    (`store.encoded`), with their seqs; `next_cursor` as in `Page`."""
+
+    messages: list[bytes]
+    seqs: list[int]
+    next_cursor: int | None
 
 
 class WindowMessage(NamedTuple):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Row, type_coerce
+from sqlalchemy import Integer, Row, type_coerce
 
 from chatstore_server.store.records import (
     AccessMode,
@@ -24,7 +24,7 @@ from chatstore_server.store.records import (
     TokenUsage,
 )
 from chatstore_server.store.schema import messages, sessions
-from chatstore_server.store.types import EnumText, UUIDText
+from chatstore_server.store.types import EnumText, UTF8Bytes, UUIDAsText, UUIDText
 
 # Stored value -> enum member by dict lookup: calling the enum class costs about ten times as much.
 _ROLES = {member.value: member for member in Role}
@@ -218,7 +218,22 @@ def page_columns(compacted_through_seq: Any) -> tuple[Any, ...]:
         messages.c.seq,
         messages.c.content,
         messages.c.body,
-        type_coerce(messages.c.seq <= compacted_through_seq, Boolean()).label("compacted"),
+        # Integer, not Boolean: SQLite's 0 or 1 as it is (PostgreSQL gives a bool), with
+        # no conversion per row.
+        type_coerce(messages.c.seq <= compacted_through_seq, Integer()).label("compacted"),
+    )
+
+
+def encoded_page_columns(compacted_through_seq: Any) -> tuple[Any, ...]:
+    """What `store.encoded.messages` encodes a page from: `page_columns` as the
+    database gives them (the id as its text, SQLite's without dashes; the content as
+    UTF-8), with no conversion per row."""
+    return (
+        UUIDAsText(messages.c.id).label("id"),
+        messages.c.seq,
+        UTF8Bytes(messages.c.content).label("content"),
+        messages.c.body,
+        type_coerce(messages.c.seq <= compacted_through_seq, Integer()).label("compacted"),
     )
 
 

@@ -173,7 +173,9 @@ class ChatStoreSession(SessionABC):
                 pager = client.list_messages(
                     self.session_id, page_size=_PAGE, tenant_id=self._tenant_id
                 )
-                messages = [m async for m in pager]
+                messages = []
+                async for page in pager.pages():  # by page: no await per message
+                    messages += page.items
             else:
                 pages = client.list_messages(
                     self.session_id,
