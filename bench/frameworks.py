@@ -4,11 +4,11 @@
     python -m bench.frameworks --items 200 --only openai-agents adk
 
 For each framework, on the same machine in the same minute: append N items one call at
-a time (as an agent does, turn by turn), then load them all back (best of ten: a load takes a few milliseconds, and one of three was often
-slowed by the machine). The
-framework's own stores run in this process on a SQLite file; chatstore is a server
-process on a SQLite file (default settings: durable commits, the access log on),
-reached over gRPC on loopback. Printed: per store, microseconds per append and
+a time (as an agent does, turn by turn), then load them all back (best of ten: a load
+takes milliseconds, and of three, one was often slowed by the machine). The framework's
+own stores run in this process on a SQLite file; chatstore is a server process on a
+SQLite file (default settings: durable commits, the access log on), reached over gRPC
+on loopback. Printed: per store, microseconds per append and
 milliseconds per load, and chatstore's ratio to each (below 1 is faster).
 
 - openai-agents: `add_items([item])` / `get_items()`; the SDK's SQLiteSession and
