@@ -84,7 +84,9 @@ class UUIDText(TypeDecorator[str]):
     cache_ok = True
 
     def column_expression(self, colexpr: Any) -> Any:
-        return UUIDAsText(colexpr)
+        text = UUIDAsText(colexpr)
+        text.type = self  # read through `result_processor` (SQLite's dashes)
+        return text
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         if dialect.name != "sqlite":
@@ -101,9 +103,10 @@ class UUIDText(TypeDecorator[str]):
 class UUIDAsText(FunctionElement[str]):
     """A UUID column read as the database's text: `CAST(column AS TEXT)` (canonical
     text) on PostgreSQL, the column itself (the 32 hex digits stored) on SQLite; read
-    as it is, with no Python per row."""
+    as it is, with no Python per row (`UUIDText` gives it its own type, to read it
+    through its processor)."""
 
-    type = String()
+    type: TypeEngine[str] = String()
     inherit_cache = True
 
 
