@@ -6,7 +6,9 @@ for its retries, `append_requests.result`, are checked when a retry reads them:
 `bodies.unpack`.)
 
 No schema change. Every message is read once, in keyset order by batches of 1,000; only
-bodies that lack a text are written (none in a database made after 0007). The downgrade
+bodies that lack a text are written (none in a database made after 0007). 200,000
+messages of one session (2-core machine): 0.6 s on SQLite and 0.8 s on PostgreSQL when
+nothing is written, 4.5 s and 10.8 s when every body is rewritten. The downgrade
 has nothing to undo: older code reads the texts, or keeps them as unknown fields.
 
 Revision ID: 0008
@@ -39,6 +41,11 @@ _messages = sa.table(
 
 def upgrade() -> None:
     bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Without statistics (a database just loaded, say) PostgreSQL may look a row up
+        # by (tenant_id, session_id) on the id index and filter by seq: each update then
+        # scans its whole session (200,000 messages of one session took over 10 minutes).
+        op.execute("ANALYZE messages")
     key = (_messages.c.tenant_id, _messages.c.session_id, _messages.c.seq)
     write = (
         _messages.update()
