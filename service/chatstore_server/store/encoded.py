@@ -48,7 +48,7 @@ def varint(value: int) -> bytes:
 
 
 def messages(rows: Iterable[Sequence[Any]], session_id: str, hex_ids: bool) -> list[bytes]:
-    """Each row of a page (`rows.ENCODED_PAGE_COLUMNS`: id, seq, content as UTF-8,
+    """Each row of a page (`rows.encoded_page_columns`: id, seq, content as UTF-8,
     body, compacted) of the session `session_id` as an encoded Message, in order.
 
     `hex_ids`: the ids are the 32 hex digits SQLite stores, not canonical UUID text
