@@ -303,13 +303,10 @@ class MessageMethods:
             tenant_id, session_id, limit=limit, where=where, descending=descending, after=after
         )
         # The messages come encoded (`store.encoded`): the answer is written around them.
-        encoded, next_seq = page.messages, page.next_cursor
-        kept = pagination.fitting_encoded(encoded, self._limits.max_response_bytes)
-        if kept < len(encoded):
-            next_seq = page.seqs[kept - 1]
-            del encoded[kept:]
-        token = pagination.encode(binding, [next_seq]) if next_seq is not None else ""
-        return wire.list_messages_response(encoded, token)
+        token = pagination.encoded_seq_page(
+            page.messages, page.seqs, page.next_cursor, binding, self._limits.max_response_bytes
+        )
+        return wire.list_messages_response(page.messages, token)
 
     async def GetMessage(  # noqa: N802
         self, request: session_service_pb2.GetMessageRequest, context: Context

@@ -93,27 +93,18 @@ def fitting(items: Sequence[Any], max_response_bytes: int, whole: Any = None) ->
     """
     if whole is not None and fits(whole, max_response_bytes):
         return len(items)
-    budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
-    used = 0
-    for count, item in enumerate(items):
-        used += item.ByteSize() + 8  # field tag and length prefix
-        if used > budget and count > 0:
-            return count
-    return len(items)
+    return _count_fitting([item.ByteSize() for item in items], max_response_bytes)
 
 
-def fitting_encoded(encoded: Sequence[bytes], max_response_bytes: int) -> int:
-    """`fitting` for items already encoded (`api.wire`): how many of them fit in one
-    response of at most `max_response_bytes`; always at least one."""
+def _count_fitting(sizes: Sequence[int], max_response_bytes: int) -> int:
+    """How many items of these encoded sizes fit in one response (at least one)."""
     budget = max_response_bytes - _RESPONSE_OVERHEAD_BYTES
-    if sum(map(len, encoded)) + 8 * len(encoded) <= budget:
-        return len(encoded)
     used = 0
-    for count, item in enumerate(encoded):
-        used += len(item) + 8  # field tag and length prefix
+    for count, size in enumerate(sizes):
+        used += size + 8  # field tag and length prefix
         if used > budget and count > 0:
             return count
-    return len(encoded)
+    return len(sizes)
 
 
 def fits(whole: Any, max_response_bytes: int) -> bool:
@@ -152,4 +143,26 @@ def seq_page(
     if kept < len(items):
         next_seq = items[kept - 1].seq
         del items[kept:]
+    return _seq_token(binding, next_seq)
+
+
+def encoded_seq_page(
+    encoded: list[bytes],
+    seqs: Sequence[int],
+    next_seq: int | None,
+    binding: Sequence[Any],
+    max_response_bytes: int,
+) -> str:
+    """`seq_page` for items already encoded (`api.wire`), whose seqs are `seqs`."""
+    sizes = [len(item) for item in encoded]
+    kept = len(encoded)
+    if sum(sizes) + 8 * kept > max_response_bytes - _RESPONSE_OVERHEAD_BYTES:
+        kept = _count_fitting(sizes, max_response_bytes)
+    if kept < len(encoded):
+        next_seq = seqs[kept - 1]
+        del encoded[kept:]
+    return _seq_token(binding, next_seq)
+
+
+def _seq_token(binding: Sequence[Any], next_seq: int | None) -> str:
     return encode(binding, [next_seq]) if next_seq is not None else ""
