@@ -54,17 +54,17 @@ def _session_row(tenant: str, when: datetime, title: str, last_seq: int = 0) -> 
 def _message_row(session_id: object, seq: int, create_time: datetime) -> dict[str, Any]:
     """A USER message's row (of the bench tenant), as an append would write it."""
     message = NewMessage(role=Role.USER, content=f"message {seq} " + "x" * 80)
+    id = uuid.uuid4()
     return {
         "tenant_id": TENANT,
-        "id": uuid.uuid4(),
+        "id": id,
         "session_id": session_id,
         "seq": seq,
         "role": message.role.value,
-        "content": message.content,
         "create_time": create_time,
         "size_bytes": len(message.content),
         "token_estimate": message_tokens(message),
-        "body": bodies.encode(message, create_time),
+        "body": bodies.encode(message, id, create_time),
     }
 
 

@@ -197,9 +197,12 @@ async def test_fork_at_a_checkpoint_then_both_go_their_own_way(
     assert fork.token_usage.output_tokens == 10
     assert fork.last_message_preview == "m4"
     assert [e.seq async for e in client.list_events(fork.id)] == [1, 2]
-    fork_ids = {m.id async for m in client.list_messages(fork.id)}
+    forked = [m async for m in client.list_messages(fork.id)]
     source_ids = {m.id async for m in client.list_messages(source.id)}
-    assert not fork_ids & source_ids  # copies, not shared rows
+    assert not {m.id for m in forked} & source_ids  # copies, not shared rows
+    for message in forked:  # each found by the id it is listed with, and the same
+        assert await client.get_message(fork.id, message_id=message.id) == message
+        assert await client.get_message(fork.id, seq=message.seq) == message
 
 
 async def test_fork_at_a_seq(client: AsyncChatStoreClient) -> None:

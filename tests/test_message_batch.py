@@ -23,6 +23,7 @@ from chatstore_server.store import (
     SessionRecord,
     SessionRepository,
     SessionStateError,
+    bodies,
 )
 from tests.conftest import TENANT
 
@@ -36,8 +37,9 @@ def repositories(sqlite_database: Database) -> tuple[SessionRepository, MessageR
 def _stored(path: Path, session_id: str) -> list[tuple[int, str]]:
     """(seq, content) of the session's committed messages, as another connection sees."""
     with sqlite3.connect(path) as other:
-        query = "SELECT seq, content FROM messages WHERE session_id = ? ORDER BY seq"
-        return list(other.execute(query, (session_id,)).fetchall())
+        query = "SELECT seq, body FROM messages WHERE session_id = ? ORDER BY seq"
+        rows = other.execute(query, (session_id,)).fetchall()
+    return [(seq, bodies.decode(body).content) for seq, body in rows]
 
 
 async def test_concurrent_appends_are_written_together_with_their_own_seqs(
@@ -60,9 +62,11 @@ async def test_concurrent_appends_are_written_together_with_their_own_seqs(
     assert [seq for seq, _ in stored] == list(range(1, 61))
     for index, (answered, messages) in enumerate(answers):
         # Each caller's own messages, in its order, on consecutive seqs ...
-        assert [m.content for m in messages] == [f"{index}.{p}" for p in range(index % 3 + 1)]
+        assert [bodies.decode(m.body).content for m in messages] == [
+            f"{index}.{p}" for p in range(index % 3 + 1)
+        ]
         assert [m.seq for m in messages] == list(range(messages[0].seq, messages[-1].seq + 1))
-        assert {(m.seq, m.content) for m in messages} <= set(stored)
+        assert {(m.seq, bodies.decode(m.body).content) for m in messages} <= set(stored)
         # ... and the session as committed with them: its counters agree with each other.
         assert answered.last_seq >= messages[-1].seq
         assert answered.message_count == answered.last_seq
@@ -112,7 +116,7 @@ async def test_what_the_fast_path_does_not_decide_is_decided_alone(
     assert not isinstance(other, BaseException)
     assert _stored(sqlite_path, session.id) == [
         (1, "first"),
-        *sorted((m.seq, m.content) for r in (fresh, twin, other) for m in r[1]),
+        *sorted((m.seq, bodies.decode(m.body).content) for r in (fresh, twin, other) for m in r[1]),
     ]
     assert [seq for seq, _ in _stored(sqlite_path, session.id)] == [1, 2, 3, 4]
     assert _stored(sqlite_path, deleted.id) == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +47,6 @@ from chatstore_server.config import Settings
 from chatstore_server.server import ChatStoreServer
 from chatstore_server.store import (
     Database,
-    MessageRecord,
     MessageRepository,
     NewMessage,
     NewSession,
@@ -365,6 +367,12 @@ _V5_REQUESTS = table(
 )
 
 
+def _body_before_0009(message: NewMessage, at: datetime) -> bytes:
+    """A body as the code before 0009 wrote it: without the id and the content (columns
+    then; neither field is written when empty)."""
+    return bodies.encode(replace(message, content=""), "", at)
+
+
 async def _fill_0005(database: Database, now: datetime) -> dict[str, uuid.UUID]:
     """Two tenants' sessions at migration 0005: history, events, a checkpoint, labels,
     a request id, and a fork of one of them."""
@@ -403,7 +411,7 @@ async def _fill_0005(database: Database, now: datetime) -> dict[str, uuid.UUID]:
                         content="héllo",
                         token_count=3,
                         create_time=now,
-                        body=bodies.encode(message, now),
+                        body=_body_before_0009(message, now),
                         token_estimate=3,
                         size_bytes=6,
                     )
@@ -612,6 +620,21 @@ async def test_a_0006_database_keeps_its_checkpoints_through_0007_and_back(
         await database.dispose()
 
 
+async def _store_before_0009(conn: Any, seq: int, message: message_pb2.Message) -> None:
+    """Store the message at `seq` of TENANT's one session as the code before 0009 did:
+    the content in its column, the body without it or the id."""
+    content = message.content
+    message.ClearField("id")
+    message.ClearField("content")
+    await conn.execute(
+        text(
+            "UPDATE messages SET body = :body, content = :content"
+            " WHERE tenant_id = :t AND seq = :seq"
+        ),
+        {"body": message.SerializeToString(), "content": content, "t": TENANT, "seq": seq},
+    )
+
+
 async def test_0008_gives_every_body_its_json_texts(empty_database_url: str) -> None:
     database = Database.from_url(empty_database_url)
     try:
@@ -640,10 +663,7 @@ async def test_0008_gives_every_body_its_json_texts(empty_database_url: str) -> 
                 legacy = message_pb2.Message.FromString(body)
                 legacy.ClearField("structured_content_json")
                 legacy.ClearField("metadata_json")
-                await conn.execute(
-                    text("UPDATE messages SET body = :body WHERE tenant_id = :t AND seq = :seq"),
-                    {"body": legacy.SerializeToString(), "t": TENANT, "seq": seq},
-                )
+                await _store_before_0009(conn, seq, legacy)
         await upgrade(database)
         async with database.read() as conn:
             rows: Sequence[Any] = (await conn.execute(text("SELECT seq, body FROM messages"))).all()
@@ -663,14 +683,69 @@ async def test_0008_gives_every_body_its_json_texts(empty_database_url: str) -> 
     assert [(m.structured_content_json, m.metadata_json) for m in listed] == list(expected.values())
 
 
-def test_a_rewind_kept_before_0008_replays_its_messages_with_their_texts() -> None:
-    legacy = message_pb2.Message(role=message_pb2.ROLE_USER)
+async def test_0009_moves_the_content_and_id_into_the_body_and_back(
+    empty_database_url: str,
+) -> None:
+    contents = ["plain", "", "ünïcödé ✓ 🚀", "x" * 20_000]
+    database = Database.from_url(empty_database_url)
+    try:
+        await upgrade(database, "0008")
+        session = await SessionRepository(database).create(TENANT, NewSession(title="old"))
+        await MessageRepository(database).append(
+            TENANT,
+            session.id,
+            [NewMessage(role=StoreRole.USER, content=c, metadata={"n": 1}) for c in contents],
+        )
+        async with database.write() as conn:
+            stored: Sequence[Any] = (
+                await conn.execute(text("SELECT seq, body FROM messages"))
+            ).all()
+            for seq, body in stored:
+                await _store_before_0009(conn, seq, message_pb2.Message.FromString(body))
+            before = await _rows(conn, "messages")
+        await upgrade(database)
+        async with database.read() as conn:
+            columns = await conn.run_sync(
+                lambda c: {column["name"] for column in inspect(c).get_columns("messages")}
+            )
+    finally:
+        await database.dispose()
+
+    assert "content" not in columns
+    async with _served(empty_database_url) as client:
+        listed = [m async for m in client.list_messages(session.id)]
+        alone = await client.get_message(session.id, seq=4)
+        by_id = await client.get_message(session.id, message_id=listed[2].id)
+    assert [m.content for m in listed] == contents
+    assert sorted(m.id for m in listed) == sorted(str(uuid.UUID(str(r["id"]))) for r in before)
+    assert (alone, by_id) == (listed[3], listed[2])
+
+    database = Database.from_url(empty_database_url)
+    try:
+        async with database.write(offload=True) as conn:
+            await conn.run_sync(_downgrade, "0008")
+        async with database.read() as conn:
+            after = await _rows(conn, "messages")
+        await upgrade(database)
+    finally:
+        await database.dispose()
+    assert after == before  # the bytes 0009 found, and the content column
+
+
+def test_a_rewind_kept_before_0009_replays_its_messages_whole() -> None:
+    legacy = message_pb2.Message(role=message_pb2.ROLE_USER)  # before 0008: no JSON text
     legacy.structured_content.struct_value.update({"k": "v"})
-    record = MessageRecord(
-        "0190aabb-ccdd-7eef-8001-0203040506ff", "s", 1, StoreRole.USER, "",
-        legacy.SerializeToString(), 1, 0, False,
-    )  # fmt: skip
+    id = "0190aabb-ccdd-7eef-8001-0203040506ff"
+    # What a rewind kept before 0009: the content beside a body without it or the id.
+    packed = json.dumps(
+        [[id, "s", 1, "user", "héllo", base64.b64encode(legacy.SerializeToString()).decode(),
+          1, 0, False]]
+    ).encode()  # fmt: skip
 
-    (unpacked,) = bodies.unpack(bodies.pack([record]))
+    (unpacked,) = bodies.unpack(packed)
 
-    assert message_pb2.Message.FromString(unpacked.body).structured_content_json == '{"k":"v"}'
+    parsed = message_pb2.Message.FromString(unpacked.body)
+    assert (parsed.id, parsed.content) == (id, "héllo")
+    assert parsed.structured_content_json == '{"k":"v"}'
+    assert (unpacked.id, unpacked.seq, unpacked.role) == (id, 1, StoreRole.USER)
+    assert bodies.unpack(bodies.pack([unpacked])) == [unpacked]

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from chatstore.v1 import message_pb2
 from chatstore_server.store import (
     Database,
     MessageRepository,
@@ -206,7 +207,8 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
                 assert len(made) == 2
                 assert made == by_sqlalchemy
                 assert all(type(m) is make for m in made)
-                assert all(m.id == str(uuid.UUID(m.id)) for m in made)  # canonical text
+                ids = [bodies.decode(m.body).id for m in made]
+                assert all(id == str(uuid.UUID(id)) for id in ids)  # canonical text
                 compacted = [m.compacted for m in made]
                 assert compacted == ([False, True] if make is WindowMessage else [False, False])
             # Sessions: built from the row's values in column order, and from a mapping.
@@ -227,7 +229,7 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
 @pytest.mark.parametrize("name", ["sqlite", "postgresql"])
 def test_a_plan_binds_values_in_order_through_their_types_with_defaults(name: str) -> None:
     dialect: Dialect = sqlite.dialect() if name == "sqlite" else postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
-    statement = select(messages.c.content).where(
+    statement = select(messages.c.body).where(
         messages.c.id == bindparam("message_id"),
         messages.c.create_time < bindparam("before"),
         messages.c.tenant_id == bindparam("tenant_id", value="default", required=False),
@@ -280,7 +282,7 @@ _NO_FILTERS = {
     [
         NewMessage(
             role=Role.ASSISTANT,
-            content="not in the body",
+            content="in the body since 0009: " + "é" * 300,
             tool_calls=(ToolCallRecord("call_1", "search", '{"q": "é"}'),),
             token_count=0,
             structured_content={"parts": [1.5, None, True, "x"]},
@@ -292,10 +294,11 @@ _NO_FILTERS = {
         NewMessage(role=Role.TOOL, tool_call_id="call_1"),
     ],
 )
-def test_a_message_body_holds_every_field_but_the_columns(message: NewMessage) -> None:
+def test_a_message_body_holds_every_field_but_the_session_and_seq(message: NewMessage) -> None:
     at = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
+    id = uuid.UUID("0190aabb-ccdd-7eef-8001-0203040506ff")
 
-    body = bodies.encode(message, at)
+    body = bodies.encode(message, id, at)
 
     assert bodies.decode(body) == bodies.MessageBody(
         role=message.role,
@@ -308,6 +311,10 @@ def test_a_message_body_holds_every_field_but_the_columns(message: NewMessage) -
         agent_id=message.agent_id,
         model=message.model,
         metadata=message.metadata,
+        id=str(id),
+        content=message.content,
     )
-    assert message.content.encode() not in body or not message.content
-    assert bodies.encode(message, at) == body  # deterministic
+    parsed = message_pb2.Message.FromString(body)
+    assert (parsed.session_id, parsed.seq, parsed.compacted) == ("", 0, False)
+    assert bodies.preview(body) == message.content[:200]
+    assert bodies.encode(message, id, at) == body  # deterministic

@@ -70,29 +70,27 @@ def test_varints_match_protobufs(value: int) -> None:
 
 
 def test_a_page_encodes_as_the_messages_convert_builds() -> None:
-    body = message_pb2.Message(
-        role=message_pb2.ROLE_ASSISTANT,
-        token_count=3,
-        structured_content=struct_pb2.Value(string_value="v"),
-        structured_content_json='"v"',
-    ).SerializeToString()
     ids = ["0190aabb-ccdd-7eef-8001-0203040506ff", "0190aabb-ccdd-7eef-8001-020304050600"]
-    stored = [
-        StoredMessage(ids[0], 20_000, "héllo", body, False),
-        StoredMessage(ids[1], 20_001, "", body, True),
+    bodies = [
+        message_pb2.Message(
+            id=id,
+            role=message_pb2.ROLE_ASSISTANT,
+            content=content,
+            token_count=3,
+            structured_content=struct_pb2.Value(string_value="v"),
+            structured_content_json='"v"',
+        ).SerializeToString()
+        for id, content in zip(ids, ["héllo", ""], strict=True)
     ]
-    # As SQLite hands the rows over: ids without dashes, content as UTF-8.
-    rows = [
-        (m.id.replace("-", ""), m.seq, m.content.encode(), m.body, int(m.compacted)) for m in stored
-    ]
+    # As the database hands the rows over: seq, body, compacted (SQLite's 0 or 1).
+    stored = [StoredMessage(20_000, bodies[0], 0), StoredMessage(20_001, bodies[1], 1)]
 
-    page = wire.list_messages_response(encoded.messages(rows, "a session", hex_ids=True), "tok")
+    page = wire.list_messages_response(encoded.messages(stored, "a session"), "tok")
 
     parsed = session_service_pb2.ListMessagesResponse.FromString(page)
     assert list(parsed.messages) == [message_to_proto(m, "a session") for m in stored]
+    assert [(m.id, m.content, m.seq, m.compacted) for m in parsed.messages] == [
+        (ids[0], "héllo", 20_000, False),
+        (ids[1], "", 20_001, True),
+    ]
     assert parsed.next_page_token == "tok"
-    # PostgreSQL's rows: ids already canonical text.
-    canonical = [(m.id, m.seq, m.content.encode(), m.body, m.compacted) for m in stored]
-    assert encoded.messages(canonical, "a session", hex_ids=False) == encoded.messages(
-        rows, "a session", hex_ids=True
-    )

@@ -192,11 +192,7 @@ class StoredParts(Protocol):
     """What a Message is built from: a `StoredMessage` or a `MessageRecord`."""
 
     @property
-    def id(self) -> str: ...
-    @property
     def seq(self) -> int: ...
-    @property
-    def content(self) -> str: ...
     @property
     def body(self) -> bytes: ...
     @property
@@ -206,9 +202,10 @@ class StoredParts(Protocol):
 def _message(
     make: Callable[..., message_pb2.Message], record: StoredParts, session_id: str
 ) -> message_pb2.Message:
-    """The message from its columns and its stored body (`store.bodies`: the other
-    fields, already in the Message wire format, parsed in C)."""
-    message = make(id=record.id, session_id=session_id, seq=record.seq, content=record.content)
+    """The message from its seq and its stored body (`store.bodies`: every other
+    field but the session id and the compaction mark, already in the Message wire
+    format, parsed in C)."""
+    message = make(session_id=session_id, seq=record.seq)
     message.MergeFromString(record.body)
     if record.compacted:  # set only when true: a keyword argument costs every message
         message.compacted = True

@@ -1,20 +1,24 @@
 """A stored message's body: its fields as one `chatstore.v1.Message` in protobuf wire
 format, in the `messages.body` column.
 
-The body holds every field of the message except `id`, `session_id`, `seq` and
-`content` (each stored once, in a column of its own) and `compacted` (derived from the
-session). `role`, `token_count`, `create_time` and `tool_call_id` are in the body *and*
-in columns (the columns are what SQL filters and sums on; messages are never changed
-after they are written, so the two cannot disagree). A page of messages is then built
-by parsing each body into the answer, in C, instead of converting a dozen columns per
-message in Python: the API layer merges `body` into a Message that it gives the id,
-session id, seq, content and compaction mark (protobuf merges concatenated fields).
+The body holds every field of the message except `session_id` and `seq` (columns: the
+session is the row's, the seq is assigned when the append commits) and `compacted`
+(derived from the session). `id`, `role`, `token_count`, `create_time` and
+`tool_call_id` are in the body *and* in columns (the columns are what SQL looks up,
+filters and sums on; messages are never changed after they are written, so the two
+cannot disagree, but for the id of a fork's copy, which the fork appends to the body:
+the last of a field's values is the one a parser keeps). The content is in the body
+only. A page of messages is then each row's session id, seq and body written one after
+the other (`store.encoded`; protobuf merges concatenated encodings), and a single
+message is its body parsed in C into a Message given the session id, seq and
+compaction mark.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -29,6 +33,7 @@ from chatstore_server.store.records import (
     Role,
     ToolCallRecord,
 )
+from chatstore_server.store.schema import PREVIEW_CHARS
 from chatstore_server.timestamps import set_timestamp
 
 # A Role's number in the API (`chatstore.v1.Role`), both ways.
@@ -55,15 +60,21 @@ class MessageBody(NamedTuple):
     agent_id: str = ""
     model: str = ""
     metadata: dict[str, Any] | None = None
+    id: str = ""
+    """The message's id as stored with it ("" in bodies written before 0009)."""
+    content: str = ""
 
 
-def encode(message: NewMessage, create_time: datetime) -> bytes:
-    """The body of `message`, created at `create_time` (timezone-aware).
+def encode(message: NewMessage, id: uuid.UUID | str, create_time: datetime) -> bytes:
+    """The body of `message`, stored under `id` and created at `create_time`
+    (timezone-aware).
 
-    Deterministic: the same message and time give the same bytes.
+    Deterministic: the same message, id and time give the same bytes.
     """
     body = message_pb2.Message(
+        id=str(id),
         role=ROLE_TO_PROTO[message.role],
+        content=message.content,
         tool_calls=[
             message_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments)
             for c in message.tool_calls
@@ -152,7 +163,19 @@ def decode(body: bytes) -> MessageBody:
         agent_id=parsed.agent_id,
         model=parsed.model,
         metadata=json_format.MessageToDict(parsed.metadata) if parsed.metadata.fields else None,
+        id=parsed.id,
+        content=parsed.content,
     )
+
+
+def preview(body: bytes) -> str:
+    """A session's `last_message_preview` when this body's message is its newest: the
+    first `PREVIEW_CHARS` characters of the content.
+
+    Raises:
+        google.protobuf.message.DecodeError: `body` is not a Message.
+    """
+    return message_pb2.Message.FromString(body).content[:PREVIEW_CHARS]
 
 
 def pack(records: Sequence[MessageRecord]) -> bytes:
@@ -165,7 +188,6 @@ def pack(records: Sequence[MessageRecord]) -> bytes:
                 r.session_id,
                 r.seq,
                 r.role.value,
-                r.content,
                 base64.b64encode(r.body).decode(),
                 r.token_estimate,
                 r.size_bytes,
@@ -178,21 +200,27 @@ def pack(records: Sequence[MessageRecord]) -> bytes:
 
 
 def unpack(packed: bytes) -> list[MessageRecord]:
-    """The messages `pack` packed, their bodies with their JSON texts (a pack made
-    before migration 0008 may hold bodies without: `with_json_texts`)."""
-    return [
-        MessageRecord(
-            id,
-            session_id,
-            seq,
-            Role(role),
-            content,
-            _with_texts(base64.b64decode(body)),
-            estimate,
-            size,
-            compacted,
+    """The messages `pack` packed. A pack made before migration 0009 holds each
+    message's content beside a body without it or the id (`with_id_and_content`), and
+    one made before 0008 may hold bodies without their JSON texts (`with_json_texts`)."""
+    records = []
+    for entry in json.loads(packed):
+        if len(entry) == 9:  # before 0009: the content was a column
+            id, session_id, seq, role, content, body, estimate, size, compacted = entry
+            body = with_id_and_content(_with_texts(base64.b64decode(body)), id, content)
+        else:
+            id, session_id, seq, role, body, estimate, size, compacted = entry
+            body = base64.b64decode(body)
+        records.append(
+            MessageRecord(id, session_id, seq, Role(role), body, estimate, size, compacted)
         )
-        for id, session_id, seq, role, content, body, estimate, size, compacted in json.loads(
-            packed
-        )
-    ]
+    return records
+
+
+def with_id_and_content(body: bytes, id: str, content: str) -> bytes:
+    """A body written before migration 0009, which kept the id and the content in
+    columns only, with both added (as fields in front of the rest: a parser reads the
+    fields of a Message in any order), as 0009 added them to stored bodies: for the
+    rewind packs made before it (`unpack`)."""
+    head = message_pb2.Message(id=id, content=content).SerializeToString(deterministic=True)
+    return head + body

@@ -1,7 +1,9 @@
 """ForkSession: a new session whose history is a copy of another's up to a point.
 
 The copy is made in SQL (`INSERT ... SELECT`), so a fork of a long history costs a few
-statements, not one per message; copied rows get fresh UUID v4 ids.
+statements, not one per message; copied rows get fresh UUID v4 ids, which an UPDATE
+then appends to their bodies (`store.bodies`: of a field given twice, a parser keeps the
+last).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    update,
 )
 
 from chatstore_server.ids import uuid4
+from chatstore_server.store import bodies
 from chatstore_server.store.connection import StoreConnection
 from chatstore_server.store.database import Database
 from chatstore_server.store.errors import InvalidReferenceError, NotFoundError, translate_errors
@@ -35,7 +39,6 @@ from chatstore_server.store.records import (
 )
 from chatstore_server.store.rows import session_record
 from chatstore_server.store.schema import (
-    PREVIEW_CHARS,
     checkpoints,
     events,
     messages,
@@ -58,6 +61,17 @@ def _new_uuid(conn: StoreConnection) -> ColumnElement[Any]:
     if conn.dialect.name == "postgresql":
         return func.gen_random_uuid()
     return _SQLITE_UUID4
+
+
+# A message's body with its row's id appended as the Message's `id` field (key 0x0a,
+# 36 bytes of canonical text): SQLite's 32 stored hex digits get their dashes. On
+# PostgreSQL the text (ASCII) is cast to bytea, where `convert_to` would do too but is
+# STABLE, which Citus refuses in an UPDATE over column values.
+_BODY_WITH_ID = {
+    "postgresql": "body || '\\x0a24'::bytea || CAST(CAST(id AS TEXT) AS BYTEA)",
+    "sqlite": "CAST(body || X'0a24' || substr(id, 1, 8) || '-' || substr(id, 9, 4) || '-'"
+    " || substr(id, 13, 4) || '-' || substr(id, 17, 4) || '-' || substr(id, 21) AS BLOB)",
+}
 
 
 async def fork_session(
@@ -129,7 +143,7 @@ async def fork_session(
         ).one()
         newest = (
             await conn.execute(
-                select(messages.c.content, messages.c.create_time).where(
+                select(messages.c.body, messages.c.create_time).where(
                     *in_source, messages.c.seq == message_seq
                 )
             )
@@ -158,7 +172,7 @@ async def fork_session(
             if source.retention is Retention.EPHEMERAL
             else None,
             "last_message_time": newest.create_time if newest else None,
-            "last_message_preview": newest.content[:PREVIEW_CHARS] if newest else "",
+            "last_message_preview": bodies.preview(newest.body) if newest else "",
             "input_tokens": totals.tokens - totals.output,
             "output_tokens": totals.output,
             "total_tokens": totals.tokens,
@@ -197,6 +211,11 @@ async def fork_session(
                     )
                 ).where(*copied),
             )
+        )
+        await conn.execute(
+            update(messages)
+            .where(messages.c.tenant_id == tenant_id, messages.c.session_id == new_id)
+            .values(body=literal_column(_BODY_WITH_ID[conn.dialect.name]))
         )
         await conn.execute(
             insert(events).from_select(

@@ -91,7 +91,6 @@ class PendingAppend:
                 session_id,
                 first_seq + offset,
                 message.role,
-                message.content,
                 self.encoded[offset],
                 self.estimates[offset],
                 self.sizes[offset],

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 
@@ -37,7 +36,6 @@ from chatstore_server.store.prepared import Prepared
 from chatstore_server.store.records import (
     ABSENT,
     EncodedPage,
-    EncodedRow,
     MessageRecord,
     NewMessage,
     Page,
@@ -50,7 +48,6 @@ from chatstore_server.store.records import (
 )
 from chatstore_server.store.rows import (
     MESSAGE_COLUMNS,
-    encoded_page_columns,
     message_record,
     page_columns,
     session_record,
@@ -66,8 +63,6 @@ from chatstore_server.store.session_change import apply_change
 from chatstore_server.store.session_list import TimeRange
 from chatstore_server.store.sessions import utc_now
 from chatstore_server.store.shared_states import SharedStateRepository
-
-RowT = TypeVar("RowT", StoredMessage, EncodedRow)
 
 _WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
 REWIND_RETURNS_AT_MOST = 100
@@ -115,7 +110,6 @@ _IN_SESSION = and_(
     sessions.c.tenant_id == messages.c.tenant_id, sessions.c.id == messages.c.session_id
 )
 _JOINED = select(*_WITH_COMPACTION).join(sessions, _IN_SESSION)
-_PAGE = select(*page_columns(sessions.c.compacted_through_seq)).join(sessions, _IN_SESSION)
 # The session's compaction point, read once per statement (an uncorrelated scalar
 # subquery: SQLite and PostgreSQL evaluate it once), where a join would match the
 # session to every row: a 1,000-row page read 10% faster on SQLite.
@@ -124,7 +118,7 @@ _COMPACTION_POINT = (
     .where(sessions.c.tenant_id == bindparam("tenant_id"), sessions.c.id == bindparam("session_id"))
     .scalar_subquery()
 )
-_ENCODED_PAGE = select(*encoded_page_columns(_COMPACTION_POINT))
+_PAGE = select(*page_columns(_COMPACTION_POINT))
 _MESSAGE_BY_ID = Prepared(_JOINED.where(*_SCOPED, messages.c.id == bindparam("id")))
 _MESSAGE_BY_SEQ = Prepared(_JOINED.where(*_SCOPED, messages.c.seq == bindparam("seq")))
 
@@ -139,10 +133,8 @@ def _list_statement(
     start: bool,
     end: bool,
     exclude_compacted: bool,
-    encoded: bool = False,
 ) -> Prepared:
-    """The page query for one combination of filters; parameters as in `list`.
-    `encoded`: the columns of an `EncodedRow`, else of a `StoredMessage`."""
+    """The page query for one combination of filters; parameters as in `list`."""
     seq = messages.c.seq
     conditions = [*_SCOPED, seq > bindparam("after_seq")]
     if before:
@@ -156,12 +148,9 @@ def _list_statement(
     if end:
         conditions.append(messages.c.create_time < bindparam("end"))
     if exclude_compacted:
-        conditions.append(
-            seq > (_COMPACTION_POINT if encoded else sessions.c.compacted_through_seq)
-        )
+        conditions.append(seq > _COMPACTION_POINT)
     return Prepared(
-        (_ENCODED_PAGE if encoded else _PAGE)
-        .where(*conditions)
+        _PAGE.where(*conditions)
         .order_by(seq.desc() if descending else seq)
         .limit(bindparam("limit"))
     )
@@ -296,14 +285,17 @@ class MessageRepository:
         output_tokens = sum(m.token_count or 0 for m in batch if m.role is Role.ASSISTANT)
         input_tokens = sum(m.token_count or 0 for m in batch if m.role is not Role.ASSISTANT)
         created = [m.create_time or now for m in batch]
+        ids = [m.id or uuid7() for m in batch]
         return PendingAppend(
             tenant_id=tenant_id,
             session_id=session_id,
             batch=batch,
             now=now,
             created=created,
-            ids=[m.id or uuid7() for m in batch],
-            encoded=[bodies.encode(m, at) for m, at in zip(batch, created, strict=True)],
+            ids=ids,
+            encoded=[
+                bodies.encode(m, id, at) for m, id, at in zip(batch, ids, created, strict=True)
+            ],
             estimates=[message_tokens(m) for m in batch],
             sizes=sizes,
             counter_params={
@@ -431,7 +423,7 @@ class MessageRepository:
                 await conn.execute(delete(messages).where(*scope, messages.c.seq > to_seq))
                 newest = (
                     await conn.execute(
-                        select(messages.c.content, messages.c.create_time)
+                        select(messages.c.body, messages.c.create_time)
                         .where(*scope, messages.c.seq <= to_seq)
                         .order_by(messages.c.seq.desc())
                         .limit(1)
@@ -450,7 +442,7 @@ class MessageRepository:
                             input_tokens=floor(c.input_tokens - input_tokens, 0),
                             output_tokens=floor(c.output_tokens - totals.output, 0),
                             total_tokens=floor(c.total_tokens - totals.tokens, 0),
-                            last_message_preview=newest.content[:PREVIEW_CHARS] if newest else "",
+                            last_message_preview=bodies.preview(newest.body) if newest else "",
                             last_message_time=newest.create_time if newest else None,
                             update_time=now,
                             revision=c.revision + 1,
@@ -505,7 +497,6 @@ class MessageRepository:
                 columns={
                     "id": pending.ids,
                     "role": [m.role.value for m in batch],
-                    "content": [m.content for m in batch],
                     "token_count": [m.token_count for m in batch],
                     "create_time": pending.created,
                     "tool_call_id": [m.tool_call_id for m in batch],
@@ -549,9 +540,7 @@ class MessageRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        items = await self._page(
-            StoredMessage, tenant_id, session_id, limit, where, descending, after
-        )
+        items = await self._page(tenant_id, session_id, limit, where, descending, after)
         if len(items) > limit:
             del items[limit:]
             return Page(items, items[-1].seq)
@@ -574,28 +563,25 @@ class MessageRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        rows = await self._page(EncodedRow, tenant_id, session_id, limit, where, descending, after)
+        rows = await self._page(tenant_id, session_id, limit, where, descending, after)
         next_cursor = None
         if len(rows) > limit:
             del rows[limit:]
             next_cursor = rows[-1].seq
-        hex_ids = self._db.dialect_name == "sqlite"
         return EncodedPage(
-            encoded.messages(rows, session_id, hex_ids), [row.seq for row in rows], next_cursor
+            encoded.messages(rows, session_id), [row.seq for row in rows], next_cursor
         )
 
     async def _page(
         self,
-        make: type[RowT],
         tenant_id: str,
         session_id: str,
         limit: int,
         where: MessageFilter | None,
         descending: bool,
         after: int | None,
-    ) -> builtins.list[RowT]:
-        """Up to `limit` + 1 rows of a page (the one more says whether more follow), as
-        `make` (`StoredMessage` or `EncodedRow`)."""
+    ) -> builtins.list[StoredMessage]:
+        """Up to `limit` + 1 rows of a page (the one more says whether more follow)."""
         where = where or MessageFilter()
         query = _list_statement(
             descending=descending,
@@ -605,7 +591,6 @@ class MessageRepository:
             start=where.create_time.start is not None,
             end=where.create_time.end is not None,
             exclude_compacted=where.exclude_compacted,
-            encoded=make is EncodedRow,
         )
         params = {
             "session_id": session_id,
@@ -619,7 +604,7 @@ class MessageRepository:
             "limit": limit + 1,
         }
         async with self._db.read() as conn:
-            rows = await conn.fetch_into(query, params, make)
+            rows = await conn.fetch_into(query, params, StoredMessage)
             if not rows:
                 await require_session(conn, tenant_id, session_id)
         return rows

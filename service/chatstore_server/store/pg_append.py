@@ -75,7 +75,6 @@ _ROWS: dict[Kind, tuple[Table, dict[str, Any]]] = {
         {
             "id": Uuid(),
             "role": String(),
-            "content": Text(),
             "token_count": Integer(),
             "create_time": UTCDateTime(),
             "tool_call_id": String(),
@@ -170,7 +169,7 @@ async def append_rows(
     Args:
         counter_params: As for `appends.reserve` (none for events).
         columns: Each column's values, in append order (messages: `id`, `role`,
-            `content`, `token_count`, `create_time`, `tool_call_id`, `size_bytes`,
+            `token_count`, `create_time`, `tool_call_id`, `size_bytes`,
             `body`, `token_estimate`; events: `id`, `type`, `payload`, `create_time`);
             the rows take the seqs after the session's newest of `kind`, in that order.
         supplied_ids: The caller-supplied ids, for an id clash's error.

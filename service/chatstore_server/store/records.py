@@ -208,11 +208,11 @@ class NewMessage:
 class MessageRecord(NamedTuple):
     """A stored message: its columns, and its `body` (`store.bodies`) for the rest.
 
-    `store.bodies.decode(record.body)` gives the other fields (create time, token count,
-    tool calls, structured content, metadata, ...); the API layer parses the body
-    straight into its Message. A named tuple rather than a frozen dataclass: a page
-    builds up to a thousand of them, and a frozen dataclass's `__init__` costs about
-    four times as much.
+    `store.bodies.decode(record.body)` gives the other fields (content, create time,
+    token count, tool calls, structured content, metadata, ...); the API layer parses
+    the body straight into its Message. A named tuple rather than a frozen dataclass: a
+    page builds up to a thousand of them, and a frozen dataclass's `__init__` costs
+    about four times as much.
     """
 
     id: str
@@ -220,14 +220,14 @@ class MessageRecord(NamedTuple):
     session_id: str
     seq: int
     role: Role
-    content: str
     body: bytes
-    """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
+    """Every field but the session id, seq and compaction mark, as a serialized
+    chatstore.v1.Message (`store.bodies`)."""
     token_estimate: int
     """What the message counts for in a context window: its `token_count` if the
     writer gave one, else an estimate (`store.context.message_tokens`)."""
     size_bytes: int = 0
-    """UTF-8 bytes of `content` plus the JSON text of `structured_content`."""
+    """UTF-8 bytes of its content plus the JSON text of `structured_content`."""
     compacted: bool = False
     """Whether the session's compaction covers this message (derived, not stored)."""
 
@@ -236,16 +236,13 @@ class StoredMessage(NamedTuple):
     """A stored message as a page of a listing passes it on: what the API's Message is
     built from (with the session's id, which the caller knows), and nothing else.
 
-    A page reads five columns per message instead of a `MessageRecord`'s nine: the
-    columns that only writes and context windows use are not read.
+    A page reads three columns per message: its body holds the rest.
     """
 
-    id: str
-    """The message's UUID, as canonical text."""
     seq: int
-    content: str
     body: bytes
-    """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
+    """Every field but the session id, seq and compaction mark, as a serialized
+    chatstore.v1.Message (`store.bodies`)."""
     compacted: int
     """Whether the session's compaction covers this message: true or nonzero (SQLite
     gives 0 or 1, PostgreSQL a bool)."""
@@ -255,11 +252,7 @@ class EncodedRow(NamedTuple):
     """A stored message as the database gives it, for `store.encoded` to write as an
     encoded Message (`rows.encoded_page_columns`)."""
 
-    id: str
-    """The message's UUID as the database's text (SQLite's has no dashes)."""
     seq: int
-    content: bytes
-    """UTF-8."""
     body: bytes
     compacted: int
 
@@ -278,12 +271,10 @@ class WindowMessage(NamedTuple):
     """A stored message as a context window (or a session's FULL view) reads it: a
     `StoredMessage`'s fields, then what choosing a window takes."""
 
-    id: str
-    """The message's UUID, as canonical text."""
     seq: int
-    content: str
     body: bytes
-    """Every other field, as a serialized chatstore.v1.Message (`store.bodies`)."""
+    """Every field but the session id, seq and compaction mark, as a serialized
+    chatstore.v1.Message (`store.bodies`)."""
     compacted: bool
     """Whether the session's compaction covers this message."""
     role: Role

@@ -24,7 +24,7 @@ from chatstore_server.store.records import (
     TokenUsage,
 )
 from chatstore_server.store.schema import messages, sessions
-from chatstore_server.store.types import EnumText, UTF8Bytes, UUIDAsText, UUIDText
+from chatstore_server.store.types import EnumText, UUIDText
 
 # Stored value -> enum member by dict lookup: calling the enum class costs about ten times as much.
 _ROLES = {member.value: member for member in Role}
@@ -203,7 +203,6 @@ MESSAGE_COLUMNS = (
     messages.c.session_id,
     messages.c.seq,
     messages.c.role,
-    messages.c.content,
     messages.c.body,
     messages.c.token_estimate,
     messages.c.size_bytes,
@@ -211,28 +210,14 @@ MESSAGE_COLUMNS = (
 
 
 def page_columns(compacted_through_seq: Any) -> tuple[Any, ...]:
-    """What a `StoredMessage` is read from, in its field order; `compacted_through_seq`
-    is the session's column (or value) that says which messages are compacted."""
+    """What a `StoredMessage` is read from, in its field order, as the database gives
+    them (no conversion per row); `compacted_through_seq` is the session's column (or
+    value) that says which messages are compacted."""
     return (
-        type_coerce(messages.c.id, UUIDText()).label("id"),
         messages.c.seq,
-        messages.c.content,
         messages.c.body,
         # Integer, not Boolean: SQLite's 0 or 1 as it is (PostgreSQL gives a bool), with
         # no conversion per row.
-        type_coerce(messages.c.seq <= compacted_through_seq, Integer()).label("compacted"),
-    )
-
-
-def encoded_page_columns(compacted_through_seq: Any) -> tuple[Any, ...]:
-    """What `store.encoded.messages` encodes a page from: `page_columns` as the
-    database gives them (the id as its text, SQLite's without dashes; the content as
-    UTF-8), with no conversion per row."""
-    return (
-        UUIDAsText(messages.c.id).label("id"),
-        messages.c.seq,
-        UTF8Bytes(messages.c.content).label("content"),
-        messages.c.body,
         type_coerce(messages.c.seq <= compacted_through_seq, Integer()).label("compacted"),
     )
 
@@ -258,7 +243,6 @@ def message_record(
         m["session_id"],
         m["seq"],
         m["role"],
-        m["content"],
         m["body"],
         m["token_estimate"],
         m["size_bytes"],
@@ -271,7 +255,6 @@ def message_from_columns(
     session_id: str,
     seq: int,
     role: str,
-    content: str,
     body: bytes,
     token_estimate: int,
     size_bytes: int,
@@ -285,7 +268,6 @@ def message_from_columns(
         session_id,
         seq,
         _ROLES[role],
-        content,
         body,
         token_estimate,
         size_bytes,
@@ -309,7 +291,6 @@ def message_values(
         "session_id": record.session_id,
         "seq": record.seq,
         "role": record.role.value,
-        "content": record.content,
         "token_count": token_count,
         "create_time": create_time,
         "tool_call_id": tool_call_id,

@@ -185,15 +185,15 @@ messages = Table(
     Column("seq", BigInteger(), nullable=False),
     Column("id", UUIDType(), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("content", Text(), nullable=False, server_default=""),
     Column("token_count", Integer(), nullable=True),
     Column("create_time", UTCDateTime(), nullable=False),
     # Added by 0003.
     Column("tool_call_id", String(TOOL_CALL_ID_MAX_CHARS), nullable=False, server_default=""),
     Column("size_bytes", BigInteger(), nullable=False, server_default="0"),
-    # Added by 0004: the message's other fields (tool calls, structured content, name,
-    # agent, model, metadata; role, token count, create time and tool call id again) as a
-    # serialized chatstore.v1.Message (`store.bodies`), and its context-window tokens.
+    # Added by 0004: the message's other fields (content since 0009, tool calls,
+    # structured content, name, agent, model, metadata; id, role, token count, create
+    # time and tool call id again) as a serialized chatstore.v1.Message
+    # (`store.bodies`), and its context-window tokens.
     Column("body", LargeBinary(), nullable=False),
     Column("token_estimate", BigInteger(), nullable=False),
     # One message per (session, seq): the index ListMessages pages on. Message ids are

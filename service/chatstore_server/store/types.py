@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, LargeBinary, String, Uuid
+from sqlalchemy import JSON, DateTime, Dialect, String, Uuid
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -108,25 +108,6 @@ class UUIDAsText(FunctionElement[str]):
 
     type: TypeEngine[str] = String()
     inherit_cache = True
-
-
-class UTF8Bytes(FunctionElement[bytes]):
-    """A text column read as its UTF-8 bytes (`convert_to(column, 'UTF8')` on
-    PostgreSQL, a cast to BLOB on SQLite, whose text is stored as UTF-8): for text
-    that is passed on encoded, neither decoded by the driver nor encoded again."""
-
-    type = LargeBinary()
-    inherit_cache = True
-
-
-@compiles(UTF8Bytes, "sqlite")
-def _utf8_sqlite(element: UTF8Bytes, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS BLOB)"
-
-
-@compiles(UTF8Bytes)
-def _utf8_default(element: UTF8Bytes, compiler: Any, **kw: Any) -> str:
-    return f"convert_to({compiler.process(element.clauses, **kw)}, 'UTF8')"
 
 
 @compiles(UUIDAsText, "sqlite")

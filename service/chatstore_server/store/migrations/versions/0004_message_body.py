@@ -15,6 +15,7 @@ Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,7 +107,10 @@ def upgrade() -> None:
             values.append(
                 {
                     "b_id": row.id,
-                    "b_body": bodies.encode(message, row.create_time),
+                    # The body as 0004 wrote it: without the id and the content,
+                    # which stayed columns until 0009 (no id, no content: neither
+                    # field is written when empty).
+                    "b_body": bodies.encode(replace(message, content=""), "", row.create_time),
                     "b_tokens": message_tokens(message),
                 }
             )
