@@ -248,15 +248,6 @@ class StoredMessage(NamedTuple):
     gives 0 or 1, PostgreSQL a bool)."""
 
 
-class EncodedRow(NamedTuple):
-    """A stored message as the database gives it, for `store.encoded` to write as an
-    encoded Message (`rows.encoded_page_columns`)."""
-
-    seq: int
-    body: bytes
-    compacted: int
-
-
 @dataclass(frozen=True, slots=True)
 class EncodedPage:
     """A page of a session's messages, each an encoded chatstore.v1.Message
