@@ -9,7 +9,7 @@ its other fields (a parser reads a Message's fields in any order); the id also s
 column (the key lookups use it). Every message is rewritten, in keyset order by batches
 of 1,000, in the migration's transaction; then the column is dropped (SQLite 3.35's
 ALTER TABLE ... DROP COLUMN; PostgreSQL and Citus drop it from the catalogue). 200,000
-messages of one session (2-core machine): see the README's upgrade notes.
+messages of one session (2-core machine): 3.7 s on SQLite, 10.2 s on PostgreSQL.
 
 The downgrade adds the column back, fills it from the bodies and takes the two fields
 out of them again (the bytes 0009 found, for the bodies it rewrote).
