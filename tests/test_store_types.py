@@ -206,6 +206,11 @@ async def test_prepared_statements_read_what_sqlalchemy_reads(database_url: str)
                 by_sqlalchemy = await StoreConnection.fetch_into(conn, query, params, make)
                 assert len(made) == 2
                 assert made == by_sqlalchemy
+                # As plain rows: the driver's own where nothing needs converting.
+                rows = await conn.fetch_tuples(query, params)
+                rows_by_sqlalchemy = await StoreConnection.fetch_tuples(conn, query, params)
+                assert [tuple(r) for r in rows] == [tuple(m) for m in made]
+                assert [tuple(r) for r in rows_by_sqlalchemy] == [tuple(m) for m in made]
                 assert all(type(m) is make for m in made)
                 ids = [bodies.decode(m.body).id for m in made]
                 assert all(id == str(uuid.UUID(id)) for id in ids)  # canonical text

@@ -69,6 +69,15 @@ class StoreConnection(abc.ABC):
         built straight from the rows of a page, without a mapping per row)."""
         return [make(*row) for row in await self.execute(query.statement, parameters)]
 
+    async def fetch_tuples(
+        self, query: Prepared, parameters: Mapping[str, Any]
+    ) -> list[Sequence[Any]]:
+        """Run a prepared statement that returns rows; each row as a sequence of its
+        values in the statement's column order, converted as `execute` would: the
+        driver's rows as they are where nothing needs converting (a page passed on as
+        bytes, with no object made per row)."""
+        return list(await self.execute(query.statement, parameters))
+
     async def execute_many(self, query: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run a prepared statement once per parameter set in `rows` (an INSERT's rows);
         how many rows it changed in all (an `ON CONFLICT DO NOTHING` leaves some out),
@@ -134,6 +143,14 @@ class InlineConnection(StoreConnection):
         if plan is None:
             return await super().fetch_into(query, parameters, make)
         return plan.made(self._fetch_raw(plan, parameters), make)
+
+    async def fetch_tuples(
+        self, query: Prepared, parameters: Mapping[str, Any]
+    ) -> list[Sequence[Any]]:
+        plan = query.plan(self.dialect)
+        if plan is None:
+            return await super().fetch_tuples(query, parameters)
+        return plan.tuples(self._fetch_raw(plan, parameters))
 
     def _fetch_raw(self, plan: Plan, parameters: Mapping[str, Any]) -> list[Any]:
         if spans.tracer is not None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 
@@ -65,6 +66,8 @@ from chatstore_server.store.sessions import utc_now
 from chatstore_server.store.shared_states import SharedStateRepository
 
 _WITH_COMPACTION = (*MESSAGE_COLUMNS, sessions.c.compacted_through_seq)
+# A page's row as a StoredMessage, filled by tuple.__new__ (in C, no Python call per row).
+_STORED = functools.partial(tuple.__new__, StoredMessage)
 REWIND_RETURNS_AT_MOST = 100
 """A rewind answers with the messages it removed when they are at most this many."""
 
@@ -540,7 +543,8 @@ class MessageRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        items = await self._page(tenant_id, session_id, limit, where, descending, after)
+        rows = await self._page(tenant_id, session_id, limit, where, descending, after)
+        items = builtins.list(map(_STORED, rows))
         if len(items) > limit:
             del items[limit:]
             return Page(items, items[-1].seq)
@@ -567,9 +571,9 @@ class MessageRepository:
         next_cursor = None
         if len(rows) > limit:
             del rows[limit:]
-            next_cursor = rows[-1].seq
+            next_cursor = rows[-1][0]
         return EncodedPage(
-            encoded.messages(rows, session_id), [row.seq for row in rows], next_cursor
+            encoded.messages(rows, session_id), [row[0] for row in rows], next_cursor
         )
 
     async def _page(
@@ -580,8 +584,9 @@ class MessageRepository:
         where: MessageFilter | None,
         descending: bool,
         after: int | None,
-    ) -> builtins.list[StoredMessage]:
-        """Up to `limit` + 1 rows of a page (the one more says whether more follow)."""
+    ) -> builtins.list[Sequence[Any]]:
+        """Up to `limit` + 1 rows of a page (the one more says whether more follow), as
+        the driver gives them (`page_columns`: seq, body, compacted)."""
         where = where or MessageFilter()
         query = _list_statement(
             descending=descending,
@@ -604,7 +609,7 @@ class MessageRepository:
             "limit": limit + 1,
         }
         async with self._db.read() as conn:
-            rows = await conn.fetch_into(query, params, StoredMessage)
+            rows = await conn.fetch_tuples(query, params)
             if not rows:
                 await require_session(conn, tenant_id, session_id)
         return rows

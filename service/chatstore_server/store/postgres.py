@@ -300,6 +300,14 @@ class DirectConnection(StoreConnection):
             return await super().fetch_into(query, parameters, make)
         return plan.made(await self._fetch_raw(plan, parameters), make)
 
+    async def fetch_tuples(
+        self, query: Prepared, parameters: Mapping[str, Any]
+    ) -> list[Sequence[Any]]:
+        plan = query.plan(self.dialect)
+        if plan is None:
+            return await super().fetch_tuples(query, parameters)
+        return plan.tuples(list(await self._fetch_raw(plan, parameters)))
+
     async def _fetch_raw(self, plan: Plan, parameters: Mapping[str, Any]) -> Sequence[Any]:
         driver = self._driver
         if driver is None:

@@ -109,6 +109,14 @@ class Plan:
         """Driver rows as mappings of column name to value, as SQLAlchemy would read them."""
         return list(map(self._row, raw))
 
+    def tuples(self, raw: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        """Driver rows as sequences of their values as SQLAlchemy would read them, in
+        the statement's column order: the rows themselves when no column needs
+        converting (no object made per row)."""
+        if not any(self._processors):
+            return raw
+        return self.made(raw, _values)
+
     def made(self, raw: Sequence[Sequence[Any]], make: Callable[..., T]) -> list[T]:
         """`make(*values)` for each driver row, the values as SQLAlchemy would read them
         (in the statement's column order): a record straight from the row, no mapping."""
@@ -116,6 +124,10 @@ class Plan:
         if maker is None:
             maker = self._makers[make] = _row_maker(self._names, self._processors, make)
         return list(map(maker, raw))
+
+
+def _values(*values: Any) -> tuple[Any, ...]:
+    return values
 
 
 def _values_maker(
