@@ -1,9 +1,9 @@
 """ForkSession: a new session whose history is a copy of another's up to a point.
 
 The copy is made in SQL (`INSERT ... SELECT`), so a fork of a long history costs a few
-statements, not one per message; copied rows get fresh UUID v4 ids, which an UPDATE
-then appends to their bodies (`store.bodies`: of a field given twice, a parser keeps the
-last).
+statements, not one per message; copied rows get fresh UUID v4 ids, which the same
+statement appends to their bodies (`store.bodies`: of a field given twice, a parser
+keeps the last).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    update,
 )
 
 from chatstore_server.ids import uuid4
@@ -63,14 +62,15 @@ def _new_uuid(conn: StoreConnection) -> ColumnElement[Any]:
     return _SQLITE_UUID4
 
 
-# A message's body with its row's id appended as the Message's `id` field (key 0x0a,
-# 36 bytes of canonical text): SQLite's 32 stored hex digits get their dashes. On
-# PostgreSQL the text (ASCII) is cast to bytea, where `convert_to` would do too but is
-# STABLE, which Citus refuses in an UPDATE over column values.
+# A copied message's body with its new id appended as the Message's `id` field (key
+# 0x0a, 36 bytes of canonical text), from the columns `body` and `new_id` of the CTE
+# `copied`: SQLite's 32 hex digits get their dashes; on PostgreSQL the text (ASCII) is
+# cast to bytea (`convert_to` is STABLE, which Citus refuses over column values).
 _BODY_WITH_ID = {
-    "postgresql": "body || '\\x0a24'::bytea || CAST(CAST(id AS TEXT) AS BYTEA)",
-    "sqlite": "CAST(body || X'0a24' || substr(id, 1, 8) || '-' || substr(id, 9, 4) || '-'"
-    " || substr(id, 13, 4) || '-' || substr(id, 17, 4) || '-' || substr(id, 21) AS BLOB)",
+    "postgresql": "copied.body || '\\x0a24'::bytea || CAST(CAST(copied.new_id AS TEXT) AS BYTEA)",
+    "sqlite": "CAST(copied.body || X'0a24' || substr(copied.new_id, 1, 8) || '-'"
+    " || substr(copied.new_id, 9, 4) || '-' || substr(copied.new_id, 13, 4) || '-'"
+    " || substr(copied.new_id, 17, 4) || '-' || substr(copied.new_id, 21) AS BLOB)",
 }
 
 
@@ -197,25 +197,30 @@ async def fork_session(
                     for k, v in source.labels.items()
                 ],
             )
+        # Each row's new id is drawn once (the CTE is MATERIALIZED: SQLite would
+        # otherwise inline it and draw one for the id and another for the body).
+        rows = (
+            select(*messages.c, _new_uuid(conn).label("new_id"))
+            .where(*copied)
+            .cte("copied")
+            .prefix_with("MATERIALIZED")
+        )
         await conn.execute(
             insert(messages).from_select(
                 [c.name for c in messages.c],
                 select(
                     *(
-                        _new_uuid(conn).label("id")
+                        rows.c.new_id.label("id")
                         if c.name == "id"
                         else literal(new_id, String()).label("session_id")
                         if c.name == "session_id"
-                        else c
+                        else literal_column(_BODY_WITH_ID[conn.dialect.name]).label("body")
+                        if c.name == "body"
+                        else rows.c[c.name]
                         for c in messages.c
                     )
-                ).where(*copied),
+                ),
             )
-        )
-        await conn.execute(
-            update(messages)
-            .where(messages.c.tenant_id == tenant_id, messages.c.session_id == new_id)
-            .values(body=literal_column(_BODY_WITH_ID[conn.dialect.name]))
         )
         await conn.execute(
             insert(events).from_select(
