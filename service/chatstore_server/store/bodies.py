@@ -220,7 +220,7 @@ def unpack(packed: bytes) -> list[MessageRecord]:
 def with_id_and_content(body: bytes, id: str, content: str) -> bytes:
     """A body written before migration 0009, which kept the id and the content in
     columns only, with both added (as fields in front of the rest: a parser reads the
-    fields of a Message in any order), as 0009 added them to stored bodies: for the
-    rewind packs made before it (`unpack`)."""
+    fields of a Message in any order): for migration 0009, and for the rewind packs
+    made before it (`unpack`)."""
     head = message_pb2.Message(id=id, content=content).SerializeToString(deterministic=True)
     return head + body

@@ -543,12 +543,8 @@ class MessageRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        rows = await self._page(tenant_id, session_id, limit, where, descending, after)
-        items = builtins.list(map(_STORED, rows))
-        if len(items) > limit:
-            del items[limit:]
-            return Page(items, items[-1].seq)
-        return Page(items, None)
+        rows, next_cursor = await self._page(tenant_id, session_id, limit, where, descending, after)
+        return Page(builtins.list(map(_STORED, rows)), next_cursor)
 
     async def list_encoded(
         self,
@@ -567,11 +563,7 @@ class MessageRepository:
             NotFoundError: No such session in the tenant.
             UnavailableError: The database cannot be reached.
         """
-        rows = await self._page(tenant_id, session_id, limit, where, descending, after)
-        next_cursor = None
-        if len(rows) > limit:
-            del rows[limit:]
-            next_cursor = rows[-1][0]
+        rows, next_cursor = await self._page(tenant_id, session_id, limit, where, descending, after)
         return EncodedPage(
             encoded.messages(rows, session_id), [row[0] for row in rows], next_cursor
         )
@@ -584,9 +576,10 @@ class MessageRepository:
         where: MessageFilter | None,
         descending: bool,
         after: int | None,
-    ) -> builtins.list[Sequence[Any]]:
-        """Up to `limit` + 1 rows of a page (the one more says whether more follow), as
-        the driver gives them (`page_columns`: seq, body, compacted)."""
+    ) -> tuple[builtins.list[Sequence[Any]], int | None]:
+        """Up to `limit` rows of a page, as the driver gives them (`page_columns`: seq,
+        body, compacted), and the cursor of the next page (the last seq returned; None
+        when no more follow: one row more than `limit` is read to tell)."""
         where = where or MessageFilter()
         query = _list_statement(
             descending=descending,
@@ -612,7 +605,10 @@ class MessageRepository:
             rows = await conn.fetch_tuples(query, params)
             if not rows:
                 await require_session(conn, tenant_id, session_id)
-        return rows
+        if len(rows) > limit:
+            del rows[limit:]
+            return rows, rows[-1][0]
+        return rows, None
 
     async def get(
         self,

@@ -306,14 +306,15 @@ class DirectConnection(StoreConnection):
         plan = query.plan(self.dialect)
         if plan is None:
             return await super().fetch_tuples(query, parameters)
-        return plan.tuples(list(await self._fetch_raw(plan, parameters)))
+        return plan.tuples(await self._fetch_raw(plan, parameters))
 
-    async def _fetch_raw(self, plan: Plan, parameters: Mapping[str, Any]) -> Sequence[Any]:
+    async def _fetch_raw(self, plan: Plan, parameters: Mapping[str, Any]) -> list[Any]:
         driver = self._driver
         if driver is None:
             driver = self._driver = await self._pool.acquire(timeout=self._backend._acquire_timeout)
         try:
-            return cast(Sequence[Any], await driver.fetch(plan.sql, *plan.values(parameters)))
+            # A list of asyncpg Records (sequences of the values).
+            return cast(list[Any], await driver.fetch(plan.sql, *plan.values(parameters)))
         except asyncpg.InternalClientError as error:
             # Left mid-operation (the server closed it under a statement): it can run
             # nothing more. Closed, so that the pool opens another; an outage, worth a

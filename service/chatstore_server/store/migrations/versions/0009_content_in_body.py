@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from chatstore.v1 import message_pb2
+from chatstore_server.store import bodies
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -78,10 +79,9 @@ def upgrade() -> None:
     for rows in _batches(_messages.c.id, _messages.c.content, _messages.c.body):
         changed = []
         for tenant_id, session_id, seq, id, content, body in rows:
-            head = message_pb2.Message(id=str(id), content=content)
             changed.append(
                 {"k_tenant_id": tenant_id, "k_session_id": session_id, "k_seq": seq,
-                 "b_body": head.SerializeToString(deterministic=True) + body}
+                 "b_body": bodies.with_id_and_content(body, str(id), content)}
             )  # fmt: skip
         bind.execute(write, changed)
     op.drop_column("messages", "content")
